@@ -1,0 +1,238 @@
+//! `camionback-relay`: the relay without a window, for servers and for staff who prefer a
+//! terminal. Every command goes through the same engine as the desktop app.
+
+mod output;
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use relay_domain::DeliveryStatus;
+use relay_engine::store::{HistoryFilter, RelaunchMode};
+use relay_engine::{Engine, Settings, clock::now_ms, engine};
+
+#[derive(Parser)]
+#[command(
+    name = "camionback-relay",
+    version,
+    about = "Diffuse chaque nouvelle commande CamionBack aux transporteurs validés par WhatsApp"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Lance le relais : webhooks, interrogation de l'API, envois (Ctrl+C pour arrêter).
+    Serve,
+    /// Affiche l'historique des envois, du plus récent au plus ancien.
+    History {
+        /// Id ou référence de la commande (ex. 123 ou CMD-2025-123).
+        #[arg(long)]
+        order: Option<String>,
+        /// Statut : queued, sending, sent, delivered, read, failed, invalid_number,
+        /// not_on_whatsapp, skipped, interrupted.
+        #[arg(long)]
+        status: Option<String>,
+        /// Nombre de lignes au plus.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Sortie JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Renvoie une commande aux transporteurs validés qui ne l'ont pas reçue (ou à tous).
+    Relaunch {
+        /// Id ou référence de la commande.
+        order: String,
+        /// Renvoyer à tous les transporteurs validés, même ceux qui l'ont déjà reçue.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Transporteurs : synchronisation et liste.
+    Carriers {
+        #[command(subcommand)]
+        command: CarriersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CarriersCommand {
+    /// Synchronise la liste depuis l'API CamionBack.
+    Sync,
+    /// Affiche la liste synchronisée.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("erreur : démarrage impossible : {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("erreur : {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let settings = Settings::from_env().context("configuration invalide")?;
+    match cli.command {
+        Command::Serve => serve(settings).await,
+        Command::History { order, status, limit, json } => {
+            let _logs = relay_engine::telemetry::init("warn", None);
+            history(settings, order, status, limit, json).await
+        }
+        Command::Relaunch { order, all } => {
+            let _logs = relay_engine::telemetry::init("warn", None);
+            relaunch(settings, &order, all).await
+        }
+        Command::Carriers { command } => {
+            let _logs = relay_engine::telemetry::init("warn", None);
+            carriers(settings, command).await
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<()> {
+    let _logs = relay_engine::telemetry::init(&settings.log_filter, Some(&settings.log_dir()))
+        .context("journal impossible à ouvrir")?;
+    let engine = Engine::start(settings).await?;
+    wait_for_stop_signal().await?;
+    tracing::info!("arrêt demandé : fin de l'envoi en cours…");
+    engine.shutdown().await;
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn wait_for_stop_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("signal SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("signal SIGINT")?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn wait_for_stop_signal() -> Result<()> {
+    tokio::signal::ctrl_c().await.context("signal Ctrl+C")
+}
+
+async fn history(
+    settings: Settings,
+    order: Option<String>,
+    status: Option<String>,
+    limit: u32,
+    json: bool,
+) -> Result<()> {
+    let status = status
+        .map(|s| s.parse::<DeliveryStatus>())
+        .transpose()?;
+    if limit == 0 {
+        bail!("--limit doit être au moins 1");
+    }
+    let store = engine::open_store(&settings).await?;
+    let order = match order {
+        None => None,
+        Some(key) => Some(
+            store
+                .find_order(&key)
+                .await?
+                .with_context(|| format!("commande « {key} » inconnue"))?
+                .order
+                .id,
+        ),
+    };
+    let rows = store
+        .history(&HistoryFilter {
+            order,
+            status,
+            before_id: None,
+            limit,
+        })
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&output::history_json(&rows))?);
+    } else {
+        output::print_history(&rows);
+    }
+    Ok(())
+}
+
+async fn relaunch(settings: Settings, key: &str, all: bool) -> Result<()> {
+    let store = engine::open_store(&settings).await?;
+    let stored = store
+        .find_order(key)
+        .await?
+        .with_context(|| format!("commande « {key} » inconnue"))?;
+    if stored.fanned_out_at.is_none() {
+        bail!(
+            "la commande {} n'a pas encore été diffusée automatiquement : sa diffusion est en attente, inutile de la relancer",
+            stored.order.reference
+        );
+    }
+    // "Including carriers validated since": the list is refreshed first when the API is set.
+    if let Some(api) = engine::camionback_api(&settings)? {
+        let sync = relay_engine::carrier_sync::CarrierSync::new(Some(api), store.clone());
+        if let Err(err) = sync.sync_now().await {
+            eprintln!("attention : {err} — dernière liste de transporteurs utilisée");
+        }
+    }
+    let mode = if all { RelaunchMode::All } else { RelaunchMode::Missing };
+    let outcome = store.relaunch(stored.order.id, mode, now_ms()).await?;
+    println!(
+        "{} : {} transporteur(s) en file{}{}",
+        stored.order.reference,
+        outcome.queued,
+        if outcome.invalid_numbers > 0 {
+            format!(", {} numéro(s) invalide(s)", outcome.invalid_numbers)
+        } else {
+            String::new()
+        },
+        if outcome.queued > 0 {
+            " — le relais en cours d'exécution les envoie dans la seconde"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+async fn carriers(settings: Settings, command: CarriersCommand) -> Result<()> {
+    let store = engine::open_store(&settings).await?;
+    match command {
+        CarriersCommand::Sync => {
+            let api = engine::camionback_api(&settings)?;
+            let report = relay_engine::carrier_sync::CarrierSync::new(api, store)
+                .sync_now()
+                .await?;
+            println!(
+                "{} transporteur(s) listé(s) par l'API, {} validé(s)",
+                report.listed, report.eligible
+            );
+        }
+        CarriersCommand::List { json } => {
+            let rows = store.list_carriers().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&output::carriers_json(&rows))?);
+            } else {
+                output::print_carriers(&rows);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! How the CLI shows history and carriers: aligned text for people, JSON for scripts.
+
+use chrono::{Local, TimeZone, Utc};
+use relay_domain::{CarrierStatus, mask_phone};
+use relay_engine::store::{CarrierRow, HistoryRow};
+use serde_json::{Value, json};
+
+fn rfc3339(ms: i64) -> Value {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map_or(Value::Null, |t| Value::String(t.to_rfc3339()))
+}
+
+fn local(ms: Option<i64>) -> String {
+    ms.and_then(|ms| Local.timestamp_millis_opt(ms).single())
+        .map_or_else(|| "—".to_string(), |t| t.format("%d/%m/%Y %H:%M:%S").to_string())
+}
+
+pub fn history_json(rows: &[HistoryRow]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|r| {
+                json!({
+                    "order_id": r.order_id,
+                    "order_reference": r.order_reference,
+                    "carrier_id": r.carrier_id,
+                    "carrier_name": r.carrier_name,
+                    "phone": r.phone,
+                    "status": r.status,
+                    "attempts": r.attempts,
+                    "error": r.error,
+                    "error_code": r.error_code,
+                    "message_id": r.message_id,
+                    "batch": r.batch,
+                    "queued_at": rfc3339(r.queued_at),
+                    "sent_at": r.sent_at.map_or(Value::Null, rfc3339),
+                    "updated_at": rfc3339(r.updated_at),
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn print_history(rows: &[HistoryRow]) {
+    if rows.is_empty() {
+        println!("Aucun envoi.");
+        return;
+    }
+    println!(
+        "{:<19}  {:<24}  {:<14}  {:<14}  {:<15}  {:>3}  ERREUR",
+        "DATE D'ENVOI", "TRANSPORTEUR", "NUMÉRO", "COMMANDE", "STATUT", "ESS"
+    );
+    for r in rows {
+        println!(
+            "{:<19}  {:<24}  {:<14}  {:<14}  {:<15}  {:>3}  {}",
+            local(r.sent_at.or(Some(r.queued_at))),
+            truncate(&r.carrier_name, 24),
+            r.phone,
+            truncate(&r.order_reference, 14),
+            r.status,
+            r.attempts,
+            r.error.as_deref().unwrap_or("")
+        );
+    }
+}
+
+pub fn carriers_json(rows: &[CarrierRow]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|c| {
+                json!({
+                    "id": c.id,
+                    "name": c.name,
+                    "phone": c.phone,
+                    "phone_raw": c.phone_raw,
+                    "phone_error": c.phone_error,
+                    "statut": c.statut,
+                    "eligible": c.eligible,
+                    "opted_out": c.opted_out_at.is_some(),
+                    "synced_at": rfc3339(c.synced_at),
+                    "last_sent_at": c.last_sent_at.map_or(Value::Null, rfc3339),
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn print_carriers(rows: &[CarrierRow]) {
+    if rows.is_empty() {
+        println!("Aucun transporteur synchronisé (lancez « camionback-relay carriers sync »).");
+        return;
+    }
+    println!(
+        "{:>6}  {:<24}  {:<14}  {:<12}  {:<19}",
+        "ID", "NOM", "NUMÉRO", "STATUT", "DERNIER ENVOI"
+    );
+    for c in rows {
+        let status = if c.eligible {
+            CarrierStatus::Validated.label().to_string()
+        } else {
+            c.statut.clone()
+        };
+        println!(
+            "{:>6}  {:<24}  {:<14}  {:<12}  {:<19}{}",
+            c.id,
+            truncate(&c.name, 24),
+            c.phone.clone().unwrap_or_else(|| format!("invalide ({})", mask_phone(&c.phone_raw))),
+            status,
+            local(c.last_sent_at),
+            if c.opted_out_at.is_some() { "  désinscrit" } else { "" }
+        );
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut cut: String = text.chars().take(max - 1).collect();
+        cut.push('…');
+        cut
+    }
+}

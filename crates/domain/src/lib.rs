@@ -1,0 +1,14 @@
+//! The CamionBack Relay domain: orders, carriers, phone numbers, delivery statuses and the
+//! message template. Pure types and functions: no I/O, no async, no SQL, no HTTP.
+
+pub mod carrier;
+pub mod order;
+pub mod phone;
+pub mod status;
+pub mod template;
+
+pub use carrier::{CarrierId, CarrierStatus};
+pub use order::{Order, OrderError, OrderFields, OrderId, Price};
+pub use phone::{PhoneError, PhoneNumber, mask_phone};
+pub use status::{DeliveryStatus, UnknownStatus};
+pub use template::{MessageTemplate, TemplateError, TemplateFields};

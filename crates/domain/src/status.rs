@@ -1,0 +1,139 @@
+//! The life of one delivery (one order to one carrier), as stored and shown.
+
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    /// Written to the outbox, waiting for its turn (or for a retry).
+    Queued,
+    /// Claimed by the dispatcher; the channel has been asked to send it.
+    Sending,
+    /// The channel accepted it.
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+    InvalidNumber,
+    NotOnWhatsapp,
+    /// Not sent on purpose (carrier no longer validated, opted out...).
+    Skipped,
+    /// Was being sent when the relay stopped abruptly: it may or may not have left, so it is
+    /// shown and never resent automatically.
+    Interrupted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "statut inconnu « {0} » (attendu : queued, sending, sent, delivered, read, failed, invalid_number, not_on_whatsapp, skipped, interrupted)"
+)]
+pub struct UnknownStatus(pub String);
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 10] = [
+        Self::Queued,
+        Self::Sending,
+        Self::Sent,
+        Self::Delivered,
+        Self::Read,
+        Self::Failed,
+        Self::InvalidNumber,
+        Self::NotOnWhatsapp,
+        Self::Skipped,
+        Self::Interrupted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+            Self::Failed => "failed",
+            Self::InvalidNumber => "invalid_number",
+            Self::NotOnWhatsapp => "not_on_whatsapp",
+            Self::Skipped => "skipped",
+            Self::Interrupted => "interrupted",
+        }
+    }
+
+    /// The carrier has it (or WhatsApp accepted it for them).
+    pub fn is_success(self) -> bool {
+        matches!(self, Self::Sent | Self::Delivered | Self::Read)
+    }
+
+    /// Still owed by the dispatcher.
+    pub fn is_pending(self) -> bool {
+        matches!(self, Self::Queued | Self::Sending)
+    }
+
+    /// Whether a status report from WhatsApp (`sent`, `delivered`, `read`, `failed`) may
+    /// replace `self`. Reports arrive late, twice and out of order; a status never moves
+    /// backwards, and a failure report cannot undo a delivery or a read.
+    pub fn accepts_report(self, report: DeliveryStatus) -> bool {
+        let rank = |s: DeliveryStatus| match s {
+            Self::Sending => Some(0),
+            Self::Sent => Some(1),
+            Self::Delivered => Some(2),
+            Self::Read => Some(3),
+            _ => None,
+        };
+        match report {
+            Self::Failed => matches!(self, Self::Sending | Self::Sent | Self::Interrupted),
+            Self::Sent | Self::Delivered | Self::Read => match (rank(self), rank(report)) {
+                (Some(current), Some(new)) => new > current,
+                // A message we marked interrupted or failed that WhatsApp says it has after
+                // all: the report is the truth.
+                (None, Some(_)) => matches!(self, Self::Interrupted | Self::Failed),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for DeliveryStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DeliveryStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s.trim())
+            .ok_or_else(|| UnknownStatus(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeliveryStatus::*;
+    use super::*;
+
+    #[test]
+    fn every_status_round_trips_through_its_name() {
+        for status in DeliveryStatus::ALL {
+            assert_eq!(status.as_str().parse::<DeliveryStatus>(), Ok(status));
+        }
+        assert!("envoyé".parse::<DeliveryStatus>().is_err());
+    }
+
+    #[test]
+    fn reports_never_move_a_status_backwards() {
+        assert!(Sent.accepts_report(Delivered));
+        assert!(Sent.accepts_report(Read));
+        assert!(Delivered.accepts_report(Read));
+        assert!(!Read.accepts_report(Delivered));
+        assert!(!Delivered.accepts_report(Sent));
+        assert!(!Read.accepts_report(Read), "a repeated report changes nothing");
+        assert!(!Delivered.accepts_report(Failed));
+        assert!(Sent.accepts_report(Failed));
+        assert!(Interrupted.accepts_report(Delivered));
+        assert!(!Skipped.accepts_report(Delivered));
+    }
+}

@@ -1,0 +1,225 @@
+//! The CamionBack API as the relay uses it: new orders (`/api/orders`) and carriers
+//! (`/api/transporteurs`). Its JSON is read into private wire structs and converted to domain
+//! types here; nothing else in the relay sees the API's spelling.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use relay_domain::{CarrierId, Order, OrderError, OrderFields};
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use crate::store::CarrierRecord;
+
+/// Orders asked for per page; a full page means there may be more.
+pub const ORDERS_PAGE_SIZE: usize = 100;
+/// A carrier list longer than this many pages is taken for an API that loops.
+const MAX_CARRIER_PAGES: u32 = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("API CamionBack injoignable : {0}")]
+    Unreachable(String),
+    #[error("l'API CamionBack a répondu HTTP {status} : {body}")]
+    Status { status: u16, body: String },
+    #[error("réponse illisible de l'API CamionBack ({what}) : {detail}")]
+    Garbage { what: &'static str, detail: String },
+}
+
+/// The order as CamionBack sends it, in webhooks and in `/api/orders`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct OrderJson {
+    id: i64,
+    reference: String,
+    ville_depart: String,
+    ville_arrivee: String,
+    date_souhaitee: String,
+    prix: f64,
+    type_marchandise: String,
+    #[serde(default)]
+    statut: Option<String>,
+    #[serde(default)]
+    created_at: Option<String>,
+}
+
+impl OrderJson {
+    pub(crate) fn into_order(self) -> Result<Order, OrderError> {
+        Order::parse(OrderFields {
+            id: self.id,
+            reference: self.reference,
+            ville_depart: self.ville_depart,
+            ville_arrivee: self.ville_arrivee,
+            date_souhaitee: self.date_souhaitee,
+            prix: self.prix,
+            type_marchandise: self.type_marchandise,
+            statut: self.statut,
+            created_at: self.created_at,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct OrdersPage {
+    orders: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct CarriersPage {
+    transporteurs: Vec<CarrierJson>,
+    #[serde(default)]
+    next_page: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct CarrierJson {
+    id: i64,
+    #[serde(default)]
+    nom: String,
+    #[serde(default)]
+    telephone: String,
+    #[serde(default)]
+    statut: String,
+}
+
+/// Where a poll starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Since {
+    /// After the last order id seen.
+    Id(i64),
+    /// Very first poll: only orders created after this instant.
+    CreatedAfter(DateTime<Utc>),
+}
+
+/// One order of a poll: either usable, or refused with the reason (the poll goes on).
+pub type PolledOrder = Result<Order, (i64, String)>;
+
+#[derive(Clone)]
+pub struct CamionBackApi {
+    http: reqwest::Client,
+    base: Url,
+    token: Option<SecretString>,
+}
+
+impl CamionBackApi {
+    pub fn new(mut base: Url, token: Option<SecretString>) -> Result<Self, ApiError> {
+        // `https://host/prefix` must keep its prefix when `api/orders` is joined to it.
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|err| ApiError::Unreachable(err.to_string()))?;
+        Ok(Self { http, base, token })
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<bytes_body::Body, ApiError> {
+        let url = self
+            .base
+            .join(path)
+            .map_err(|err| ApiError::Unreachable(err.to_string()))?;
+        let mut request = self.http.get(url).query(query);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.expose_secret());
+        }
+        let response = request.send().await.map_err(|err| {
+            ApiError::Unreachable(if err.is_timeout() {
+                "délai dépassé".to_string()
+            } else {
+                // Without the URL: it is ours and adds noise, and reqwest never prints headers.
+                err.without_url().to_string()
+            })
+        })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|err| ApiError::Unreachable(err.without_url().to_string()))?;
+        if status != StatusCode::OK {
+            return Err(ApiError::Status {
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+            });
+        }
+        Ok(bytes_body::Body(bytes))
+    }
+
+    /// One page of orders, ascending by id. Orders the relay cannot use are returned as
+    /// errors with their id, so the poll can log them and move past them.
+    pub async fn list_orders(&self, since: Since) -> Result<Vec<PolledOrder>, ApiError> {
+        let mut query = vec![("limit", ORDERS_PAGE_SIZE.to_string())];
+        match since {
+            Since::Id(id) => query.push(("since_id", id.to_string())),
+            Since::CreatedAfter(at) => query.push((
+                "created_after",
+                at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            )),
+        }
+        let body = self.get("api/orders", &query).await?;
+        let page: OrdersPage = body.json("liste des commandes")?;
+        Ok(page
+            .orders
+            .into_iter()
+            .map(|value| {
+                let id = value.get("id").and_then(serde_json::Value::as_i64).unwrap_or(0);
+                serde_json::from_value::<OrderJson>(value)
+                    .map_err(|err| (id, err.to_string()))
+                    .and_then(|json| json.into_order().map_err(|err| (id, err.to_string())))
+            })
+            .collect())
+    }
+
+    /// Every carrier the API lists, all pages. Fails as a whole: a partial list must never
+    /// replace a complete one.
+    pub async fn list_carriers(&self) -> Result<Vec<CarrierRecord>, ApiError> {
+        let mut carriers = Vec::new();
+        let mut page = 1;
+        for _ in 0..MAX_CARRIER_PAGES {
+            let body = self
+                .get(
+                    "api/transporteurs",
+                    &[("statut", "valide".to_string()), ("page", page.to_string())],
+                )
+                .await?;
+            let answer: CarriersPage = body.json("liste des transporteurs")?;
+            carriers.extend(answer.transporteurs.into_iter().map(|c| CarrierRecord {
+                id: CarrierId(c.id),
+                name: c.nom,
+                phone_raw: c.telephone,
+                statut: c.statut,
+            }));
+            match answer.next_page {
+                Some(next) if next > page => page = next,
+                Some(next) => {
+                    return Err(ApiError::Garbage {
+                        what: "liste des transporteurs",
+                        detail: format!("next_page {next} après la page {page}"),
+                    });
+                }
+                None => return Ok(carriers),
+            }
+        }
+        Err(ApiError::Garbage {
+            what: "liste des transporteurs",
+            detail: format!("plus de {MAX_CARRIER_PAGES} pages"),
+        })
+    }
+}
+
+mod bytes_body {
+    use super::ApiError;
+
+    pub struct Body(pub bytes::Bytes);
+
+    impl Body {
+        pub fn json<T: serde::de::DeserializeOwned>(&self, what: &'static str) -> Result<T, ApiError> {
+            serde_json::from_slice(&self.0).map_err(|err| ApiError::Garbage {
+                what,
+                detail: err.to_string(),
+            })
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The official WhatsApp Cloud API (Meta): `POST /{version}/{phone-number-id}/messages` with a
+//! bearer token, and Meta's error codes mapped to delivery outcomes.
+
+pub mod webhook;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use relay_domain::DeliveryStatus;
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+use url::Url;
+
+use super::{Accepted, Channel, OutgoingMessage, SendError};
+use crate::config::CloudApiSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CloudApiConfigError {
+    #[error("RELAY_CHANNEL=cloud-api demande {0}")]
+    Missing(&'static str),
+    #[error("client HTTP : {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("WHATSAPP_API_URL : {0}")]
+    Url(#[from] url::ParseError),
+}
+
+pub struct CloudApi {
+    http: reqwest::Client,
+    endpoint: Url,
+    token: SecretString,
+    template: Option<(String, String)>,
+}
+
+impl CloudApi {
+    pub fn new(settings: &CloudApiSettings, timeout: Duration) -> Result<Self, CloudApiConfigError> {
+        let phone_number_id = settings
+            .phone_number_id
+            .as_deref()
+            .ok_or(CloudApiConfigError::Missing("WHATSAPP_PHONE_NUMBER_ID"))?;
+        let token = settings
+            .token
+            .clone()
+            .ok_or(CloudApiConfigError::Missing("WHATSAPP_TOKEN"))?;
+        let mut base = settings.api_url.clone();
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        let endpoint = base.join(&format!(
+            "{}/{}/messages",
+            settings.api_version.trim_matches('/'),
+            phone_number_id
+        ))?;
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .timeout(timeout)
+                .connect_timeout(Duration::from_secs(10))
+                .build()?,
+            endpoint,
+            token,
+            template: settings
+                .template
+                .clone()
+                .map(|name| (name, settings.template_lang.clone())),
+        })
+    }
+
+    fn body(&self, message: &OutgoingMessage<'_>) -> serde_json::Value {
+        let to = message.to.digits();
+        match &self.template {
+            None => json!({
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": to,
+                "type": "text",
+                "text": { "preview_url": true, "body": message.text },
+            }),
+            Some((name, lang)) => json!({
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": to,
+                "type": "template",
+                "template": {
+                    "name": name,
+                    "language": { "code": lang },
+                    "components": [{
+                        "type": "body",
+                        "parameters": message.fields.template_parameters()
+                            .iter()
+                            .map(|text| json!({ "type": "text", "text": text }))
+                            .collect::<Vec<_>>(),
+                    }],
+                },
+            }),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct SendAnswer {
+    #[serde(default)]
+    messages: Vec<SentMessage>,
+}
+
+#[derive(Deserialize)]
+struct SentMessage {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct ErrorAnswer {
+    error: MetaError,
+}
+
+#[derive(Deserialize)]
+struct MetaError {
+    #[serde(default)]
+    code: Option<i64>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    error_data: Option<ErrorData>,
+}
+
+#[derive(Deserialize)]
+struct ErrorData {
+    #[serde(default)]
+    details: Option<String>,
+}
+
+/// How long to wait before retrying after a rate limit when Meta does not say.
+const RATE_LIMIT_PAUSE: Duration = Duration::from_secs(60);
+/// How long the account pauses when Meta refuses our credentials.
+const AUTH_PAUSE: Duration = Duration::from_secs(300);
+
+/// Maps one of Meta's error answers to what the dispatcher does with the delivery.
+pub fn classify(http: StatusCode, code: Option<i64>, text: String, retry_after: Option<Duration>) -> SendError {
+    let code_text = code.map(|c| c.to_string());
+    let reason = match code {
+        Some(c) => format!("{c} : {text}"),
+        None => format!("HTTP {} : {text}", http.as_u16()),
+    };
+    match code {
+        // Bad or expired token, missing permission: no delivery can go out until someone
+        // fixes the settings.
+        Some(190) | Some(10) | Some(200..=299) => SendError::Unavailable {
+            reason: format!("accès refusé par l'API WhatsApp Cloud ({reason})"),
+            retry_after: AUTH_PAUSE,
+        },
+        // Rate limits (account, pair, throughput) and Meta's own temporary errors.
+        Some(4) | Some(80007) | Some(130429) | Some(131056) | Some(131048) => SendError::Transient {
+            reason,
+            code: code_text,
+            retry_after: Some(retry_after.unwrap_or(RATE_LIMIT_PAUSE)),
+        },
+        Some(1) | Some(2) | Some(131000) | Some(131016) | Some(133004) => SendError::Transient {
+            reason,
+            code: code_text,
+            retry_after,
+        },
+        // The number itself is refused.
+        Some(131009) | Some(100) if text.to_lowercase().contains("phone") => SendError::Permanent {
+            status: DeliveryStatus::InvalidNumber,
+            reason,
+            code: code_text,
+        },
+        Some(_) => SendError::Permanent {
+            status: DeliveryStatus::Failed,
+            reason,
+            code: code_text,
+        },
+        None if http == StatusCode::TOO_MANY_REQUESTS || http.is_server_error() => {
+            SendError::Transient {
+                reason,
+                code: None,
+                retry_after,
+            }
+        }
+        None if http == StatusCode::UNAUTHORIZED || http == StatusCode::FORBIDDEN => {
+            SendError::Unavailable {
+                reason: format!("accès refusé par l'API WhatsApp Cloud ({reason})"),
+                retry_after: AUTH_PAUSE,
+            }
+        }
+        None => SendError::Permanent {
+            status: DeliveryStatus::Failed,
+            reason,
+            code: Some(http.as_u16().to_string()),
+        },
+    }
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+#[async_trait]
+impl Channel for CloudApi {
+    fn name(&self) -> &'static str {
+        "cloud-api"
+    }
+
+    async fn send(&self, message: OutgoingMessage<'_>) -> Result<Accepted, SendError> {
+        let response = self
+            .http
+            .post(self.endpoint.clone())
+            .bearer_auth(self.token.expose_secret())
+            .json(&self.body(&message))
+            .send()
+            .await
+            .map_err(|err| SendError::Transient {
+                reason: describe_transport_error(&err),
+                code: None,
+                retry_after: None,
+            })?;
+        let status = response.status();
+        let wait = retry_after(response.headers());
+        let bytes = response.bytes().await.map_err(|err| SendError::Transient {
+            reason: describe_transport_error(&err),
+            code: None,
+            retry_after: None,
+        })?;
+        if status.is_success() {
+            // Meta accepted it (2xx): even when we cannot read the id, the message left, and
+            // retrying would duplicate it. It is recorded as sent, without an id.
+            let answer = serde_json::from_slice::<SendAnswer>(&bytes).unwrap_or_else(|err| {
+                tracing::warn!("réponse illisible de l'API WhatsApp Cloud après un envoi accepté : {err}");
+                SendAnswer { messages: Vec::new() }
+            });
+            return Ok(Accepted {
+                message_id: answer.messages.into_iter().next().map(|m| m.id),
+            });
+        }
+        let (code, text) = match serde_json::from_slice::<ErrorAnswer>(&bytes) {
+            Ok(ErrorAnswer { error }) => {
+                let mut text = error.message.unwrap_or_default();
+                if let Some(details) = error.error_data.and_then(|d| d.details) {
+                    text = format!("{text} ({details})");
+                }
+                (error.code, text)
+            }
+            Err(_) => (None, String::from_utf8_lossy(&bytes).chars().take(200).collect()),
+        };
+        Err(classify(status, code, text, wait))
+    }
+}
+
+fn describe_transport_error(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        "délai dépassé en attendant l'API WhatsApp Cloud".to_string()
+    } else if err.is_connect() {
+        "API WhatsApp Cloud injoignable".to_string()
+    } else {
+        // reqwest's message never carries our bearer token; the URL holds no secret.
+        format!("erreur réseau vers l'API WhatsApp Cloud : {err}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_of(err: SendError) -> String {
+        match err {
+            SendError::Transient { .. } => "transient".into(),
+            SendError::Permanent { status, .. } => status.to_string(),
+            SendError::Unavailable { .. } => "unavailable".into(),
+        }
+    }
+
+    #[test]
+    fn meta_error_codes_map_to_delivery_outcomes() {
+        let bad = StatusCode::BAD_REQUEST;
+        let cases = [
+            (bad, Some(131026), "Message undeliverable", "failed"),
+            (bad, Some(131047), "Re-engagement message", "failed"),
+            (bad, Some(131051), "Unsupported message type", "failed"),
+            (bad, Some(130429), "Rate limit hit", "transient"),
+            (bad, Some(131056), "Pair rate limit", "transient"),
+            (StatusCode::INTERNAL_SERVER_ERROR, Some(131000), "Something went wrong", "transient"),
+            (StatusCode::SERVICE_UNAVAILABLE, None, "oops", "transient"),
+            (StatusCode::TOO_MANY_REQUESTS, None, "slow down", "transient"),
+            (StatusCode::UNAUTHORIZED, Some(190), "Invalid OAuth access token", "unavailable"),
+            (bad, Some(100), "Invalid parameter: phone number", "invalid_number"),
+        ];
+        for (http, code, text, expected) in cases {
+            assert_eq!(
+                status_of(classify(http, code, text.into(), None)),
+                expected,
+                "{code:?} {text}"
+            );
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Channels: the one WhatsApp account connection the dispatcher sends through. The engine only
+//! knows this trait; each channel (Cloud API here, WhatsApp Web and Twilio later) is an adapter
+//! that turns its own wire errors into the three outcomes the dispatcher acts on.
+
+pub mod cloud_api;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use relay_domain::{DeliveryStatus, PhoneNumber, TemplateFields};
+
+/// One message to one carrier.
+#[derive(Debug, Clone, Copy)]
+pub struct OutgoingMessage<'a> {
+    pub to: &'a PhoneNumber,
+    /// The rendered template.
+    pub text: &'a str,
+    /// The values behind the text, for channels that send approved templates.
+    pub fields: &'a TemplateFields,
+}
+
+/// The channel accepted the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The id status reports will use, when the channel gives one.
+    pub message_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SendError {
+    /// Worth trying again later: network, timeout, 5xx, rate limit.
+    #[error("{reason}")]
+    Transient {
+        reason: String,
+        code: Option<String>,
+        retry_after: Option<Duration>,
+    },
+    /// Will never work for this recipient: the delivery ends with `status`.
+    #[error("{reason}")]
+    Permanent {
+        status: DeliveryStatus,
+        reason: String,
+        code: Option<String>,
+    },
+    /// The account itself cannot send right now (bad token, not connected, banned): nothing
+    /// is wrong with this delivery, so it is not charged an attempt and sending pauses.
+    #[error("{reason}")]
+    Unavailable {
+        reason: String,
+        retry_after: Duration,
+    },
+}
+
+impl SendError {
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Transient { code, .. } | Self::Permanent { code, .. } => code.as_deref(),
+            Self::Unavailable { .. } => None,
+        }
+    }
+}
+
+#[async_trait]
+pub trait Channel: Send + Sync + 'static {
+    /// For logs and metrics.
+    fn name(&self) -> &'static str;
+
+    async fn send(&self, message: OutgoingMessage<'_>) -> Result<Accepted, SendError>;
+}

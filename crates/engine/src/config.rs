@@ -1,0 +1,438 @@
+//! Settings: defaults in code, then `config.toml` in the data directory, then environment
+//! variables. Every value is checked here, once, with an error that names the setting and
+//! where it came from; secrets are wrapped so no `Debug` or log can print them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use relay_domain::{MessageTemplate, TemplateError};
+use secrecy::SecretString;
+use url::Url;
+
+/// Every setting, by its environment name. The config file takes the same names, in any case.
+pub const KEYS: &[&str] = &[
+    "RELAY_WEBHOOK_ADDR",
+    "RELAY_WEBHOOK_SECRET",
+    "RELAY_THROTTLE_MS",
+    "RELAY_JITTER_MS",
+    "RELAY_SEND_TIMEOUT_SECS",
+    "RELAY_CHANNEL",
+    "RELAY_LOG",
+    "CAMIONBACK_API_URL",
+    "CAMIONBACK_API_TOKEN",
+    "CAMIONBACK_POLL_SECS",
+    "CAMIONBACK_BACKFILL_MINUTES",
+    "CAMIONBACK_CARRIER_SYNC_SECS",
+    "ORDER_LINK_BASE",
+    "WHATSAPP_API_URL",
+    "WHATSAPP_API_VERSION",
+    "WHATSAPP_PHONE_NUMBER_ID",
+    "WHATSAPP_TOKEN",
+    "WHATSAPP_TEMPLATE",
+    "WHATSAPP_TEMPLATE_LANG",
+    "WHATSAPP_VERIFY_TOKEN",
+    "WHATSAPP_APP_SECRET",
+];
+
+pub const CONFIG_FILE: &str = "config.toml";
+pub const TEMPLATE_FILE: &str = "template.txt";
+pub const DATABASE_FILE: &str = "relay.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "aucun dossier de données par défaut sur ce système : définissez RELAY_DATA_DIR"
+    )]
+    NoDataDir,
+    #[error("{path} : {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} n'est pas un fichier TOML valide : {message}")]
+    Toml { path: PathBuf, message: String },
+    #[error("{path} : réglage inconnu « {key} » (réglages connus : {known})", known = KEYS.join(", "))]
+    UnknownKey { path: PathBuf, key: String },
+    #[error("{key} ({origin}) : {reason}")]
+    Invalid {
+        key: &'static str,
+        origin: String,
+        reason: String,
+    },
+    #[error("modèle de message {path} : {source}")]
+    Template {
+        path: PathBuf,
+        source: TemplateError,
+    },
+}
+
+/// Which WhatsApp account connection sends the messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelKind {
+    CloudApi,
+    WhatsappWeb,
+    Twilio,
+}
+
+impl ChannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CloudApi => "cloud-api",
+            Self::WhatsappWeb => "whatsapp-web",
+            Self::Twilio => "twilio",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CamionBackSettings {
+    pub api_url: Option<Url>,
+    pub api_token: Option<SecretString>,
+    /// 0 disables polling.
+    pub poll_interval: Duration,
+    pub backfill: Duration,
+    pub carrier_sync_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub addr: SocketAddr,
+    pub secret: Option<SecretString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DispatchSettings {
+    pub channel: ChannelKind,
+    pub throttle: Duration,
+    pub jitter: Duration,
+    pub send_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct CloudApiSettings {
+    pub api_url: Url,
+    pub api_version: String,
+    pub phone_number_id: Option<String>,
+    pub token: Option<SecretString>,
+    pub template: Option<String>,
+    pub template_lang: String,
+    pub verify_token: Option<SecretString>,
+    pub app_secret: Option<SecretString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub log_filter: String,
+    pub camionback: CamionBackSettings,
+    pub webhook: WebhookSettings,
+    pub dispatch: DispatchSettings,
+    pub order_link_base: String,
+    pub template: MessageTemplate,
+    pub cloud_api: CloudApiSettings,
+}
+
+impl Settings {
+    /// Loads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::load(|key| std::env::var(key).ok())
+    }
+
+    /// Loads the settings with `env` standing for the environment (tests pass a map).
+    pub fn load(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let data_dir = match env("RELAY_DATA_DIR").filter(|v| !v.trim().is_empty()) {
+            Some(dir) => PathBuf::from(dir),
+            None => dirs::data_dir()
+                .ok_or(ConfigError::NoDataDir)?
+                .join("camionback-relay"),
+        };
+        let mut raw = read_config_file(&data_dir.join(CONFIG_FILE))?;
+        for key in KEYS {
+            if let Some(value) = env(key) {
+                raw.insert(key, (value, format!("variable d'environnement {key}")));
+            }
+        }
+        let values = Values(raw);
+        let template = read_template(&data_dir.join(TEMPLATE_FILE))?;
+
+        Ok(Self {
+            log_filter: values.string("RELAY_LOG")?.unwrap_or_else(|| "info".into()),
+            camionback: CamionBackSettings {
+                api_url: values.url("CAMIONBACK_API_URL")?,
+                api_token: values.secret("CAMIONBACK_API_TOKEN"),
+                poll_interval: Duration::from_secs(values.number("CAMIONBACK_POLL_SECS", 30)?),
+                backfill: Duration::from_secs(60 * values.number("CAMIONBACK_BACKFILL_MINUTES", 10)?),
+                carrier_sync_interval: Duration::from_secs(
+                    values.number("CAMIONBACK_CARRIER_SYNC_SECS", 300)?.max(1),
+                ),
+            },
+            webhook: WebhookSettings {
+                addr: values.parse("RELAY_WEBHOOK_ADDR", "127.0.0.1:8787", "adresse IP:port attendue (ex. 127.0.0.1:8787)")?,
+                secret: values.secret("RELAY_WEBHOOK_SECRET"),
+            },
+            dispatch: DispatchSettings {
+                channel: values.channel()?,
+                throttle: Duration::from_millis(values.number("RELAY_THROTTLE_MS", 1000)?),
+                jitter: Duration::from_millis(values.number("RELAY_JITTER_MS", 0)?),
+                send_timeout: Duration::from_secs(values.number("RELAY_SEND_TIMEOUT_SECS", 30)?.max(1)),
+            },
+            order_link_base: values
+                .url_or("ORDER_LINK_BASE", "https://camionback.com/commande/")?
+                .into(),
+            template,
+            cloud_api: CloudApiSettings {
+                api_url: values.url_or("WHATSAPP_API_URL", "https://graph.facebook.com")?,
+                api_version: values.string("WHATSAPP_API_VERSION")?.unwrap_or_else(|| "v21.0".into()),
+                phone_number_id: values.string("WHATSAPP_PHONE_NUMBER_ID")?,
+                token: values.secret("WHATSAPP_TOKEN"),
+                template: values.string("WHATSAPP_TEMPLATE")?,
+                template_lang: values.string("WHATSAPP_TEMPLATE_LANG")?.unwrap_or_else(|| "fr".into()),
+                verify_token: values.secret("WHATSAPP_VERIFY_TOKEN"),
+                app_secret: values.secret("WHATSAPP_APP_SECRET"),
+            },
+            data_dir,
+        })
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join(DATABASE_FILE)
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.data_dir.join("logs")
+    }
+}
+
+type Raw = BTreeMap<&'static str, (String, String)>;
+
+fn read_config_file(path: &Path) -> Result<Raw, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Raw::new()),
+        Err(source) => {
+            return Err(ConfigError::File {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    // The file holds tokens: whoever wrote it, it stays readable by its owner only.
+    crate::fs::restrict(path).map_err(|source| ConfigError::File {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let table: toml::Table = text.parse().map_err(|err: toml::de::Error| ConfigError::Toml {
+        path: path.to_path_buf(),
+        message: err.message().to_string(),
+    })?;
+    let mut raw = Raw::new();
+    for (name, value) in table {
+        let key = KEYS
+            .iter()
+            .find(|known| known.eq_ignore_ascii_case(&name))
+            .ok_or_else(|| ConfigError::UnknownKey {
+                path: path.to_path_buf(),
+                key: name.clone(),
+            })?;
+        // Tokens and phone-number ids are often all digits: take numbers as their text.
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                return Err(ConfigError::Invalid {
+                    key,
+                    origin: path.display().to_string(),
+                    reason: format!("valeur simple attendue, pas {}", other.type_str()),
+                });
+            }
+        };
+        raw.insert(key, (value, path.display().to_string()));
+    }
+    Ok(raw)
+}
+
+fn read_template(path: &Path) -> Result<MessageTemplate, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => MessageTemplate::parse(&text).map_err(|source| ConfigError::Template {
+            path: path.to_path_buf(),
+            source,
+        }),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(MessageTemplate::default()),
+        Err(source) => Err(ConfigError::File {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+struct Values(Raw);
+
+impl Values {
+    /// A set, non-blank value with where it came from.
+    fn get(&self, key: &'static str) -> Option<(&str, &str)> {
+        self.0
+            .get(key)
+            .map(|(value, origin)| (value.trim(), origin.as_str()))
+            .filter(|(value, _)| !value.is_empty())
+    }
+
+    fn invalid(&self, key: &'static str, origin: &str, reason: String) -> ConfigError {
+        ConfigError::Invalid {
+            key,
+            origin: origin.to_string(),
+            reason,
+        }
+    }
+
+    fn string(&self, key: &'static str) -> Result<Option<String>, ConfigError> {
+        Ok(self.get(key).map(|(v, _)| v.to_string()))
+    }
+
+    fn secret(&self, key: &'static str) -> Option<SecretString> {
+        self.get(key).map(|(v, _)| SecretString::from(v.to_string()))
+    }
+
+    fn number(&self, key: &'static str, default: u64) -> Result<u64, ConfigError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some((value, origin)) => value.parse().map_err(|_| {
+                self.invalid(key, origin, format!("« {value} » n'est pas un nombre entier positif"))
+            }),
+        }
+    }
+
+    fn parse<T: std::str::FromStr>(
+        &self,
+        key: &'static str,
+        default: &str,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        let (value, origin) = self.get(key).unwrap_or((default, "défaut"));
+        value
+            .parse()
+            .map_err(|_| self.invalid(key, origin, format!("« {value} » : {expected}")))
+    }
+
+    fn url(&self, key: &'static str) -> Result<Option<Url>, ConfigError> {
+        self.get(key)
+            .map(|(value, origin)| self.check_url(key, value, origin))
+            .transpose()
+    }
+
+    fn url_or(&self, key: &'static str, default: &str) -> Result<Url, ConfigError> {
+        let (value, origin) = self.get(key).unwrap_or((default, "défaut"));
+        self.check_url(key, value, origin)
+    }
+
+    fn check_url(&self, key: &'static str, value: &str, origin: &str) -> Result<Url, ConfigError> {
+        let url = Url::parse(value)
+            .map_err(|err| self.invalid(key, origin, format!("« {value} » n'est pas une URL ({err})")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(self.invalid(key, origin, format!("« {value} » : URL http(s) attendue")));
+        }
+        Ok(url)
+    }
+
+    fn channel(&self) -> Result<ChannelKind, ConfigError> {
+        let Some((value, origin)) = self.get("RELAY_CHANNEL") else {
+            return Ok(ChannelKind::CloudApi);
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "cloud-api" | "cloud_api" | "cloudapi" => Ok(ChannelKind::CloudApi),
+            "whatsapp-web" | "whatsapp_web" => Ok(ChannelKind::WhatsappWeb),
+            "twilio" => Ok(ChannelKind::Twilio),
+            _ => Err(self.invalid(
+                "RELAY_CHANNEL",
+                origin,
+                format!("« {value} » : cloud-api, whatsapp-web ou twilio attendu"),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+
+    fn load(dir: &Path, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut env: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.insert("RELAY_DATA_DIR".into(), dir.display().to_string());
+        Settings::load(|key| env.get(key).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings = load(dir.path(), &[]).expect("defaults are valid");
+        assert_eq!(settings.webhook.addr.to_string(), "127.0.0.1:8787");
+        assert_eq!(settings.dispatch.throttle, Duration::from_millis(1000));
+        assert_eq!(settings.camionback.poll_interval, Duration::from_secs(30));
+        assert_eq!(settings.order_link_base, "https://camionback.com/commande/");
+        assert_eq!(settings.cloud_api.api_version, "v21.0");
+        assert!(settings.webhook.secret.is_none());
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file_and_numeric_secrets_stay_text() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "relay_throttle_ms = 250\nWHATSAPP_PHONE_NUMBER_ID = 106540352242922\nwhatsapp_token = \"abc\"\n",
+        )
+        .expect("write config");
+        let settings = load(dir.path(), &[("WHATSAPP_TOKEN", "12345")]).expect("valid");
+        assert_eq!(settings.dispatch.throttle, Duration::from_millis(250));
+        assert_eq!(
+            settings.cloud_api.phone_number_id.as_deref(),
+            Some("106540352242922")
+        );
+        let token = settings.cloud_api.token.expect("token set");
+        assert_eq!(token.expose_secret(), "12345");
+        assert!(!format!("{token:?}").contains("12345"), "Debug must redact");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(CONFIG_FILE))
+                .expect("config exists")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "config file holds secrets");
+        }
+    }
+
+    #[test]
+    fn a_bad_value_names_the_setting_and_its_origin() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = load(dir.path(), &[("RELAY_THROTTLE_MS", "vite")]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("RELAY_THROTTLE_MS"), "{text}");
+        assert!(text.contains("vite"), "{text}");
+
+        let err = load(dir.path(), &[("CAMIONBACK_API_URL", "ftp://x")]).unwrap_err();
+        assert!(err.to_string().contains("CAMIONBACK_API_URL"), "{err}");
+
+        std::fs::write(dir.path().join(CONFIG_FILE), "relay_throtle_ms = 5\n").expect("write");
+        let err = load(dir.path(), &[]).unwrap_err();
+        assert!(err.to_string().contains("relay_throtle_ms"), "{err}");
+
+        std::fs::write(dir.path().join(CONFIG_FILE), "this is = not toml =").expect("write");
+        assert!(matches!(load(dir.path(), &[]), Err(ConfigError::Toml { .. })));
+    }
+
+    #[test]
+    fn a_template_file_with_an_unknown_placeholder_stops_start_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(TEMPLATE_FILE), "Trajet {{depart}}").expect("write");
+        let err = load(dir.path(), &[]).unwrap_err();
+        assert!(err.to_string().contains("{{depart}}"), "{err}");
+    }
+}

@@ -1,0 +1,230 @@
+//! The engine handle: starts every background task of the relay over one database and stops
+//! them cleanly. The CLI, the desktop shell and the tests all run the relay through it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broadcast::Broadcaster;
+use crate::camionback::{ApiError, CamionBackApi};
+use crate::carrier_sync::CarrierSync;
+use crate::channel::Channel;
+use crate::channel::cloud_api::{CloudApi, CloudApiConfigError};
+use crate::clock::now_ms;
+use crate::config::{ChannelKind, Settings};
+use crate::dispatcher::{self, Dispatcher};
+use crate::http::{self, HttpState};
+use crate::intake::poller::Poller;
+use crate::lock::{InstanceLock, LockError};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("impossible d'écouter sur {addr} (RELAY_WEBHOOK_ADDR) : {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    CloudApi(#[from] CloudApiConfigError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("le canal {0} n'est pas encore disponible dans cette version : utilisez RELAY_CHANNEL=cloud-api")]
+    ChannelUnavailable(&'static str),
+}
+
+pub struct Engine {
+    store: Store,
+    addr: SocketAddr,
+    carriers: CarrierSync,
+    dispatcher_wake: Arc<Notify>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    _lock: InstanceLock,
+}
+
+/// Opens the database of `settings` (creating and migrating it) without starting anything:
+/// what the CLI's read and relaunch commands need.
+pub async fn open_store(settings: &Settings) -> Result<Store, StoreError> {
+    Store::open(&settings.database_path()).await
+}
+
+/// The CamionBack API client, when its URL is set.
+pub fn camionback_api(settings: &Settings) -> Result<Option<CamionBackApi>, ApiError> {
+    settings
+        .camionback
+        .api_url
+        .clone()
+        .map(|url| CamionBackApi::new(url, settings.camionback.api_token.clone()))
+        .transpose()
+}
+
+/// Builds the channel `RELAY_CHANNEL` names.
+pub fn build_channel(settings: &Settings) -> Result<Arc<dyn Channel>, EngineError> {
+    match settings.dispatch.channel {
+        ChannelKind::CloudApi => Ok(Arc::new(CloudApi::new(
+            &settings.cloud_api,
+            settings.dispatch.send_timeout,
+        )?)),
+        other => Err(EngineError::ChannelUnavailable(other.as_str())),
+    }
+}
+
+impl Engine {
+    /// Starts the relay with the channel the settings name.
+    pub async fn start(settings: Settings) -> Result<Self, EngineError> {
+        let channel = build_channel(&settings)?;
+        Self::start_with_channel(settings, channel).await
+    }
+
+    pub async fn start_with_channel(
+        settings: Settings,
+        channel: Arc<dyn Channel>,
+    ) -> Result<Self, EngineError> {
+        crate::fs::create_private_dir(&settings.data_dir).map_err(|source| {
+            StoreError::File {
+                path: settings.data_dir.display().to_string(),
+                source,
+            }
+        })?;
+        let lock = InstanceLock::acquire(&settings.data_dir)?;
+        let store = open_store(&settings).await?;
+        let interrupted = store.interrupt_in_flight(now_ms()).await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                "{interrupted} envoi(s) interrompu(s) par un arrêt brutal : marqués « interrupted », non renvoyés"
+            );
+        }
+
+        let listener = TcpListener::bind(settings.webhook.addr)
+            .await
+            .map_err(|source| EngineError::Bind {
+                addr: settings.webhook.addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| EngineError::Bind {
+            addr: settings.webhook.addr,
+            source,
+        })?;
+        if settings.webhook.secret.is_none() {
+            tracing::warn!(
+                "RELAY_WEBHOOK_SECRET n'est pas défini : POST /webhooks/orders refusera toutes les requêtes (les commandes arrivent seulement par interrogation de l'API)"
+            );
+        }
+
+        let api = camionback_api(&settings)?;
+        if api.is_none() {
+            tracing::warn!(
+                "CAMIONBACK_API_URL n'est pas défini : ni interrogation des commandes ni synchronisation des transporteurs"
+            );
+        }
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let dispatcher_wake = Arc::new(Notify::new());
+        let carriers = CarrierSync::new(api.clone(), store.clone());
+        let broadcaster = Broadcaster::new(store.clone(), carriers.clone(), dispatcher_wake.clone());
+
+        let state = HttpState {
+            store: store.clone(),
+            webhook_secret: settings.webhook.secret.clone(),
+            whatsapp_verify_token: settings.cloud_api.verify_token.clone(),
+            whatsapp_app_secret: settings.cloud_api.app_secret.clone(),
+            new_order: broadcaster.new_order.clone(),
+            channel: channel.name(),
+        };
+        let server_cancel = cancel.child_token();
+        tracker.spawn(async move {
+            let server = axum::serve(listener, http::router(state))
+                .with_graceful_shutdown(server_cancel.cancelled_owned());
+            if let Err(err) = server.await {
+                tracing::error!("serveur HTTP arrêté : {err}");
+            }
+        });
+
+        if let Some(api) = api {
+            // The first sync runs before any broadcast is attempted; later ones on a timer.
+            let _ = carriers.sync_now().await;
+            tracker.spawn(
+                carriers
+                    .clone()
+                    .run_until_stopped(settings.camionback.carrier_sync_interval, cancel.child_token()),
+            );
+            if settings.camionback.poll_interval.is_zero() {
+                tracing::info!("interrogation des commandes désactivée (CAMIONBACK_POLL_SECS=0)");
+            } else {
+                let poller = Poller::new(
+                    api,
+                    store.clone(),
+                    settings.camionback.backfill,
+                    broadcaster.new_order.clone(),
+                );
+                tracker.spawn(poller.run_until_stopped(settings.camionback.poll_interval, cancel.child_token()));
+            }
+        }
+        tracker.spawn(broadcaster.run_until_stopped(cancel.child_token()));
+
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            channel.clone(),
+            dispatcher::DispatchSettings {
+                throttle: settings.dispatch.throttle,
+                jitter: settings.dispatch.jitter,
+                send_timeout: settings.dispatch.send_timeout,
+                template: settings.template.clone(),
+                link_base: settings.order_link_base.clone(),
+            },
+            dispatcher_wake.clone(),
+        );
+        tracker.spawn(dispatcher.run_until_stopped(cancel.child_token()));
+        tracker.close();
+
+        tracing::info!(
+            "relais démarré : webhooks sur http://{addr}, canal {}, {} ms entre deux envois",
+            channel.name(),
+            settings.dispatch.throttle.as_millis()
+        );
+        Ok(Self {
+            store,
+            addr,
+            carriers,
+            dispatcher_wake,
+            cancel,
+            tracker,
+            _lock: lock,
+        })
+    }
+
+    /// Where the HTTP server listens (the port is the real one when 0 was asked).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn carriers(&self) -> &CarrierSync {
+        &self.carriers
+    }
+
+    /// Tells the dispatcher new deliveries are queued (a relaunch from this process).
+    pub fn wake_dispatcher(&self) {
+        self.dispatcher_wake.notify_one();
+    }
+
+    /// Stops every task; a send in flight is finished and recorded first.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        self.tracker.wait().await;
+        self.store.close().await;
+        tracing::info!("relais arrêté");
+    }
+}

@@ -1,0 +1,112 @@
+//! `POST /webhooks/orders`: CamionBack pushes each new order here, signed. Checks run from
+//! cheapest to dearest (size, signature, JSON, order), and a refused request stores nothing.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::camionback::OrderJson;
+use crate::clock::now_ms;
+use crate::http::{HttpState, Problem};
+use crate::signature::{self, SignatureError};
+use crate::store::OrderSource;
+
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const TIMESTAMP_HEADER: &str = "X-CamionBack-Timestamp";
+pub const SIGNATURE_HEADER: &str = "X-CamionBack-Signature";
+const TOLERANCE_SECS: i64 = 300;
+
+#[derive(Deserialize)]
+struct Envelope {
+    event: String,
+    order: serde_json::Value,
+}
+
+pub async fn receive(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let Ok(body) = to_bytes(body, MAX_BODY_BYTES).await else {
+        return Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("corps de requête trop grand (64 Kio au plus)"),
+        )
+        .into_response();
+    };
+    if let Err(err) = authenticate(&state, &headers, &body) {
+        tracing::warn!("webhook commande refusé : {err}");
+        return Problem::new(StatusCode::UNAUTHORIZED, "bad_signature", err.to_string())
+            .into_response();
+    }
+    let envelope: Envelope = match serde_json::from_slice(&body) {
+        Ok(envelope) => envelope,
+        Err(err) => return malformed(format!("JSON invalide : {err}")),
+    };
+    if envelope.event != "order.created" {
+        // Another kind of event is not an error of the sender: acknowledged, ignored.
+        return (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({ "status": "ignored", "reason": format!("événement « {} » non traité", envelope.event) })),
+        )
+            .into_response();
+    }
+    let order = match serde_json::from_value::<OrderJson>(envelope.order) {
+        Ok(json) => match json.into_order() {
+            Ok(order) => order,
+            Err(err) => return malformed(format!("commande invalide : {err}")),
+        },
+        Err(err) => return malformed(format!("commande invalide : {err}")),
+    };
+    match state.store.insert_order(&order, OrderSource::Webhook, now_ms()).await {
+        Ok(new) => {
+            if new {
+                tracing::info!("commande {} reçue par webhook", order.reference);
+                state.new_order.notify_one();
+            } else {
+                tracing::info!("commande {} déjà connue : webhook ignoré", order.reference);
+            }
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({
+                    "status": if new { "accepted" } else { "duplicate" },
+                    "order_id": order.id.0,
+                })),
+            )
+                .into_response()
+        }
+        Err(err) => {
+            tracing::error!("webhook commande {} : {err}", order.reference);
+            // 5xx: CamionBack retries, and polling will find the order anyway.
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "commande non enregistrée, réessayez".to_string(),
+            )
+            .into_response()
+        }
+    }
+}
+
+fn authenticate(state: &HttpState, headers: &HeaderMap, body: &[u8]) -> Result<(), SignatureError> {
+    let secret = state
+        .webhook_secret
+        .as_ref()
+        .ok_or(SignatureError::NoSecret("RELAY_WEBHOOK_SECRET"))?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let timestamp_text = header(TIMESTAMP_HEADER).map(str::trim);
+    signature::check_timestamp(timestamp_text, now_ms() / 1000, TOLERANCE_SECS, TIMESTAMP_HEADER)?;
+    let signature = header(SIGNATURE_HEADER).ok_or(SignatureError::Missing(SIGNATURE_HEADER))?;
+    let timestamp = timestamp_text.unwrap_or_default();
+    signature::verify(
+        secret.expose_secret().as_bytes(),
+        &[timestamp.as_bytes(), b".", body],
+        signature,
+        SIGNATURE_HEADER,
+    )
+}
+
+fn malformed(message: String) -> Response {
+    Problem::new(StatusCode::BAD_REQUEST, "malformed", message).into_response()
+}

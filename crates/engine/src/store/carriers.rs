@@ -1,0 +1,111 @@
+//! The carrier list as last synced, and who is eligible right now.
+
+use relay_domain::{CarrierId, CarrierStatus, PhoneNumber};
+
+use super::{Store, StoreError};
+
+/// One carrier as the API listed it.
+#[derive(Debug, Clone)]
+pub struct CarrierRecord {
+    pub id: CarrierId,
+    pub name: String,
+    pub phone_raw: String,
+    pub statut: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CarrierRow {
+    pub id: i64,
+    pub name: String,
+    pub phone_raw: String,
+    pub phone: Option<String>,
+    pub phone_error: Option<String>,
+    pub statut: String,
+    pub eligible: bool,
+    pub opted_out_at: Option<i64>,
+    pub synced_at: i64,
+    pub last_sent_at: Option<i64>,
+}
+
+/// The word stored for carriers that a complete sync no longer lists.
+const ABSENT_FROM_SYNC: &str = "absent de l'API";
+
+impl Store {
+    /// Replaces the carrier list with a complete sync. Carriers the API no longer lists (the
+    /// `statut=valide` query hides blocked ones) stop being eligible at once.
+    pub async fn replace_carriers(
+        &self,
+        carriers: &[CarrierRecord],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for carrier in carriers {
+            let status = CarrierStatus::parse(&carrier.statut);
+            let (phone, phone_error) = match PhoneNumber::parse(&carrier.phone_raw) {
+                Ok(phone) => (Some(phone.e164().to_string()), None),
+                Err(err) => (None, Some(err.to_string())),
+            };
+            sqlx::query(
+                "INSERT INTO carriers (id, name, phone_raw, phone, phone_error, statut, eligible, synced_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (id) DO UPDATE SET
+                    name = excluded.name, phone_raw = excluded.phone_raw, phone = excluded.phone,
+                    phone_error = excluded.phone_error, statut = excluded.statut,
+                    eligible = excluded.eligible, synced_at = excluded.synced_at",
+            )
+            .bind(carrier.id.0)
+            .bind(carrier.name.trim())
+            .bind(&carrier.phone_raw)
+            .bind(phone)
+            .bind(phone_error)
+            .bind(carrier.statut.trim())
+            .bind(status.is_eligible())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE carriers SET eligible = 0, statut = ?, synced_at = ? WHERE synced_at < ?",
+        )
+        .bind(ABSENT_FROM_SYNC)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn list_carriers(&self) -> Result<Vec<CarrierRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT c.*, (SELECT MAX(d.sent_at) FROM deliveries d WHERE d.carrier_id = c.id) AS last_sent_at
+             FROM carriers c ORDER BY c.name, c.id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn eligible_carrier_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM carriers WHERE eligible = 1 AND opted_out_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Why a carrier may not receive anything now, or `None` when it may. Asked at send
+    /// time: a carrier blocked after an order was queued gets nothing.
+    pub async fn carrier_refusal(&self, id: CarrierId) -> Result<Option<String>, StoreError> {
+        let row: Option<(bool, String, Option<i64>)> =
+            sqlx::query_as("SELECT eligible, statut, opted_out_at FROM carriers WHERE id = ?")
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match row {
+            None => Some("transporteur inconnu".to_string()),
+            Some((_, _, Some(_))) => Some("opted_out".to_string()),
+            Some((false, statut, None)) => Some(format!("transporteur non validé ({statut})")),
+            Some((true, _, None)) => None,
+        })
+    }
+}

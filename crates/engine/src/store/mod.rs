@@ -1,0 +1,80 @@
+//! The relay's SQLite database: the only module that speaks SQL. Every other module asks it
+//! questions in domain terms.
+
+mod carriers;
+mod history;
+mod orders;
+mod outbox;
+mod reports;
+mod state;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub use carriers::{CarrierRecord, CarrierRow};
+pub use history::{HistoryFilter, HistoryRow, StatusCount};
+pub use orders::{FanOut, OrderSource, StoredOrder};
+pub use outbox::{Claim, RelaunchMode};
+pub use reports::ReportOutcome;
+pub use state::StateKey;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("base de données : {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration de la base de données impossible : {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("fichier de base de données {path} : {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("valeur invalide en base ({0})")]
+    Corrupt(String),
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating it if needed, owner-only) and migrates the database at `path`.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        crate::fs::create_private_file(path).map_err(|source| StoreError::File {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL survives a process crash (kill -9) without losing commits; only a
+            // power loss can drop the last transactions, which the crash tests do not cover.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn parse_status(raw: &str) -> Result<relay_domain::DeliveryStatus, StoreError> {
+    raw.parse()
+        .map_err(|_| StoreError::Corrupt(format!("statut {raw}")))
+}

@@ -1,0 +1,71 @@
+//! Small named values that must survive a restart (the polling cursor above all).
+
+use super::{Store, StoreError};
+
+#[derive(Debug, Clone, Copy)]
+pub enum StateKey {
+    /// Highest order id seen by polling: the next poll asks for what came after it.
+    PollCursor,
+    /// Unix ms the very first poll looks back to, fixed once.
+    PollCreatedAfter,
+    /// Unix ms of the last poll that reached the API.
+    LastPollOkAt,
+    /// Unix ms and text of the last poll failure.
+    LastPollError,
+    LastCarrierSyncAt,
+    LastCarrierSyncError,
+}
+
+impl StateKey {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::PollCursor => "poll_cursor",
+            Self::PollCreatedAfter => "poll_created_after",
+            Self::LastPollOkAt => "last_poll_ok_at",
+            Self::LastPollError => "last_poll_error",
+            Self::LastCarrierSyncAt => "last_carrier_sync_at",
+            Self::LastCarrierSyncError => "last_carrier_sync_error",
+        }
+    }
+}
+
+impl Store {
+    pub async fn get_state(&self, key: StateKey) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM relay_state WHERE key = ?")
+                .bind(key.as_str())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn set_state(&self, key: StateKey, value: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO relay_state (key, value) VALUES (?, ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key.as_str())
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn clear_state(&self, key: StateKey) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM relay_state WHERE key = ?")
+            .bind(key.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get_state_i64(&self, key: StateKey) -> Result<Option<i64>, StoreError> {
+        match self.get_state(key).await? {
+            None => Ok(None),
+            Some(raw) => raw
+                .parse()
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt(format!("{} = {raw}", key.as_str()))),
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! A fake WhatsApp Cloud API: `POST /{version}/{phone-number-id}/messages` with a bearer token.
+//! It records every message with the instant it arrived (to measure the throttle) and answers
+//! per recipient from a script (Meta's documented error bodies), accepting by default.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+pub const TOKEN: &str = "meta-test-token";
+pub const PHONE_NUMBER_ID: &str = "106540352242922";
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Accept,
+    /// Meta's error body `{"error":{"code":..,"message":..}}` with this HTTP status.
+    MetaError { http: u16, code: i64, message: String },
+    /// A bare HTTP status with a non-JSON body.
+    Http(u16),
+}
+
+impl Reply {
+    pub fn meta(http: u16, code: i64, message: &str) -> Self {
+        Self::MetaError {
+            http,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// A message as the fake received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Digits, as sent in `to`.
+    pub to: String,
+    pub body: Value,
+    pub at: Instant,
+    /// The id the fake answered with, when it accepted.
+    pub message_id: Option<String>,
+}
+
+impl Received {
+    /// The text of a `text` message.
+    pub fn text(&self) -> Option<&str> {
+        self.body["text"]["body"].as_str()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    received: Vec<Received>,
+    script: HashMap<String, VecDeque<Reply>>,
+    rejected_auth: usize,
+}
+
+pub struct FakeCloudApi {
+    pub server: MockServer,
+    state: Arc<Mutex<State>>,
+}
+
+struct Messages {
+    state: Arc<Mutex<State>>,
+    ids: AtomicU64,
+    delay: Duration,
+}
+
+impl Respond for Messages {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let at = Instant::now();
+        let mut state = self.state.lock().expect("fake state");
+        let authorized = request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            == Some(&format!("Bearer {TOKEN}"));
+        if !authorized || !request.url.path().ends_with(&format!("/{PHONE_NUMBER_ID}/messages")) {
+            state.rejected_auth += 1;
+            return ResponseTemplate::new(401).set_body_json(json!({
+                "error": { "message": "Invalid OAuth access token", "type": "OAuthException", "code": 190 }
+            }));
+        }
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let to = body["to"].as_str().unwrap_or_default().to_string();
+        let reply = state
+            .script
+            .get_mut(&to)
+            .and_then(VecDeque::pop_front)
+            .unwrap_or(Reply::Accept);
+        let (template, message_id) = match reply {
+            Reply::Accept => {
+                let id = format!("wamid.TEST{}", self.ids.fetch_add(1, Ordering::SeqCst));
+                (
+                    ResponseTemplate::new(200).set_body_json(json!({
+                        "messaging_product": "whatsapp",
+                        "contacts": [{ "input": to, "wa_id": to }],
+                        "messages": [{ "id": id }],
+                    })),
+                    Some(id),
+                )
+            }
+            Reply::MetaError { http, code, message } => (
+                ResponseTemplate::new(http).set_body_json(json!({
+                    "error": { "message": message, "type": "OAuthException", "code": code,
+                               "error_data": { "messaging_product": "whatsapp", "details": message },
+                               "fbtrace_id": "Atest" }
+                })),
+                None,
+            ),
+            Reply::Http(status) => (ResponseTemplate::new(status).set_body_string("upstream error"), None),
+        };
+        state.received.push(Received {
+            to,
+            body,
+            at,
+            message_id,
+        });
+        template.set_delay(self.delay)
+    }
+}
+
+impl FakeCloudApi {
+    pub async fn start() -> Self {
+        Self::start_with_delay(Duration::ZERO).await
+    }
+
+    /// Every answer takes `delay`: a slow network, or a window for a crash in mid-send.
+    pub async fn start_with_delay(delay: Duration) -> Self {
+        let server = MockServer::start().await;
+        let state = Arc::new(Mutex::new(State::default()));
+        Mock::given(method("POST"))
+            .respond_with(Messages {
+                state: state.clone(),
+                ids: AtomicU64::new(1),
+                delay,
+            })
+            .mount(&server)
+            .await;
+        Self { server, state }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.uri()
+    }
+
+    /// The next answers for messages to `to` (digits), in order; then it accepts.
+    pub fn script(&self, to: &str, replies: Vec<Reply>) {
+        self.state
+            .lock()
+            .expect("fake state")
+            .script
+            .insert(to.to_string(), replies.into());
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().expect("fake state").received.clone()
+    }
+
+    /// Messages accepted (answered with an id), by recipient.
+    pub fn accepted_to(&self, to: &str) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.to == to && r.message_id.is_some())
+            .collect()
+    }
+
+    pub fn rejected_auth(&self) -> usize {
+        self.state.lock().expect("fake state").rejected_auth
+    }
+}

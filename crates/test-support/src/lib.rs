@@ -1,0 +1,10 @@
+//! Fakes of the services the relay talks to, served on 127.0.0.1 inside the tests: the
+//! CamionBack API and the WhatsApp Cloud API, each following its documented HTTP contract and
+//! recording what it received. Independent of the engine, so they test it from outside.
+
+pub mod camionback;
+pub mod cloud_api;
+pub mod signing;
+
+pub use camionback::FakeCamionBack;
+pub use cloud_api::{FakeCloudApi, Reply};
