@@ -92,7 +92,7 @@ impl Respond for Messages {
             .get_mut(&to)
             .and_then(VecDeque::pop_front)
             .unwrap_or(Reply::Accept);
-        let (template, message_id) = match reply {
+        let (template, message_id, status) = match reply {
             Reply::Accept => {
                 let id = format!("wamid.TEST{}", self.ids.fetch_add(1, Ordering::SeqCst));
                 (
@@ -102,6 +102,7 @@ impl Respond for Messages {
                         "messages": [{ "id": id }],
                     })),
                     Some(id),
+                    200,
                 )
             }
             Reply::MetaError { http, code, message } => (
@@ -111,8 +112,19 @@ impl Respond for Messages {
                                "fbtrace_id": "Atest" }
                 })),
                 None,
+                http,
             ),
-            Reply::Http(status) => (ResponseTemplate::new(status).set_body_string("upstream error"), None),
+            Reply::Http(status) => (
+                ResponseTemplate::new(status).set_body_string("upstream error"),
+                None,
+                status,
+            ),
+        };
+        // Like many HTTP front ends, the fake says when to come back after a 429 or a 5xx.
+        let template = if status == 429 || status >= 500 {
+            template.insert_header("Retry-After", "1")
+        } else {
+            template
         };
         state.received.push(Received {
             to,

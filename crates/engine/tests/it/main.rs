@@ -1,0 +1,11 @@
+//! Integration tests of the relay engine, each against a fresh world: a temporary data
+//! directory, the real HTTP server on a free port, and fakes of the CamionBack API and of the
+//! WhatsApp Cloud API on 127.0.0.1.
+
+mod carriers;
+mod helpers;
+mod polling;
+mod relaunch;
+mod sending;
+mod status_webhooks;
+mod webhook_intake;

@@ -1,0 +1,133 @@
+//! Sending: the throttle, retries of transient errors, permanent errors, fairness between
+//! orders, and an account that cannot send.
+
+use std::time::Duration;
+
+use relay_domain::DeliveryStatus;
+use relay_test_support::Reply;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn sends_are_spaced_by_at_least_the_throttle() {
+    let app = world(&[("RELAY_THROTTLE_MS", "150")]).await;
+    for id in 1..=6 {
+        app.camionback
+            .add_carrier(id, &format!("T{id}"), &format!("06123456{id:02}"), "valide");
+    }
+    let app = app.start().await;
+    app.post_order(order(1)).await;
+    app.wait_for_broadcast(1).await;
+
+    let received = app.cloud.received();
+    assert_eq!(received.len(), 6);
+    // Measured where WhatsApp would see them. The relay spaces the *starts* of its sends; one
+    // request can take a few ms longer on the wire than the next (the first one opens the
+    // connection), so a single gap may look slightly shorter, never much shorter.
+    for pair in received.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        assert!(gap >= Duration::from_millis(135), "two sends only {gap:?} apart");
+    }
+    let span = received[5].at.duration_since(received[0].at);
+    assert!(span >= Duration::from_millis(5 * 150), "six sends spread over only {span:?}");
+}
+
+#[tokio::test]
+async fn permanent_errors_are_recorded_once_and_the_broadcast_goes_on() {
+    let app = spawn_app().await;
+    add_usual_carriers(&app.camionback);
+    app.cloud.script(
+        "212612345601",
+        vec![Reply::meta(400, 131026, "Message undeliverable")],
+    );
+    app.cloud.script(
+        "212612345602",
+        vec![Reply::meta(400, 100, "Invalid parameter: phone number is not valid")],
+    );
+    app.post_order(order(1)).await;
+    let rows = app.wait_for_broadcast(1).await;
+
+    let atlas = rows.iter().find(|r| r.carrier_id == 1).expect("row");
+    assert_eq!(status_of(atlas), DeliveryStatus::Failed);
+    assert_eq!(atlas.attempts, 1, "a permanent error is not retried");
+    assert_eq!(atlas.error_code.as_deref(), Some("131026"));
+    assert!(atlas.error.as_deref().unwrap_or("").contains("undeliverable"));
+
+    let rif = rows.iter().find(|r| r.carrier_id == 2).expect("row");
+    assert_eq!(status_of(rif), DeliveryStatus::InvalidNumber);
+
+    let souss = rows.iter().find(|r| r.carrier_id == 3).expect("row");
+    assert_eq!(status_of(souss), DeliveryStatus::Sent, "one failure never stops the rest");
+    assert_eq!(app.cloud.received().len(), 3);
+}
+
+#[tokio::test]
+async fn transient_errors_are_retried_then_succeed_or_fail_after_three_attempts() {
+    let app = spawn_app().await;
+    app.camionback.add_carrier(1, "Retry Then OK", "0612345601", "valide");
+    app.camionback.add_carrier(2, "Always Down", "0612345602", "valide");
+    // The fake answers errors with `Retry-After: 1`, which the relay honours; without it the
+    // relay waits 5 s then 20 s.
+    app.cloud.script(
+        "212612345601",
+        vec![Reply::meta(429, 130429, "Rate limit hit"), Reply::Http(503)],
+    );
+    app.cloud.script(
+        "212612345602",
+        vec![Reply::Http(500), Reply::Http(502), Reply::Http(503), Reply::Http(500)],
+    );
+    app.post_order(order(1)).await;
+
+    let rows = app.wait_for_broadcast(1).await;
+    let ok = rows.iter().find(|r| r.carrier_id == 1).expect("row");
+    assert_eq!(status_of(ok), DeliveryStatus::Sent);
+    assert_eq!(ok.attempts, 3);
+    let down = rows.iter().find(|r| r.carrier_id == 2).expect("row");
+    assert_eq!(status_of(down), DeliveryStatus::Failed);
+    assert_eq!(down.attempts, 3, "three attempts at most");
+    assert!(down.error.as_deref().unwrap_or("").contains("3 tentatives"), "{:?}", down.error);
+    assert_eq!(app.cloud.received().iter().filter(|r| r.to == "212612345602").count(), 3);
+}
+
+#[tokio::test]
+async fn a_refused_token_pauses_sending_without_failing_deliveries() {
+    let app = spawn_app_with(&[("WHATSAPP_TOKEN", "wrong-token")]).await;
+    add_usual_carriers(&app.camionback);
+    app.post_order(order(1)).await;
+    eventually(Duration::from_secs(5), || async { (app.cloud.rejected_auth() >= 1).then_some(()) }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    assert_eq!(app.cloud.rejected_auth(), 1, "sending paused after the first refusal");
+    let rows = app.deliveries_of(1).await;
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows.iter().all(|r| status_of(r) == DeliveryStatus::Queued && r.attempts == 0),
+        "nothing is marked failed because the account cannot send: {:?}",
+        rows.iter().map(|r| (&r.status, r.attempts)).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn several_orders_at_once_are_served_in_turn() {
+    let app = world(&[("RELAY_THROTTLE_MS", "30")]).await;
+    for id in 1..=10 {
+        app.camionback
+            .add_carrier(id, &format!("T{id}"), &format!("06123456{id:02}"), "valide");
+    }
+    let app = app.start().await;
+    app.post_order(order(100)).await;
+    app.post_order(order(200)).await;
+    app.wait_for_broadcast(100).await;
+    app.wait_for_broadcast(200).await;
+
+    let orders: Vec<String> = app
+        .cloud
+        .received()
+        .iter()
+        .map(|r| r.text().unwrap_or("").rsplit('/').next().unwrap_or("").lines().next().unwrap_or("").to_string())
+        .collect();
+    // Once both orders are queued, neither waits for the other to finish.
+    let first_200 = orders.iter().position(|o| o == "200").expect("order 200 sent");
+    let last_100 = orders.iter().rposition(|o| o == "100").expect("order 100 sent");
+    assert!(first_200 < last_100, "order 200 started before order 100 finished: {orders:?}");
+}
