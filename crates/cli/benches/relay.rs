@@ -283,7 +283,9 @@ async fn webhook_to_first_send(report: &mut Report) {
     const CARRIERS: usize = 10;
     const WARM_UP: i64 = 3;
     const ORDERS: i64 = 30;
-    println!("1. webhook -> premier envoi ({ORDERS} commandes, {CARRIERS} transporteurs, throttle 1 ms)");
+    println!(
+        "1. webhook -> premier envoi ({ORDERS} commandes, {CARRIERS} transporteurs, throttle 1 ms)"
+    );
 
     let api = fake_api_with_carriers(CARRIERS, 50).await;
     let cloud = FakeCloudApi::start().await;
@@ -434,7 +436,10 @@ async fn fan_out_10k(report: &mut Report) {
         let outcome = store.fan_out(&order, now_ms()).await.expect("fan-out");
         times.push(ms(started.elapsed()));
         if outcome.queued != CARRIERS as u64 {
-            panic!("fan-out queued {} deliveries, expected {CARRIERS}", outcome.queued);
+            panic!(
+                "fan-out queued {} deliveries, expected {CARRIERS}",
+                outcome.queued
+            );
         }
     }
     store.close().await;
@@ -546,7 +551,11 @@ async fn history_page(report: &mut Report) {
     let cases: [(&str, Option<DeliveryStatus>, Option<i64>); 5] = [
         ("failed (5 %)", Some(DeliveryStatus::Failed), None),
         ("queued (2 %)", Some(DeliveryStatus::Queued), None),
-        ("interrupted (0.1 %)", Some(DeliveryStatus::Interrupted), None),
+        (
+            "interrupted (0.1 %)",
+            Some(DeliveryStatus::Interrupted),
+            None,
+        ),
         (
             "failed, before_id 500,000",
             Some(DeliveryStatus::Failed),

@@ -90,7 +90,12 @@ async fn run(cli: Cli) -> Result<()> {
     let settings = Settings::from_env().context("configuration invalide")?;
     match cli.command {
         Command::Serve => serve(settings).await,
-        Command::History { order, status, limit, json } => {
+        Command::History {
+            order,
+            status,
+            limit,
+            json,
+        } => {
             let _logs = relay_engine::telemetry::init("warn", None);
             history(settings, order, status, limit, json).await
         }
@@ -139,9 +144,7 @@ async fn history(
     limit: u32,
     json: bool,
 ) -> Result<()> {
-    let status = status
-        .map(|s| s.parse::<DeliveryStatus>())
-        .transpose()?;
+    let status = status.map(|s| s.parse::<DeliveryStatus>()).transpose()?;
     if limit == 0 {
         bail!("--limit doit être au moins 1");
     }
@@ -166,7 +169,10 @@ async fn history(
         })
         .await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&output::history_json(&rows))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&output::history_json(&rows))?
+        );
     } else {
         output::print_history(&rows);
     }
@@ -192,7 +198,11 @@ async fn relaunch(settings: Settings, key: &str, all: bool) -> Result<()> {
             eprintln!("attention : {err} — dernière liste de transporteurs utilisée");
         }
     }
-    let mode = if all { RelaunchMode::All } else { RelaunchMode::Missing };
+    let mode = if all {
+        RelaunchMode::All
+    } else {
+        RelaunchMode::Missing
+    };
     let outcome = store.relaunch(stored.order.id, mode, now_ms()).await?;
     println!(
         "{} : {} transporteur(s) en file{}{}",
@@ -228,7 +238,10 @@ async fn carriers(settings: Settings, command: CarriersCommand) -> Result<()> {
         CarriersCommand::List { json } => {
             let rows = store.list_carriers().await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&output::carriers_json(&rows))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&output::carriers_json(&rows))?
+                );
             } else {
                 output::print_carriers(&rows);
             }

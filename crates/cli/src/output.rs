@@ -13,7 +13,10 @@ fn rfc3339(ms: i64) -> Value {
 
 fn local(ms: Option<i64>) -> String {
     ms.and_then(|ms| Local.timestamp_millis_opt(ms).single())
-        .map_or_else(|| "—".to_string(), |t| t.format("%d/%m/%Y %H:%M:%S").to_string())
+        .map_or_else(
+            || "—".to_string(),
+            |t| t.format("%d/%m/%Y %H:%M:%S").to_string(),
+        )
 }
 
 pub fn history_json(rows: &[HistoryRow]) -> Value {
@@ -104,10 +107,16 @@ pub fn print_carriers(rows: &[CarrierRow]) {
             "{:>6}  {:<24}  {:<14}  {:<12}  {:<19}{}",
             c.id,
             truncate(&c.name, 24),
-            c.phone.clone().unwrap_or_else(|| format!("invalide ({})", mask_phone(&c.phone_raw))),
+            c.phone
+                .clone()
+                .unwrap_or_else(|| format!("invalide ({})", mask_phone(&c.phone_raw))),
             status,
             local(c.last_sent_at),
-            if c.opted_out_at.is_some() { "  désinscrit" } else { "" }
+            if c.opted_out_at.is_some() {
+                "  désinscrit"
+            } else {
+                ""
+            }
         );
     }
 }

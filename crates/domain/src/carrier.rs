@@ -57,10 +57,23 @@ mod tests {
     #[test]
     fn only_validated_spellings_are_eligible_whatever_the_case() {
         for raw in ["valide", "Validé", "ACTIF", "active", " valide "] {
-            assert!(CarrierStatus::parse(raw).is_eligible(), "{raw} should be eligible");
+            assert!(
+                CarrierStatus::parse(raw).is_eligible(),
+                "{raw} should be eligible"
+            );
         }
-        for raw in ["bloqué", "en_attente", "pending", "", "validated?", "inactif"] {
-            assert!(!CarrierStatus::parse(raw).is_eligible(), "{raw} must not be eligible");
+        for raw in [
+            "bloqué",
+            "en_attente",
+            "pending",
+            "",
+            "validated?",
+            "inactif",
+        ] {
+            assert!(
+                !CarrierStatus::parse(raw).is_eligible(),
+                "{raw} must not be eligible"
+            );
         }
     }
 }

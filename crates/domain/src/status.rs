@@ -130,7 +130,10 @@ mod tests {
         assert!(Delivered.accepts_report(Read));
         assert!(!Read.accepts_report(Delivered));
         assert!(!Delivered.accepts_report(Sent));
-        assert!(!Read.accepts_report(Read), "a repeated report changes nothing");
+        assert!(
+            !Read.accepts_report(Read),
+            "a repeated report changes nothing"
+        );
         assert!(!Delivered.accepts_report(Failed));
         assert!(Sent.accepts_report(Failed));
         assert!(Interrupted.accepts_report(Delivered));

@@ -116,7 +116,11 @@ impl CamionBackApi {
         Ok(Self { http, base, token })
     }
 
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<bytes_body::Body, ApiError> {
+    async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<bytes_body::Body, ApiError> {
         let url = self
             .base
             .join(path)
@@ -164,7 +168,10 @@ impl CamionBackApi {
             .orders
             .into_iter()
             .map(|value| {
-                let id = value.get("id").and_then(serde_json::Value::as_i64).unwrap_or(0);
+                let id = value
+                    .get("id")
+                    .and_then(serde_json::Value::as_i64)
+                    .unwrap_or(0);
                 serde_json::from_value::<OrderJson>(value)
                     .map_err(|err| (id, err.to_string()))
                     .and_then(|json| json.into_order().map_err(|err| (id, err.to_string())))
@@ -215,7 +222,10 @@ mod bytes_body {
     pub struct Body(pub bytes::Bytes);
 
     impl Body {
-        pub fn json<T: serde::de::DeserializeOwned>(&self, what: &'static str) -> Result<T, ApiError> {
+        pub fn json<T: serde::de::DeserializeOwned>(
+            &self,
+            what: &'static str,
+        ) -> Result<T, ApiError> {
             serde_json::from_slice(&self.0).map_err(|err| ApiError::Garbage {
                 what,
                 detail: err.to_string(),

@@ -62,7 +62,9 @@ impl CarrierSync {
                 self.store
                     .set_state(StateKey::LastCarrierSyncAt, &now_ms().to_string())
                     .await?;
-                self.store.clear_state(StateKey::LastCarrierSyncError).await?;
+                self.store
+                    .clear_state(StateKey::LastCarrierSyncError)
+                    .await?;
                 tracing::info!(
                     "transporteurs synchronisés : {} listés, {} validés",
                     report.listed,

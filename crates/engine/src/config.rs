@@ -42,9 +42,7 @@ pub const DATABASE_FILE: &str = "relay.db";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error(
-        "aucun dossier de données par défaut sur ce système : définissez RELAY_DATA_DIR"
-    )]
+    #[error("aucun dossier de données par défaut sur ce système : définissez RELAY_DATA_DIR")]
     NoDataDir,
     #[error("{path} : {source}")]
     File {
@@ -163,20 +161,28 @@ impl Settings {
                 api_url: values.url("CAMIONBACK_API_URL")?,
                 api_token: values.secret("CAMIONBACK_API_TOKEN"),
                 poll_interval: Duration::from_secs(values.number("CAMIONBACK_POLL_SECS", 30)?),
-                backfill: Duration::from_secs(60 * values.number("CAMIONBACK_BACKFILL_MINUTES", 10)?),
+                backfill: Duration::from_secs(
+                    60 * values.number("CAMIONBACK_BACKFILL_MINUTES", 10)?,
+                ),
                 carrier_sync_interval: Duration::from_secs(
                     values.number("CAMIONBACK_CARRIER_SYNC_SECS", 300)?.max(1),
                 ),
             },
             webhook: WebhookSettings {
-                addr: values.parse("RELAY_WEBHOOK_ADDR", "127.0.0.1:8787", "adresse IP:port attendue (ex. 127.0.0.1:8787)")?,
+                addr: values.parse(
+                    "RELAY_WEBHOOK_ADDR",
+                    "127.0.0.1:8787",
+                    "adresse IP:port attendue (ex. 127.0.0.1:8787)",
+                )?,
                 secret: values.secret("RELAY_WEBHOOK_SECRET"),
             },
             dispatch: DispatchSettings {
                 channel: values.channel()?,
                 throttle: Duration::from_millis(values.number("RELAY_THROTTLE_MS", 1000)?),
                 jitter: Duration::from_millis(values.number("RELAY_JITTER_MS", 0)?),
-                send_timeout: Duration::from_secs(values.number("RELAY_SEND_TIMEOUT_SECS", 30)?.max(1)),
+                send_timeout: Duration::from_secs(
+                    values.number("RELAY_SEND_TIMEOUT_SECS", 30)?.max(1),
+                ),
             },
             order_link_base: values
                 .url_or("ORDER_LINK_BASE", "https://camionback.com/commande/")?
@@ -184,11 +190,15 @@ impl Settings {
             template,
             cloud_api: CloudApiSettings {
                 api_url: values.url_or("WHATSAPP_API_URL", "https://graph.facebook.com")?,
-                api_version: values.string("WHATSAPP_API_VERSION")?.unwrap_or_else(|| "v21.0".into()),
+                api_version: values
+                    .string("WHATSAPP_API_VERSION")?
+                    .unwrap_or_else(|| "v21.0".into()),
                 phone_number_id: values.string("WHATSAPP_PHONE_NUMBER_ID")?,
                 token: values.secret("WHATSAPP_TOKEN"),
                 template: values.string("WHATSAPP_TEMPLATE")?,
-                template_lang: values.string("WHATSAPP_TEMPLATE_LANG")?.unwrap_or_else(|| "fr".into()),
+                template_lang: values
+                    .string("WHATSAPP_TEMPLATE_LANG")?
+                    .unwrap_or_else(|| "fr".into()),
                 verify_token: values.secret("WHATSAPP_VERIFY_TOKEN"),
                 app_secret: values.secret("WHATSAPP_APP_SECRET"),
             },
@@ -223,10 +233,12 @@ fn read_config_file(path: &Path) -> Result<Raw, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let table: toml::Table = text.parse().map_err(|err: toml::de::Error| ConfigError::Toml {
-        path: path.to_path_buf(),
-        message: err.message().to_string(),
-    })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|err: toml::de::Error| ConfigError::Toml {
+            path: path.to_path_buf(),
+            message: err.message().to_string(),
+        })?;
     let mut raw = Raw::new();
     for (name, value) in table {
         let key = KEYS
@@ -293,14 +305,19 @@ impl Values {
     }
 
     fn secret(&self, key: &'static str) -> Option<SecretString> {
-        self.get(key).map(|(v, _)| SecretString::from(v.to_string()))
+        self.get(key)
+            .map(|(v, _)| SecretString::from(v.to_string()))
     }
 
     fn number(&self, key: &'static str, default: u64) -> Result<u64, ConfigError> {
         match self.get(key) {
             None => Ok(default),
             Some((value, origin)) => value.parse().map_err(|_| {
-                self.invalid(key, origin, format!("« {value} » n'est pas un nombre entier positif"))
+                self.invalid(
+                    key,
+                    origin,
+                    format!("« {value} » n'est pas un nombre entier positif"),
+                )
             }),
         }
     }
@@ -329,8 +346,13 @@ impl Values {
     }
 
     fn check_url(&self, key: &'static str, value: &str, origin: &str) -> Result<Url, ConfigError> {
-        let url = Url::parse(value)
-            .map_err(|err| self.invalid(key, origin, format!("« {value} » n'est pas une URL ({err})")))?;
+        let url = Url::parse(value).map_err(|err| {
+            self.invalid(
+                key,
+                origin,
+                format!("« {value} » n'est pas une URL ({err})"),
+            )
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(self.invalid(key, origin, format!("« {value} » : URL http(s) attendue")));
         }
@@ -425,7 +447,10 @@ mod tests {
         assert!(err.to_string().contains("relay_throtle_ms"), "{err}");
 
         std::fs::write(dir.path().join(CONFIG_FILE), "this is = not toml =").expect("write");
-        assert!(matches!(load(dir.path(), &[]), Err(ConfigError::Toml { .. })));
+        assert!(matches!(
+            load(dir.path(), &[]),
+            Err(ConfigError::Toml { .. })
+        ));
     }
 
     #[test]

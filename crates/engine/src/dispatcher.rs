@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use rand::Rng;
-use relay_domain::{DeliveryStatus, MessageTemplate, OrderId, PhoneNumber, TemplateFields, mask_phone};
+use relay_domain::{
+    DeliveryStatus, MessageTemplate, OrderId, PhoneNumber, TemplateFields, mask_phone,
+};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -66,7 +68,12 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(store: Store, channel: Arc<dyn Channel>, settings: DispatchSettings, wake: Arc<Notify>) -> Self {
+    pub fn new(
+        store: Store,
+        channel: Arc<dyn Channel>,
+        settings: DispatchSettings,
+        wake: Arc<Notify>,
+    ) -> Self {
         Self {
             store,
             channel,
@@ -120,7 +127,13 @@ impl Dispatcher {
         }
         let Some(rendered) = self.render(claim.order()).await? else {
             self.store
-                .mark_final(claim.id, DeliveryStatus::Failed, "commande introuvable", None, now_ms())
+                .mark_final(
+                    claim.id,
+                    DeliveryStatus::Failed,
+                    "commande introuvable",
+                    None,
+                    now_ms(),
+                )
                 .await?;
             return Ok(Step::Settled);
         };
@@ -128,7 +141,13 @@ impl Dispatcher {
             Ok(phone) => phone,
             Err(err) => {
                 self.store
-                    .mark_final(claim.id, DeliveryStatus::InvalidNumber, &err.to_string(), None, now_ms())
+                    .mark_final(
+                        claim.id,
+                        DeliveryStatus::InvalidNumber,
+                        &err.to_string(),
+                        None,
+                        now_ms(),
+                    )
                     .await?;
                 log_failure(&claim, &rendered.reference, &err.to_string());
                 return Ok(Step::Settled);
@@ -140,10 +159,18 @@ impl Dispatcher {
             text: &rendered.text,
             fields: &rendered.fields,
         };
-        let outcome = match tokio::time::timeout(self.settings.send_timeout, self.channel.send(message)).await {
+        let outcome = match tokio::time::timeout(
+            self.settings.send_timeout,
+            self.channel.send(message),
+        )
+        .await
+        {
             Ok(outcome) => outcome,
             Err(_) => Err(SendError::Transient {
-                reason: format!("pas de réponse après {} s", self.settings.send_timeout.as_secs()),
+                reason: format!(
+                    "pas de réponse après {} s",
+                    self.settings.send_timeout.as_secs()
+                ),
                 code: None,
                 retry_after: None,
             }),
@@ -151,7 +178,9 @@ impl Dispatcher {
         let now = now_ms();
         match outcome {
             Ok(accepted) => {
-                self.store.mark_sent(claim.id, accepted.message_id.as_deref(), now).await?;
+                self.store
+                    .mark_sent(claim.id, accepted.message_id.as_deref(), now)
+                    .await?;
                 tracing::info!(
                     "✅ Message envoyé à {} ({}) pour commande {}",
                     claim.carrier_name,
@@ -159,21 +188,44 @@ impl Dispatcher {
                     rendered.reference
                 );
             }
-            Err(SendError::Permanent { status, reason, code }) => {
-                self.store.mark_final(claim.id, status, &reason, code.as_deref(), now).await?;
+            Err(SendError::Permanent {
+                status,
+                reason,
+                code,
+            }) => {
+                self.store
+                    .mark_final(claim.id, status, &reason, code.as_deref(), now)
+                    .await?;
                 log_failure(&claim, &rendered.reference, &reason);
             }
-            Err(SendError::Transient { reason, code, retry_after }) => {
+            Err(SendError::Transient {
+                reason,
+                code,
+                retry_after,
+            }) => {
                 if claim.attempts >= MAX_ATTEMPTS {
                     let reason = format!("{reason} (après {} tentatives)", claim.attempts);
                     self.store
-                        .mark_final(claim.id, DeliveryStatus::Failed, &reason, code.as_deref(), now)
+                        .mark_final(
+                            claim.id,
+                            DeliveryStatus::Failed,
+                            &reason,
+                            code.as_deref(),
+                            now,
+                        )
                         .await?;
                     log_failure(&claim, &rendered.reference, &reason);
                 } else {
                     let delay = retry_delay(claim.attempts, retry_after);
                     self.store
-                        .reschedule(claim.id, &reason, code.as_deref(), now + millis(delay), true, now)
+                        .reschedule(
+                            claim.id,
+                            &reason,
+                            code.as_deref(),
+                            now + millis(delay),
+                            true,
+                            now,
+                        )
                         .await?;
                     tracing::warn!(
                         "envoi à {} ({}) pour commande {} à réessayer dans {} s : {reason}",
@@ -184,14 +236,21 @@ impl Dispatcher {
                     );
                 }
             }
-            Err(SendError::Unavailable { reason, retry_after }) => {
+            Err(SendError::Unavailable {
+                reason,
+                retry_after,
+            }) => {
                 self.store
-                    .reschedule(claim.id, &reason, None, now + millis(retry_after), false, now)
+                    .reschedule(
+                        claim.id,
+                        &reason,
+                        None,
+                        now + millis(retry_after),
+                        false,
+                        now,
+                    )
                     .await?;
-                tracing::error!(
-                    "envois suspendus {} s : {reason}",
-                    retry_after.as_secs()
-                );
+                tracing::error!("envois suspendus {} s : {reason}", retry_after.as_secs());
                 return Ok(Step::Paused(retry_after));
             }
         }
@@ -221,7 +280,9 @@ impl Dispatcher {
                 Step::Paused(wait) => next_send_at = Instant::now() + wait,
                 Step::Idle { next_due } => {
                     let until_due = next_due
-                        .map(|due| Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0)))
+                        .map(|due| {
+                            Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0))
+                        })
                         .unwrap_or(IDLE_POLL);
                     tokio::select! {
                         _ = cancel.cancelled() => return,
@@ -237,7 +298,11 @@ impl Dispatcher {
     /// the account does not send at a machine's perfectly regular beat.
     fn gap(&self) -> Duration {
         let jitter = u64::try_from(self.settings.jitter.as_millis()).unwrap_or(u64::MAX);
-        let extra = if jitter == 0 { 0 } else { rand::rng().random_range(0..=jitter) };
+        let extra = if jitter == 0 {
+            0
+        } else {
+            rand::rng().random_range(0..=jitter)
+        };
         self.settings.throttle + Duration::from_millis(extra)
     }
 }
@@ -280,10 +345,19 @@ mod tests {
     fn retries_wait_longer_each_time_and_honour_retry_after_within_bounds() {
         let first = retry_delay(1, None);
         let second = retry_delay(2, None);
-        assert!(first >= Duration::from_secs(5) && first < Duration::from_secs(11), "{first:?}");
+        assert!(
+            first >= Duration::from_secs(5) && first < Duration::from_secs(11),
+            "{first:?}"
+        );
         assert!(second >= Duration::from_secs(20), "{second:?}");
-        assert_eq!(retry_delay(1, Some(Duration::from_secs(42))), Duration::from_secs(42));
+        assert_eq!(
+            retry_delay(1, Some(Duration::from_secs(42))),
+            Duration::from_secs(42)
+        );
         assert_eq!(retry_delay(1, Some(Duration::ZERO)), Duration::from_secs(1));
-        assert_eq!(retry_delay(1, Some(Duration::from_secs(86_400))), MAX_RETRY_AFTER);
+        assert_eq!(
+            retry_delay(1, Some(Duration::from_secs(86_400))),
+            MAX_RETRY_AFTER
+        );
     }
 }

@@ -37,7 +37,9 @@ pub enum EngineError {
     CloudApi(#[from] CloudApiConfigError),
     #[error(transparent)]
     Api(#[from] ApiError),
-    #[error("le canal {0} n'est pas encore disponible dans cette version : utilisez RELAY_CHANNEL=cloud-api")]
+    #[error(
+        "le canal {0} n'est pas encore disponible dans cette version : utilisez RELAY_CHANNEL=cloud-api"
+    )]
     ChannelUnavailable(&'static str),
 }
 
@@ -89,11 +91,9 @@ impl Engine {
         settings: Settings,
         channel: Arc<dyn Channel>,
     ) -> Result<Self, EngineError> {
-        crate::fs::create_private_dir(&settings.data_dir).map_err(|source| {
-            StoreError::File {
-                path: settings.data_dir.display().to_string(),
-                source,
-            }
+        crate::fs::create_private_dir(&settings.data_dir).map_err(|source| StoreError::File {
+            path: settings.data_dir.display().to_string(),
+            source,
         })?;
         let lock = InstanceLock::acquire(&settings.data_dir)?;
         let store = open_store(&settings).await?;
@@ -130,7 +130,8 @@ impl Engine {
         let tracker = TaskTracker::new();
         let dispatcher_wake = Arc::new(Notify::new());
         let carriers = CarrierSync::new(api.clone(), store.clone());
-        let broadcaster = Broadcaster::new(store.clone(), carriers.clone(), dispatcher_wake.clone());
+        let broadcaster =
+            Broadcaster::new(store.clone(), carriers.clone(), dispatcher_wake.clone());
 
         let state = HttpState {
             store: store.clone(),
@@ -152,11 +153,10 @@ impl Engine {
         if let Some(api) = api {
             // The first sync runs before any broadcast is attempted; later ones on a timer.
             let _ = carriers.sync_now().await;
-            tracker.spawn(
-                carriers
-                    .clone()
-                    .run_until_stopped(settings.camionback.carrier_sync_interval, cancel.child_token()),
-            );
+            tracker.spawn(carriers.clone().run_until_stopped(
+                settings.camionback.carrier_sync_interval,
+                cancel.child_token(),
+            ));
             if settings.camionback.poll_interval.is_zero() {
                 tracing::info!("interrogation des commandes désactivée (CAMIONBACK_POLL_SECS=0)");
             } else {
@@ -166,7 +166,10 @@ impl Engine {
                     settings.camionback.backfill,
                     broadcaster.new_order.clone(),
                 );
-                tracker.spawn(poller.run_until_stopped(settings.camionback.poll_interval, cancel.child_token()));
+                tracker.spawn(
+                    poller
+                        .run_until_stopped(settings.camionback.poll_interval, cancel.child_token()),
+                );
             }
         }
         tracker.spawn(broadcaster.run_until_stopped(cancel.child_token()));

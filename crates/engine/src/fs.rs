@@ -17,10 +17,10 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 
 /// Creates `path` if missing, and makes it owner-only whether it was new or not.
 pub fn create_private_file(path: &Path) -> io::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.exists() {
-            create_private_dir(parent)?;
-        }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.exists()
+    {
+        create_private_dir(parent)?;
     }
     let mut options = OpenOptions::new();
     options.create(true).append(true);

@@ -38,7 +38,11 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(status: StatusCode, code: &'static str, message: String) -> Self {
-        Self { status, code, message }
+        Self {
+            status,
+            code,
+            message,
+        }
     }
 }
 
@@ -66,22 +70,35 @@ pub fn router(state: HttpState) -> Router {
 
 async fn healthz(State(state): State<HttpState>) -> Response {
     match state.store.queue_depth().await {
-        Ok(depth) => Json(json!({ "status": "ok", "channel": state.channel, "queue_depth": depth }))
-            .into_response(),
-        Err(err) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", err.to_string())
-            .into_response(),
+        Ok(depth) => {
+            Json(json!({ "status": "ok", "channel": state.channel, "queue_depth": depth }))
+                .into_response()
+        }
+        Err(err) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            err.to_string(),
+        )
+        .into_response(),
     }
 }
 
 async fn metrics(State(state): State<HttpState>) -> Response {
     match render_metrics(&state.store).await {
         Ok(text) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             text,
         )
             .into_response(),
-        Err(err) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", err.to_string())
-            .into_response(),
+        Err(err) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            err.to_string(),
+        )
+        .into_response(),
     }
 }
 
@@ -90,30 +107,66 @@ async fn metrics(State(state): State<HttpState>) -> Response {
 async fn render_metrics(store: &Store) -> Result<String, StoreError> {
     let counts = store.status_counts().await?;
     let mut out = String::new();
-    let _ = writeln!(out, "# HELP relay_deliveries Deliveries by status (all orders).");
+    let _ = writeln!(
+        out,
+        "# HELP relay_deliveries Deliveries by status (all orders)."
+    );
     let _ = writeln!(out, "# TYPE relay_deliveries gauge");
     for status in DeliveryStatus::ALL {
-        let count = counts.iter().find(|c| c.status == status).map_or(0, |c| c.count);
+        let count = counts
+            .iter()
+            .find(|c| c.status == status)
+            .map_or(0, |c| c.count);
         let _ = writeln!(out, "relay_deliveries{{status=\"{status}\"}} {count}");
     }
-    let _ = writeln!(out, "# HELP relay_queue_depth Deliveries still owed (queued or sending).");
+    let _ = writeln!(
+        out,
+        "# HELP relay_queue_depth Deliveries still owed (queued or sending)."
+    );
     let _ = writeln!(out, "# TYPE relay_queue_depth gauge");
     let _ = writeln!(out, "relay_queue_depth {}", store.queue_depth().await?);
-    let _ = writeln!(out, "# HELP relay_eligible_carriers Validated carriers in the last synced list.");
+    let _ = writeln!(
+        out,
+        "# HELP relay_eligible_carriers Validated carriers in the last synced list."
+    );
     let _ = writeln!(out, "# TYPE relay_eligible_carriers gauge");
-    let _ = writeln!(out, "relay_eligible_carriers {}", store.eligible_carrier_count().await?);
+    let _ = writeln!(
+        out,
+        "relay_eligible_carriers {}",
+        store.eligible_carrier_count().await?
+    );
     let seconds = |ms: Option<i64>| ms.map_or(0.0, |ms| ms as f64 / 1000.0);
     let last_poll = store.get_state_i64(StateKey::LastPollOkAt).await?;
-    let _ = writeln!(out, "# HELP relay_last_poll_timestamp_seconds Last successful poll of the CamionBack API (0: never).");
+    let _ = writeln!(
+        out,
+        "# HELP relay_last_poll_timestamp_seconds Last successful poll of the CamionBack API (0: never)."
+    );
     let _ = writeln!(out, "# TYPE relay_last_poll_timestamp_seconds gauge");
-    let _ = writeln!(out, "relay_last_poll_timestamp_seconds {}", seconds(last_poll));
+    let _ = writeln!(
+        out,
+        "relay_last_poll_timestamp_seconds {}",
+        seconds(last_poll)
+    );
     let poll_failing = store.get_state(StateKey::LastPollError).await?.is_some();
-    let _ = writeln!(out, "# HELP relay_poll_failing 1 while the last poll of the CamionBack API failed.");
+    let _ = writeln!(
+        out,
+        "# HELP relay_poll_failing 1 while the last poll of the CamionBack API failed."
+    );
     let _ = writeln!(out, "# TYPE relay_poll_failing gauge");
     let _ = writeln!(out, "relay_poll_failing {}", u8::from(poll_failing));
     let last_sync = store.get_state_i64(StateKey::LastCarrierSyncAt).await?;
-    let _ = writeln!(out, "# HELP relay_last_carrier_sync_timestamp_seconds Last successful carrier sync (0: never).");
-    let _ = writeln!(out, "# TYPE relay_last_carrier_sync_timestamp_seconds gauge");
-    let _ = writeln!(out, "relay_last_carrier_sync_timestamp_seconds {}", seconds(last_sync));
+    let _ = writeln!(
+        out,
+        "# HELP relay_last_carrier_sync_timestamp_seconds Last successful carrier sync (0: never)."
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE relay_last_carrier_sync_timestamp_seconds gauge"
+    );
+    let _ = writeln!(
+        out,
+        "relay_last_carrier_sync_timestamp_seconds {}",
+        seconds(last_sync)
+    );
     Ok(out)
 }

@@ -82,7 +82,10 @@ mod tests {
     #[test]
     fn a_correct_signature_passes_and_any_change_fails() {
         let header = sign(b"secret", &[b"123.", b"{\"a\":1}"]);
-        assert_eq!(verify(b"secret", &[b"123.", b"{\"a\":1}"], &header, H), Ok(()));
+        assert_eq!(
+            verify(b"secret", &[b"123.", b"{\"a\":1}"], &header, H),
+            Ok(())
+        );
         assert_eq!(
             verify(b"secret", &[b"123.", b"{\"a\":2}"], &header, H),
             Err(SignatureError::Mismatch)
@@ -104,9 +107,21 @@ mod tests {
     #[test]
     fn timestamps_older_or_newer_than_five_minutes_are_refused() {
         assert_eq!(check_timestamp(Some("1000"), 1200, 300, H), Ok(1000));
-        assert_eq!(check_timestamp(Some("1000"), 1301, 300, H), Err(SignatureError::Stale(301)));
-        assert_eq!(check_timestamp(Some("1400"), 1000, 300, H), Err(SignatureError::Stale(400)));
-        assert_eq!(check_timestamp(Some("abc"), 1000, 300, H), Err(SignatureError::BadTimestamp(H)));
-        assert_eq!(check_timestamp(None, 1000, 300, H), Err(SignatureError::BadTimestamp(H)));
+        assert_eq!(
+            check_timestamp(Some("1000"), 1301, 300, H),
+            Err(SignatureError::Stale(301))
+        );
+        assert_eq!(
+            check_timestamp(Some("1400"), 1000, 300, H),
+            Err(SignatureError::Stale(400))
+        );
+        assert_eq!(
+            check_timestamp(Some("abc"), 1000, 300, H),
+            Err(SignatureError::BadTimestamp(H))
+        );
+        assert_eq!(
+            check_timestamp(None, 1000, 300, H),
+            Err(SignatureError::BadTimestamp(H))
+        );
     }
 }

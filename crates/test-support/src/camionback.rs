@@ -112,13 +112,19 @@ impl Respond for Carriers {
             .max(1);
         let size = state.carriers_page_size.max(1);
         let all = &state.carriers;
-        let slice: Vec<Value> = all.iter().skip((page - 1) * size).take(size).cloned().collect();
+        let slice: Vec<Value> = all
+            .iter()
+            .skip((page - 1) * size)
+            .take(size)
+            .cloned()
+            .collect();
         let next = if page * size < all.len() {
             json!(page + 1)
         } else {
             Value::Null
         };
-        ResponseTemplate::new(200).set_body_json(json!({ "transporteurs": slice, "next_page": next }))
+        ResponseTemplate::new(200)
+            .set_body_json(json!({ "transporteurs": slice, "next_page": next }))
     }
 }
 

@@ -19,7 +19,11 @@ pub const PHONE_NUMBER_ID: &str = "106540352242922";
 pub enum Reply {
     Accept,
     /// Meta's error body `{"error":{"code":..,"message":..}}` with this HTTP status.
-    MetaError { http: u16, code: i64, message: String },
+    MetaError {
+        http: u16,
+        code: i64,
+        message: String,
+    },
     /// A bare HTTP status with a non-JSON body.
     Http(u16),
 }
@@ -79,7 +83,12 @@ impl Respond for Messages {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             == Some(&format!("Bearer {TOKEN}"));
-        if !authorized || !request.url.path().ends_with(&format!("/{PHONE_NUMBER_ID}/messages")) {
+        if !authorized
+            || !request
+                .url
+                .path()
+                .ends_with(&format!("/{PHONE_NUMBER_ID}/messages"))
+        {
             state.rejected_auth += 1;
             return ResponseTemplate::new(401).set_body_json(json!({
                 "error": { "message": "Invalid OAuth access token", "type": "OAuthException", "code": 190 }

@@ -33,7 +33,12 @@ pub struct Poller {
 }
 
 impl Poller {
-    pub fn new(api: CamionBackApi, store: Store, backfill: Duration, new_order: Arc<Notify>) -> Self {
+    pub fn new(
+        api: CamionBackApi,
+        store: Store,
+        backfill: Duration,
+        new_order: Arc<Notify>,
+    ) -> Self {
         Self {
             api,
             store,
@@ -52,12 +57,16 @@ impl Poller {
             Some(ms) => ms,
             None => {
                 let ms = now_ms() - i64::try_from(self.backfill.as_millis()).unwrap_or(i64::MAX);
-                self.store.set_state(StateKey::PollCreatedAfter, &ms.to_string()).await?;
+                self.store
+                    .set_state(StateKey::PollCreatedAfter, &ms.to_string())
+                    .await?;
                 ms
             }
         };
         Ok(Since::CreatedAfter(
-            Utc.timestamp_millis_opt(from).single().unwrap_or_else(Utc::now),
+            Utc.timestamp_millis_opt(from)
+                .single()
+                .unwrap_or_else(Utc::now),
         ))
     }
 
@@ -75,8 +84,15 @@ impl Poller {
             for polled in page {
                 let id = match polled {
                     Ok(order) => {
-                        if self.store.insert_order(&order, OrderSource::Polling, now_ms()).await? {
-                            tracing::info!("commande {} reçue par interrogation de l'API", order.reference);
+                        if self
+                            .store
+                            .insert_order(&order, OrderSource::Polling, now_ms())
+                            .await?
+                        {
+                            tracing::info!(
+                                "commande {} reçue par interrogation de l'API",
+                                order.reference
+                            );
                             new_orders += 1;
                             self.new_order.notify_one();
                         }
@@ -92,13 +108,17 @@ impl Poller {
                 cursor = Some(cursor.map_or(id, |c| c.max(id)));
             }
             if let Some(cursor) = cursor {
-                self.store.set_state(StateKey::PollCursor, &cursor.to_string()).await?;
+                self.store
+                    .set_state(StateKey::PollCursor, &cursor.to_string())
+                    .await?;
             }
             if !full {
                 break;
             }
         }
-        self.store.set_state(StateKey::LastPollOkAt, &now_ms().to_string()).await?;
+        self.store
+            .set_state(StateKey::LastPollOkAt, &now_ms().to_string())
+            .await?;
         self.store.clear_state(StateKey::LastPollError).await?;
         Ok(new_orders)
     }
@@ -113,7 +133,10 @@ impl Poller {
                 }
                 Err(err) => {
                     let wait = failures.next().unwrap_or(MAX_BACKOFF);
-                    tracing::warn!("interrogation des commandes : {err} — nouvel essai dans {} s", wait.as_secs());
+                    tracing::warn!(
+                        "interrogation des commandes : {err} — nouvel essai dans {} s",
+                        wait.as_secs()
+                    );
                     let _ = self
                         .store
                         .set_state(StateKey::LastPollError, &format!("{} {err}", now_ms()))

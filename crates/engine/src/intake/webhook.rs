@@ -31,7 +31,7 @@ pub async fn receive(State(state): State<HttpState>, headers: HeaderMap, body: B
         return Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("corps de requête trop grand (64 Kio au plus)"),
+            "corps de requête trop grand (64 Kio au plus)".to_string(),
         )
         .into_response();
     };
@@ -59,7 +59,11 @@ pub async fn receive(State(state): State<HttpState>, headers: HeaderMap, body: B
         },
         Err(err) => return malformed(format!("commande invalide : {err}")),
     };
-    match state.store.insert_order(&order, OrderSource::Webhook, now_ms()).await {
+    match state
+        .store
+        .insert_order(&order, OrderSource::Webhook, now_ms())
+        .await
+    {
         Ok(new) => {
             if new {
                 tracing::info!("commande {} reçue par webhook", order.reference);
@@ -96,7 +100,12 @@ fn authenticate(state: &HttpState, headers: &HeaderMap, body: &[u8]) -> Result<(
         .ok_or(SignatureError::NoSecret("RELAY_WEBHOOK_SECRET"))?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let timestamp_text = header(TIMESTAMP_HEADER).map(str::trim);
-    signature::check_timestamp(timestamp_text, now_ms() / 1000, TOLERANCE_SECS, TIMESTAMP_HEADER)?;
+    signature::check_timestamp(
+        timestamp_text,
+        now_ms() / 1000,
+        TOLERANCE_SECS,
+        TIMESTAMP_HEADER,
+    )?;
     let signature = header(SIGNATURE_HEADER).ok_or(SignatureError::Missing(SIGNATURE_HEADER))?;
     let timestamp = timestamp_text.unwrap_or_default();
     signature::verify(

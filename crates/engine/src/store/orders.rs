@@ -128,11 +128,10 @@ impl Store {
     /// Orders stored but not yet fanned out (new ones, or ones the relay stopped in the
     /// middle of).
     pub async fn orders_awaiting_fan_out(&self) -> Result<Vec<StoredOrder>, StoreError> {
-        let rows: Vec<OrderRow> = sqlx::query_as(
-            "SELECT * FROM orders WHERE fanned_out_at IS NULL ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<OrderRow> =
+            sqlx::query_as("SELECT * FROM orders WHERE fanned_out_at IS NULL ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
         rows.into_iter().map(StoredOrder::try_from).collect()
     }
 
@@ -150,12 +149,14 @@ impl Store {
             return Ok(FanOut::default());
         }
         let note = if order.is_open() {
-            sqlx::query(&format!("{FAN_OUT_SQL} ORDER BY c.id ON CONFLICT DO NOTHING"))
-                .bind(order.id.0)
-                .bind(0_i64)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(&format!(
+                "{FAN_OUT_SQL} ORDER BY c.id ON CONFLICT DO NOTHING"
+            ))
+            .bind(order.id.0)
+            .bind(0_i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             None
         } else {
             Some(format!(
@@ -219,4 +220,3 @@ pub(super) async fn count_batch(
         skipped: skipped as u64,
     })
 }
-

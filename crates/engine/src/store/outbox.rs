@@ -89,11 +89,11 @@ impl Store {
 
     /// When the next queued delivery falls due (unix ms), if any is queued.
     pub async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'queued'")
-                .fetch_one(&self.pool)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'queued'",
         )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     pub async fn queue_depth(&self) -> Result<i64, StoreError> {

@@ -41,7 +41,10 @@ pub fn settings_for(
         ("CAMIONBACK_POLL_SECS", "0".into()),
         ("RELAY_CHANNEL", "cloud-api".into()),
         ("WHATSAPP_API_URL", cloud.url()),
-        ("WHATSAPP_PHONE_NUMBER_ID", cloud_api::PHONE_NUMBER_ID.into()),
+        (
+            "WHATSAPP_PHONE_NUMBER_ID",
+            cloud_api::PHONE_NUMBER_ID.into(),
+        ),
         ("WHATSAPP_TOKEN", cloud_api::TOKEN.into()),
         ("WHATSAPP_APP_SECRET", APP_SECRET.into()),
         ("WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN.into()),
@@ -106,7 +109,11 @@ impl TestApp {
     }
 
     /// Posts a raw body to the order webhook with the given headers.
-    pub async fn post_order_raw(&self, body: Vec<u8>, headers: &[(String, String)]) -> reqwest::Response {
+    pub async fn post_order_raw(
+        &self,
+        body: Vec<u8>,
+        headers: &[(String, String)],
+    ) -> reqwest::Response {
         let mut request = self
             .http
             .post(self.url("/webhooks/orders"))
@@ -120,8 +127,8 @@ impl TestApp {
 
     /// Posts an `order.created` webhook, signed as CamionBack signs it.
     pub async fn post_order(&self, order: Value) -> reqwest::Response {
-        let body = serde_json::to_vec(&json!({ "event": "order.created", "order": order }))
-            .expect("json");
+        let body =
+            serde_json::to_vec(&json!({ "event": "order.created", "order": order })).expect("json");
         let headers = camionback_headers(WEBHOOK_SECRET, unix_now(), &body);
         self.post_order_raw(body, &headers).await
     }

@@ -17,13 +17,16 @@ fn iso(minutes_ago: i64) -> String {
 async fn orders_created_while_the_relay_was_stopped_are_broadcast_after_it_starts() {
     let mut app = world(&[("CAMIONBACK_POLL_SECS", "1")]).await.start().await;
     add_usual_carriers(&app.camionback);
-    app.camionback.add_order(order_json(40, "CMD-2025-40", &iso(1)));
+    app.camionback
+        .add_order(order_json(40, "CMD-2025-40", &iso(1)));
     app.wait_for_broadcast(40).await;
     app.stop().await;
 
     // While the relay is stopped, two orders are created.
-    app.camionback.add_order(order_json(41, "CMD-2025-41", &iso(0)));
-    app.camionback.add_order(order_json(42, "CMD-2025-42", &iso(0)));
+    app.camionback
+        .add_order(order_json(41, "CMD-2025-41", &iso(0)));
+    app.camionback
+        .add_order(order_json(42, "CMD-2025-42", &iso(0)));
     let app = app.start().await;
 
     for id in [41, 42] {
@@ -31,7 +34,11 @@ async fn orders_created_while_the_relay_was_stopped_are_broadcast_after_it_start
         assert_eq!(rows.len(), 3);
         assert!(rows.iter().all(|r| status_of(r) == DeliveryStatus::Sent));
     }
-    assert_eq!(app.deliveries_of(40).await.len(), 3, "the old order was not broadcast again");
+    assert_eq!(
+        app.deliveries_of(40).await.len(),
+        3,
+        "the old order was not broadcast again"
+    );
     assert_eq!(app.cloud.received().len(), 9);
     let queries = app.camionback.order_queries();
     assert!(
@@ -42,18 +49,33 @@ async fn orders_created_while_the_relay_was_stopped_are_broadcast_after_it_start
 
 #[tokio::test]
 async fn the_first_start_only_looks_back_the_backfill_window() {
-    let app = world(&[("CAMIONBACK_POLL_SECS", "1"), ("CAMIONBACK_BACKFILL_MINUTES", "10")]).await;
+    let app = world(&[
+        ("CAMIONBACK_POLL_SECS", "1"),
+        ("CAMIONBACK_BACKFILL_MINUTES", "10"),
+    ])
+    .await;
     add_usual_carriers(&app.camionback);
-    app.camionback.add_order(order_json(1, "CMD-OLD", &iso(60 * 24)));
-    app.camionback.add_order(order_json(2, "CMD-RECENT", &iso(3)));
+    app.camionback
+        .add_order(order_json(1, "CMD-OLD", &iso(60 * 24)));
+    app.camionback
+        .add_order(order_json(2, "CMD-RECENT", &iso(3)));
     let app = app.start().await;
 
     app.wait_for_broadcast(2).await;
     assert!(
-        app.store().find_order("CMD-OLD").await.expect("query").is_none(),
+        app.store()
+            .find_order("CMD-OLD")
+            .await
+            .expect("query")
+            .is_none(),
         "a day-old order is not blasted to every carrier"
     );
-    let first = app.camionback.order_queries().first().cloned().unwrap_or_default();
+    let first = app
+        .camionback
+        .order_queries()
+        .first()
+        .cloned()
+        .unwrap_or_default();
     assert!(first.contains("created_after="), "{first}");
 }
 
@@ -74,14 +96,32 @@ async fn an_api_that_is_down_or_answers_garbage_is_retried_and_nothing_crashes()
     .await;
     app.camionback.set_orders_outage(Outage::Down);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let health = app.http.get(app.url("/healthz")).send().await.expect("healthz");
+    let health = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(health.status(), 200, "the relay is still up");
 
     app.camionback.set_orders_outage(Outage::None);
-    app.camionback.add_order(order_json(5, "CMD-2025-5", &iso(0)));
+    app.camionback
+        .add_order(order_json(5, "CMD-2025-5", &iso(0)));
     let rows = app.wait_for_broadcast(5).await;
-    assert_eq!(rows.len(), 3, "once the API is back, the order is broadcast");
-    let metrics = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert_eq!(
+        rows.len(),
+        3,
+        "once the API is back, the order is broadcast"
+    );
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
     assert!(metrics.contains("relay_poll_failing 0"), "{metrics}");
 }
 
@@ -92,7 +132,8 @@ async fn an_unreadable_order_in_a_poll_is_skipped_without_blocking_the_next_ones
     let mut broken = order_json(10, "CMD-BROKEN", &iso(1));
     broken["date_souhaitee"] = serde_json::json!("bientôt");
     app.camionback.add_order(broken);
-    app.camionback.add_order(order_json(11, "CMD-2025-11", &iso(1)));
+    app.camionback
+        .add_order(order_json(11, "CMD-2025-11", &iso(1)));
     let app = app.start().await;
 
     assert_eq!(app.wait_for_broadcast(11).await.len(), 3);

@@ -11,26 +11,50 @@ use crate::helpers::*;
 async fn relaunch_by_default_reaches_only_carriers_who_do_not_have_the_order() {
     let app = spawn_app().await;
     add_usual_carriers(&app.camionback);
-    app.cloud
-        .script("212612345602", vec![Reply::meta(400, 131026, "Message undeliverable")]);
+    app.cloud.script(
+        "212612345602",
+        vec![Reply::meta(400, 131026, "Message undeliverable")],
+    );
     app.post_order(order(1)).await;
     app.wait_for_broadcast(1).await;
     assert_eq!(app.cloud.accepted_to("212612345602").len(), 0);
 
     // A carrier validated since the broadcast.
-    app.camionback.add_carrier(7, "Nouveau Transport", "0612345607", "valide");
+    app.camionback
+        .add_carrier(7, "Nouveau Transport", "0612345607", "valide");
     app.engine().carriers().sync_now().await.expect("sync");
 
     let store = app.store();
-    assert_eq!(store.relaunch_preview(OrderId(1), RelaunchMode::Missing).await.expect("preview"), 2);
-    let outcome = store.relaunch(OrderId(1), RelaunchMode::Missing, now_ms()).await.expect("relaunch");
+    assert_eq!(
+        store
+            .relaunch_preview(OrderId(1), RelaunchMode::Missing)
+            .await
+            .expect("preview"),
+        2
+    );
+    let outcome = store
+        .relaunch(OrderId(1), RelaunchMode::Missing, now_ms())
+        .await
+        .expect("relaunch");
     assert_eq!(outcome.queued, 2);
     app.engine().wake_dispatcher();
     app.wait_for_broadcast(1).await;
 
-    assert_eq!(app.cloud.accepted_to("212612345602").len(), 1, "the failed carrier got it now");
-    assert_eq!(app.cloud.accepted_to("212612345607").len(), 1, "the new carrier got it");
-    assert_eq!(app.cloud.accepted_to("212612345601").len(), 1, "no duplicate for the others");
+    assert_eq!(
+        app.cloud.accepted_to("212612345602").len(),
+        1,
+        "the failed carrier got it now"
+    );
+    assert_eq!(
+        app.cloud.accepted_to("212612345607").len(),
+        1,
+        "the new carrier got it"
+    );
+    assert_eq!(
+        app.cloud.accepted_to("212612345601").len(),
+        1,
+        "no duplicate for the others"
+    );
     assert_eq!(app.cloud.accepted_to("212612345603").len(), 1);
 }
 
@@ -55,5 +79,8 @@ async fn relaunch_all_reaches_every_validated_carrier_again() {
     for to in ["212612345601", "212612345602", "212612345603"] {
         assert_eq!(app.cloud.accepted_to(to).len(), 2);
     }
-    assert!(app.cloud.accepted_to("212612345604").is_empty(), "blocked carriers still get nothing");
+    assert!(
+        app.cloud.accepted_to("212612345604").is_empty(),
+        "blocked carriers still get nothing"
+    );
 }

@@ -26,10 +26,16 @@ async fn sends_are_spaced_by_at_least_the_throttle() {
     // connection), so a single gap may look slightly shorter, never much shorter.
     for pair in received.windows(2) {
         let gap = pair[1].at.duration_since(pair[0].at);
-        assert!(gap >= Duration::from_millis(135), "two sends only {gap:?} apart");
+        assert!(
+            gap >= Duration::from_millis(135),
+            "two sends only {gap:?} apart"
+        );
     }
     let span = received[5].at.duration_since(received[0].at);
-    assert!(span >= Duration::from_millis(5 * 150), "six sends spread over only {span:?}");
+    assert!(
+        span >= Duration::from_millis(5 * 150),
+        "six sends spread over only {span:?}"
+    );
 }
 
 #[tokio::test]
@@ -42,7 +48,11 @@ async fn permanent_errors_are_recorded_once_and_the_broadcast_goes_on() {
     );
     app.cloud.script(
         "212612345602",
-        vec![Reply::meta(400, 100, "Invalid parameter: phone number is not valid")],
+        vec![Reply::meta(
+            400,
+            100,
+            "Invalid parameter: phone number is not valid",
+        )],
     );
     app.post_order(order(1)).await;
     let rows = app.wait_for_broadcast(1).await;
@@ -51,21 +61,33 @@ async fn permanent_errors_are_recorded_once_and_the_broadcast_goes_on() {
     assert_eq!(status_of(atlas), DeliveryStatus::Failed);
     assert_eq!(atlas.attempts, 1, "a permanent error is not retried");
     assert_eq!(atlas.error_code.as_deref(), Some("131026"));
-    assert!(atlas.error.as_deref().unwrap_or("").contains("undeliverable"));
+    assert!(
+        atlas
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("undeliverable")
+    );
 
     let rif = rows.iter().find(|r| r.carrier_id == 2).expect("row");
     assert_eq!(status_of(rif), DeliveryStatus::InvalidNumber);
 
     let souss = rows.iter().find(|r| r.carrier_id == 3).expect("row");
-    assert_eq!(status_of(souss), DeliveryStatus::Sent, "one failure never stops the rest");
+    assert_eq!(
+        status_of(souss),
+        DeliveryStatus::Sent,
+        "one failure never stops the rest"
+    );
     assert_eq!(app.cloud.received().len(), 3);
 }
 
 #[tokio::test]
 async fn transient_errors_are_retried_then_succeed_or_fail_after_three_attempts() {
     let app = spawn_app().await;
-    app.camionback.add_carrier(1, "Retry Then OK", "0612345601", "valide");
-    app.camionback.add_carrier(2, "Always Down", "0612345602", "valide");
+    app.camionback
+        .add_carrier(1, "Retry Then OK", "0612345601", "valide");
+    app.camionback
+        .add_carrier(2, "Always Down", "0612345602", "valide");
     // The fake answers errors with `Retry-After: 1`, which the relay honours; without it the
     // relay waits 5 s then 20 s.
     app.cloud.script(
@@ -74,7 +96,12 @@ async fn transient_errors_are_retried_then_succeed_or_fail_after_three_attempts(
     );
     app.cloud.script(
         "212612345602",
-        vec![Reply::Http(500), Reply::Http(502), Reply::Http(503), Reply::Http(500)],
+        vec![
+            Reply::Http(500),
+            Reply::Http(502),
+            Reply::Http(503),
+            Reply::Http(500),
+        ],
     );
     app.post_order(order(1)).await;
 
@@ -85,8 +112,19 @@ async fn transient_errors_are_retried_then_succeed_or_fail_after_three_attempts(
     let down = rows.iter().find(|r| r.carrier_id == 2).expect("row");
     assert_eq!(status_of(down), DeliveryStatus::Failed);
     assert_eq!(down.attempts, 3, "three attempts at most");
-    assert!(down.error.as_deref().unwrap_or("").contains("3 tentatives"), "{:?}", down.error);
-    assert_eq!(app.cloud.received().iter().filter(|r| r.to == "212612345602").count(), 3);
+    assert!(
+        down.error.as_deref().unwrap_or("").contains("3 tentatives"),
+        "{:?}",
+        down.error
+    );
+    assert_eq!(
+        app.cloud
+            .received()
+            .iter()
+            .filter(|r| r.to == "212612345602")
+            .count(),
+        3
+    );
 }
 
 #[tokio::test]
@@ -94,16 +132,26 @@ async fn a_refused_token_pauses_sending_without_failing_deliveries() {
     let app = spawn_app_with(&[("WHATSAPP_TOKEN", "wrong-token")]).await;
     add_usual_carriers(&app.camionback);
     app.post_order(order(1)).await;
-    eventually(Duration::from_secs(5), || async { (app.cloud.rejected_auth() >= 1).then_some(()) }).await;
+    eventually(Duration::from_secs(5), || async {
+        (app.cloud.rejected_auth() >= 1).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    assert_eq!(app.cloud.rejected_auth(), 1, "sending paused after the first refusal");
+    assert_eq!(
+        app.cloud.rejected_auth(),
+        1,
+        "sending paused after the first refusal"
+    );
     let rows = app.deliveries_of(1).await;
     assert_eq!(rows.len(), 3);
     assert!(
-        rows.iter().all(|r| status_of(r) == DeliveryStatus::Queued && r.attempts == 0),
+        rows.iter()
+            .all(|r| status_of(r) == DeliveryStatus::Queued && r.attempts == 0),
         "nothing is marked failed because the account cannot send: {:?}",
-        rows.iter().map(|r| (&r.status, r.attempts)).collect::<Vec<_>>()
+        rows.iter()
+            .map(|r| (&r.status, r.attempts))
+            .collect::<Vec<_>>()
     );
 }
 
@@ -124,10 +172,29 @@ async fn several_orders_at_once_are_served_in_turn() {
         .cloud
         .received()
         .iter()
-        .map(|r| r.text().unwrap_or("").rsplit('/').next().unwrap_or("").lines().next().unwrap_or("").to_string())
+        .map(|r| {
+            r.text()
+                .unwrap_or("")
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
         .collect();
     // Once both orders are queued, neither waits for the other to finish.
-    let first_200 = orders.iter().position(|o| o == "200").expect("order 200 sent");
-    let last_100 = orders.iter().rposition(|o| o == "100").expect("order 100 sent");
-    assert!(first_200 < last_100, "order 200 started before order 100 finished: {orders:?}");
+    let first_200 = orders
+        .iter()
+        .position(|o| o == "200")
+        .expect("order 200 sent");
+    let last_100 = orders
+        .iter()
+        .rposition(|o| o == "100")
+        .expect("order 100 sent");
+    assert!(
+        first_200 < last_100,
+        "order 200 started before order 100 finished: {orders:?}"
+    );
 }

@@ -42,14 +42,23 @@ async fn meta_subscription_check_echoes_the_challenge_only_for_our_token() {
     let check = |token: &str| {
         app.http
             .get(app.url("/webhooks/whatsapp"))
-            .query(&[("hub.mode", "subscribe"), ("hub.verify_token", token), ("hub.challenge", "1158201444")])
+            .query(&[
+                ("hub.mode", "subscribe"),
+                ("hub.verify_token", token),
+                ("hub.challenge", "1158201444"),
+            ])
             .send()
     };
     let ok = check(VERIFY_TOKEN).await.expect("get");
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.text().await.expect("text"), "1158201444");
     assert_eq!(check("guess").await.expect("get").status(), 403);
-    let no_mode = app.http.get(app.url("/webhooks/whatsapp")).send().await.expect("get");
+    let no_mode = app
+        .http
+        .get(app.url("/webhooks/whatsapp"))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(no_mode.status(), 403);
 }
 
@@ -72,13 +81,23 @@ async fn delivered_and_read_reports_move_deliveries_forward_only() {
     assert_eq!(response.status(), 200);
 
     // Late and repeated reports: `delivered` after `read`, `failed` after `read`.
-    let late = statuses(&[(&b, "delivered"), (&b, "failed"), (&a, "delivered"), (&a, "read")]);
+    let late = statuses(&[
+        (&b, "delivered"),
+        (&b, "failed"),
+        (&a, "delivered"),
+        (&a, "read"),
+    ]);
     assert_eq!(post_statuses(&app, late, APP_SECRET).await.status(), 200);
 
     let rows = app.deliveries_of(1).await;
-    let status = |carrier: i64| status_of(rows.iter().find(|r| r.carrier_id == carrier).expect("row"));
+    let status =
+        |carrier: i64| status_of(rows.iter().find(|r| r.carrier_id == carrier).expect("row"));
     assert_eq!(status(1), DeliveryStatus::Read);
-    assert_eq!(status(2), DeliveryStatus::Read, "read never goes back to delivered or failed");
+    assert_eq!(
+        status(2),
+        DeliveryStatus::Read,
+        "read never goes back to delivered or failed"
+    );
     assert_eq!(status(3), DeliveryStatus::Failed);
     let failed = rows.iter().find(|r| r.carrier_id == 3).expect("row");
     assert!(failed.error.as_deref().unwrap_or("").contains("131026"));
@@ -116,7 +135,8 @@ async fn a_report_that_overtakes_the_send_answer_is_applied_when_the_id_is_store
     let body = statuses(&[("wamid.TEST1", "delivered")]);
     assert_eq!(post_statuses(&app, body, APP_SECRET).await.status(), 200);
 
-    app.camionback.add_carrier(1, "Transports Atlas", "0612345601", "valide");
+    app.camionback
+        .add_carrier(1, "Transports Atlas", "0612345601", "valide");
     app.post_order(order(1)).await;
     let rows = eventually(std::time::Duration::from_secs(5), || async {
         let rows = app.deliveries_of(1).await;

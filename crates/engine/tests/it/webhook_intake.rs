@@ -32,9 +32,17 @@ async fn a_signed_order_webhook_reaches_every_validated_carrier_with_the_exact_m
     assert_eq!(answer["status"], "accepted");
 
     let rows = app.wait_for_broadcast(123).await;
-    assert_eq!(rows.len(), 3, "only the three validated carriers get a delivery");
+    assert_eq!(
+        rows.len(),
+        3,
+        "only the three validated carriers get a delivery"
+    );
     assert!(rows.iter().all(|r| status_of(r) == DeliveryStatus::Sent));
-    assert!(rows.iter().all(|r| r.message_id.as_deref().is_some_and(|id| id.starts_with("wamid."))));
+    assert!(rows.iter().all(|r| {
+        r.message_id
+            .as_deref()
+            .is_some_and(|id| id.starts_with("wamid."))
+    }));
 
     let received = app.cloud.received();
     let mut recipients: Vec<&str> = received.iter().map(|r| r.to.as_str()).collect();
@@ -54,29 +62,58 @@ async fn the_same_order_twice_is_broadcast_once() {
 
     assert_eq!(app.post_order(order(7)).await.status(), 202);
     let second = app.post_order(order(7)).await;
-    assert_eq!(second.status(), 202, "a duplicate is acknowledged so CamionBack stops retrying");
+    assert_eq!(
+        second.status(),
+        202,
+        "a duplicate is acknowledged so CamionBack stops retrying"
+    );
     let answer: Value = second.json().await.expect("json");
     assert_eq!(answer["status"], "duplicate");
 
     app.wait_for_broadcast(7).await;
     // Give a wrongly queued second broadcast the time to show up.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(app.cloud.received().len(), 3, "one message per validated carrier");
+    assert_eq!(
+        app.cloud.received().len(),
+        3,
+        "one message per validated carrier"
+    );
     assert_eq!(app.deliveries_of(7).await.len(), 3);
 }
 
 /// Posts a request and checks it was refused with `status` and stored nothing.
-async fn assert_refused(app: &TestApp, body: Vec<u8>, headers: Vec<(String, String)>, status: u16, code: &str) {
+async fn assert_refused(
+    app: &TestApp,
+    body: Vec<u8>,
+    headers: Vec<(String, String)>,
+    status: u16,
+    code: &str,
+) {
     let response = app.post_order_raw(body, &headers).await;
     assert_eq!(response.status(), status);
     let answer: Value = response.json().await.expect("json error body");
     assert_eq!(answer["error"]["code"], code, "{answer}");
-    assert!(answer["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
     assert!(
-        app.history(HistoryFilter { limit: 10, ..HistoryFilter::default() }).await.is_empty(),
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    assert!(
+        app.history(HistoryFilter {
+            limit: 10,
+            ..HistoryFilter::default()
+        })
+        .await
+        .is_empty(),
         "a refused request stores nothing"
     );
-    assert!(app.store().find_order("500").await.expect("query").is_none());
+    assert!(
+        app.store()
+            .find_order("500")
+            .await
+            .expect("query")
+            .is_none()
+    );
 }
 
 fn body_of(order: Value) -> Vec<u8> {
@@ -104,7 +141,14 @@ async fn bad_signatures_stale_timestamps_garbage_and_huge_bodies_are_refused() {
     let headers = camionback_headers(WEBHOOK_SECRET, unix_now(), &body);
     let mut tampered = order(500);
     tampered["prix"] = json!(1);
-    assert_refused(&app, body_of(tampered), headers.to_vec(), 401, "bad_signature").await;
+    assert_refused(
+        &app,
+        body_of(tampered),
+        headers.to_vec(),
+        401,
+        "bad_signature",
+    )
+    .await;
 
     // Signed, but not JSON.
     let garbage = b"{not json".to_vec();
@@ -113,14 +157,20 @@ async fn bad_signatures_stale_timestamps_garbage_and_huge_bodies_are_refused() {
 
     // Signed JSON, but the order lacks its destination city.
     let mut incomplete = order(500);
-    incomplete.as_object_mut().expect("object").remove("ville_arrivee");
+    incomplete
+        .as_object_mut()
+        .expect("object")
+        .remove("ville_arrivee");
     let body = body_of(incomplete);
     let headers = camionback_headers(WEBHOOK_SECRET, unix_now(), &body);
     let response = app.post_order_raw(body, &headers).await;
     assert_eq!(response.status(), 400);
     let answer: Value = response.json().await.expect("json");
     assert!(
-        answer["error"]["message"].as_str().unwrap_or("").contains("ville_arrivee"),
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ville_arrivee"),
         "the error says which field: {answer}"
     );
 
@@ -139,7 +189,10 @@ async fn bad_signatures_stale_timestamps_garbage_and_huge_bodies_are_refused() {
     assert_refused(&app, body, headers.to_vec(), 413, "payload_too_large").await;
 
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert!(app.cloud.received().is_empty(), "nothing was sent for refused requests");
+    assert!(
+        app.cloud.received().is_empty(),
+        "nothing was sent for refused requests"
+    );
 }
 
 #[tokio::test]
@@ -152,7 +205,10 @@ async fn without_a_webhook_secret_every_webhook_is_refused() {
     assert_eq!(response.status(), 401);
     let answer: Value = response.json().await.expect("json");
     assert!(
-        answer["error"]["message"].as_str().unwrap_or("").contains("RELAY_WEBHOOK_SECRET"),
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("RELAY_WEBHOOK_SECRET"),
         "{answer}"
     );
 }
@@ -161,7 +217,8 @@ async fn without_a_webhook_secret_every_webhook_is_refused() {
 async fn other_events_are_acknowledged_and_ignored() {
     let app = spawn_app().await;
     add_usual_carriers(&app.camionback);
-    let body = serde_json::to_vec(&json!({ "event": "order.updated", "order": order(9) })).expect("json");
+    let body =
+        serde_json::to_vec(&json!({ "event": "order.updated", "order": order(9) })).expect("json");
     let headers = camionback_headers(WEBHOOK_SECRET, unix_now(), &body);
     let response = app.post_order_raw(body, &headers).await;
     assert_eq!(response.status(), 202);

@@ -34,7 +34,10 @@ pub struct CloudApi {
 }
 
 impl CloudApi {
-    pub fn new(settings: &CloudApiSettings, timeout: Duration) -> Result<Self, CloudApiConfigError> {
+    pub fn new(
+        settings: &CloudApiSettings,
+        timeout: Duration,
+    ) -> Result<Self, CloudApiConfigError> {
         let phone_number_id = settings
             .phone_number_id
             .as_deref()
@@ -135,7 +138,12 @@ const RATE_LIMIT_PAUSE: Duration = Duration::from_secs(60);
 const AUTH_PAUSE: Duration = Duration::from_secs(300);
 
 /// Maps one of Meta's error answers to what the dispatcher does with the delivery.
-pub fn classify(http: StatusCode, code: Option<i64>, text: String, retry_after: Option<Duration>) -> SendError {
+pub fn classify(
+    http: StatusCode,
+    code: Option<i64>,
+    text: String,
+    retry_after: Option<Duration>,
+) -> SendError {
     let code_text = code.map(|c| c.to_string());
     let reason = match code {
         Some(c) => format!("{c} : {text}"),
@@ -149,11 +157,13 @@ pub fn classify(http: StatusCode, code: Option<i64>, text: String, retry_after: 
             retry_after: AUTH_PAUSE,
         },
         // Rate limits (account, pair, throughput) and Meta's own temporary errors.
-        Some(4) | Some(80007) | Some(130429) | Some(131056) | Some(131048) => SendError::Transient {
-            reason,
-            code: code_text,
-            retry_after: Some(retry_after.unwrap_or(RATE_LIMIT_PAUSE)),
-        },
+        Some(4) | Some(80007) | Some(130429) | Some(131056) | Some(131048) => {
+            SendError::Transient {
+                reason,
+                code: code_text,
+                retry_after: Some(retry_after.unwrap_or(RATE_LIMIT_PAUSE)),
+            }
+        }
         Some(1) | Some(2) | Some(131000) | Some(131016) | Some(133004) => SendError::Transient {
             reason,
             code: code_text,
@@ -232,8 +242,12 @@ impl Channel for CloudApi {
             // Meta accepted it (2xx): even when we cannot read the id, the message left, and
             // retrying would duplicate it. It is recorded as sent, without an id.
             let answer = serde_json::from_slice::<SendAnswer>(&bytes).unwrap_or_else(|err| {
-                tracing::warn!("réponse illisible de l'API WhatsApp Cloud après un envoi accepté : {err}");
-                SendAnswer { messages: Vec::new() }
+                tracing::warn!(
+                    "réponse illisible de l'API WhatsApp Cloud après un envoi accepté : {err}"
+                );
+                SendAnswer {
+                    messages: Vec::new(),
+                }
             });
             return Ok(Accepted {
                 message_id: answer.messages.into_iter().next().map(|m| m.id),
@@ -247,7 +261,10 @@ impl Channel for CloudApi {
                 }
                 (error.code, text)
             }
-            Err(_) => (None, String::from_utf8_lossy(&bytes).chars().take(200).collect()),
+            Err(_) => (
+                None,
+                String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+            ),
         };
         Err(classify(status, code, text, wait))
     }
@@ -285,11 +302,31 @@ mod tests {
             (bad, Some(131051), "Unsupported message type", "failed"),
             (bad, Some(130429), "Rate limit hit", "transient"),
             (bad, Some(131056), "Pair rate limit", "transient"),
-            (StatusCode::INTERNAL_SERVER_ERROR, Some(131000), "Something went wrong", "transient"),
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some(131000),
+                "Something went wrong",
+                "transient",
+            ),
             (StatusCode::SERVICE_UNAVAILABLE, None, "oops", "transient"),
-            (StatusCode::TOO_MANY_REQUESTS, None, "slow down", "transient"),
-            (StatusCode::UNAUTHORIZED, Some(190), "Invalid OAuth access token", "unavailable"),
-            (bad, Some(100), "Invalid parameter: phone number", "invalid_number"),
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                None,
+                "slow down",
+                "transient",
+            ),
+            (
+                StatusCode::UNAUTHORIZED,
+                Some(190),
+                "Invalid OAuth access token",
+                "unavailable",
+            ),
+            (
+                bad,
+                Some(100),
+                "Invalid parameter: phone number",
+                "invalid_number",
+            ),
         ];
         for (http, code, text, expected) in cases {
             assert_eq!(

@@ -147,7 +147,11 @@ pub async fn receive(State(state): State<HttpState>, headers: HeaderMap, body: B
             _ => continue,
         };
         let error = status.errors.first().map(|e| {
-            let text = e.message.clone().or_else(|| e.title.clone()).unwrap_or_default();
+            let text = e
+                .message
+                .clone()
+                .or_else(|| e.title.clone())
+                .unwrap_or_default();
             match e.code {
                 Some(code) => format!("{code} : {text}"),
                 None => text,
