@@ -1,6 +1,7 @@
 //! Logs: to the console and to one file per day in the data directory. Call sites mask phone
 //! numbers and never format a secret (secrets are `SecretString`, whose `Debug` redacts).
 
+use std::io::IsTerminal;
 use std::path::Path;
 
 use tracing_appender::non_blocking::WorkerGuard;
@@ -19,6 +20,7 @@ pub fn init(filter: &str, log_dir: Option<&Path>) -> std::io::Result<Option<Work
     let env_filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
     let console = tracing_subscriber::fmt::layer()
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let (file_layer, guard) = match log_dir {
         Some(dir) => {
