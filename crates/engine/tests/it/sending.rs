@@ -198,3 +198,42 @@ async fn several_orders_at_once_are_served_in_turn() {
         "order 200 started before order 100 finished: {orders:?}"
     );
 }
+
+#[tokio::test]
+async fn with_an_approved_template_the_order_fields_are_sent_as_its_parameters() {
+    let app = spawn_app_with(&[
+        ("WHATSAPP_TEMPLATE", "nouvelle_commande"),
+        ("WHATSAPP_TEMPLATE_LANG", "fr"),
+    ])
+    .await;
+    app.camionback
+        .add_carrier(1, "Transports Atlas", "0612345601", "valide");
+    let mut big = order(321);
+    big["prix"] = serde_json::json!(12500.5);
+    app.post_order(big).await;
+    app.wait_for_broadcast(321).await;
+
+    let received = app.cloud.received();
+    assert_eq!(received.len(), 1);
+    let body = &received[0].body;
+    assert_eq!(body["type"], "template");
+    assert_eq!(body["template"]["name"], "nouvelle_commande");
+    assert_eq!(body["template"]["language"]["code"], "fr");
+    let parameters: Vec<&str> = body["template"]["components"][0]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .map(|p| p["text"].as_str().expect("text parameter"))
+        .collect();
+    assert_eq!(
+        parameters,
+        [
+            "Casablanca",
+            "Marrakech",
+            "03/11/2025",
+            "12 500,50",
+            "Palettes",
+            "https://camionback.com/commande/321"
+        ]
+    );
+}
