@@ -141,9 +141,10 @@ impl Order {
     }
 }
 
+/// The order of the specification's example, for the domain's tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod sample {
+    use super::OrderFields;
 
     pub(crate) fn fields() -> OrderFields {
         OrderFields {
@@ -158,6 +159,12 @@ mod tests {
             created_at: None,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sample::fields;
+    use super::*;
 
     #[test]
     fn prices_read_the_french_way() {

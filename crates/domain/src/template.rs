@@ -164,21 +164,10 @@ impl MessageTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::order::{Order, OrderFields};
+    use crate::order::{Order, sample};
 
     fn order() -> Order {
-        Order::parse(OrderFields {
-            id: 123,
-            reference: "CMD-2025-123".into(),
-            ville_depart: "Casablanca".into(),
-            ville_arrivee: "Marrakech".into(),
-            date_souhaitee: "2025-11-03".into(),
-            prix: 4500.0,
-            type_marchandise: "Palettes".into(),
-            statut: None,
-            created_at: None,
-        })
-        .expect("valid order")
+        Order::parse(sample::fields()).expect("valid order")
     }
 
     #[test]

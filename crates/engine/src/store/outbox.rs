@@ -196,17 +196,10 @@ impl Store {
         .bind(order.0)
         .fetch_one(&mut *tx)
         .await?;
-        let mut sql = format!(
-            "{FAN_OUT_SQL} AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.order_id = ?1
-                 AND d.carrier_id = c.id AND d.status IN ('queued', 'sending'))"
+        let sql = format!(
+            "{FAN_OUT_SQL} {} ORDER BY c.id ON CONFLICT DO NOTHING",
+            relaunch_filter(mode)
         );
-        if mode == RelaunchMode::Missing {
-            sql.push_str(
-                " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.order_id = ?1
-                     AND d.carrier_id = c.id AND d.status IN ('sent', 'delivered', 'read'))",
-            );
-        }
-        sql.push_str(" ORDER BY c.id ON CONFLICT DO NOTHING");
         sqlx::query(&sql)
             .bind(order.0)
             .bind(batch)
@@ -224,21 +217,30 @@ impl Store {
         order: OrderId,
         mode: RelaunchMode,
     ) -> Result<i64, StoreError> {
-        let mut sql = String::from(
+        let sql = format!(
             "SELECT COUNT(*) FROM carriers c
-             WHERE c.eligible = 1 AND c.phone IS NOT NULL AND c.opted_out_at IS NULL
-               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.order_id = ?1
-                   AND d.carrier_id = c.id AND d.status IN ('queued', 'sending'))",
+             WHERE c.eligible = 1 AND c.phone IS NOT NULL AND c.opted_out_at IS NULL {}",
+            relaunch_filter(mode)
         );
-        if mode == RelaunchMode::Missing {
-            sql.push_str(
-                " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.order_id = ?1
-                     AND d.carrier_id = c.id AND d.status IN ('sent', 'delivered', 'read'))",
-            );
-        }
         Ok(sqlx::query_scalar(&sql)
             .bind(order.0)
             .fetch_one(&self.pool)
             .await?)
+    }
+}
+
+/// Which carriers (`c`) a relaunch of order `?1` leaves out: those who have it in the queue,
+/// and, by default, those who already received it.
+fn relaunch_filter(mode: RelaunchMode) -> &'static str {
+    match mode {
+        RelaunchMode::All => {
+            "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.order_id = ?1
+                 AND d.carrier_id = c.id AND d.status IN ('queued', 'sending'))"
+        }
+        RelaunchMode::Missing => {
+            "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.order_id = ?1
+                 AND d.carrier_id = c.id
+                 AND d.status IN ('queued', 'sending', 'sent', 'delivered', 'read'))"
+        }
     }
 }
