@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Channel, OutgoingMessage, SendError};
 use crate::clock::now_ms;
-use crate::store::{Claim, Store, StoreError};
+use crate::store::{Claim, StateKey, Store, StoreError};
 
 /// Attempts per delivery for transient errors, the first one included.
 pub const MAX_ATTEMPTS: i64 = 3;
@@ -65,6 +65,8 @@ pub struct Dispatcher {
     /// The order served last: the next claim starts after it (round robin).
     last_order: Option<OrderId>,
     rendered: HashMap<OrderId, Arc<Rendered>>,
+    /// Whether the last send found the account unable to send.
+    paused: bool,
 }
 
 impl Dispatcher {
@@ -81,6 +83,7 @@ impl Dispatcher {
             wake,
             last_order: None,
             rendered: HashMap::new(),
+            paused: false,
         }
     }
 

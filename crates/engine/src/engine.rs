@@ -20,7 +20,7 @@ use crate::dispatcher::{self, Dispatcher};
 use crate::http::{self, HttpState};
 use crate::intake::poller::Poller;
 use crate::lock::{InstanceLock, LockError};
-use crate::store::{Store, StoreError};
+use crate::store::{StateKey, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -97,6 +97,8 @@ impl Engine {
         })?;
         let lock = InstanceLock::acquire(&settings.data_dir)?;
         let store = open_store(&settings).await?;
+        // A pause belongs to the process that saw it; this one will find out for itself.
+        store.clear_state(StateKey::SendingPaused).await?;
         let interrupted = store.interrupt_in_flight(now_ms()).await?;
         if interrupted > 0 {
             tracing::warn!(

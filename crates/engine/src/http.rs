@@ -154,6 +154,13 @@ async fn render_metrics(store: &Store) -> Result<String, StoreError> {
     );
     let _ = writeln!(out, "# TYPE relay_poll_failing gauge");
     let _ = writeln!(out, "relay_poll_failing {}", u8::from(poll_failing));
+    let paused = store.get_state(StateKey::SendingPaused).await?.is_some();
+    let _ = writeln!(
+        out,
+        "# HELP relay_sending_paused 1 while the WhatsApp account cannot send (refused token...)."
+    );
+    let _ = writeln!(out, "# TYPE relay_sending_paused gauge");
+    let _ = writeln!(out, "relay_sending_paused {}", u8::from(paused));
     let last_sync = store.get_state_i64(StateKey::LastCarrierSyncAt).await?;
     let _ = writeln!(
         out,

@@ -14,6 +14,8 @@ pub enum StateKey {
     LastPollError,
     LastCarrierSyncAt,
     LastCarrierSyncError,
+    /// Set while the account cannot send: `<until unix ms> <reason>`.
+    SendingPaused,
 }
 
 impl StateKey {
@@ -25,6 +27,7 @@ impl StateKey {
             Self::LastPollError => "last_poll_error",
             Self::LastCarrierSyncAt => "last_carrier_sync_at",
             Self::LastCarrierSyncError => "last_carrier_sync_error",
+            Self::SendingPaused => "sending_paused",
         }
     }
 }
