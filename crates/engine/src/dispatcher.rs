@@ -184,6 +184,11 @@ impl Dispatcher {
                 self.store
                     .mark_sent(claim.id, accepted.message_id.as_deref(), now)
                     .await?;
+                if self.paused {
+                    self.paused = false;
+                    self.store.clear_state(StateKey::SendingPaused).await?;
+                    tracing::info!("envois repris");
+                }
                 tracing::info!(
                     "✅ Message envoyé à {} ({}) pour commande {}",
                     claim.carrier_name,
@@ -254,6 +259,13 @@ impl Dispatcher {
                     )
                     .await?;
                 tracing::error!("envois suspendus {} s : {reason}", retry_after.as_secs());
+                self.paused = true;
+                self.store
+                    .set_state(
+                        StateKey::SendingPaused,
+                        &format!("{} {reason}", now + millis(retry_after)),
+                    )
+                    .await?;
                 return Ok(Step::Paused(retry_after));
             }
         }

@@ -69,10 +69,25 @@ pub fn router(state: HttpState) -> Router {
 }
 
 async fn healthz(State(state): State<HttpState>) -> Response {
-    match state.store.queue_depth().await {
-        Ok(depth) => {
-            Json(json!({ "status": "ok", "channel": state.channel, "queue_depth": depth }))
-                .into_response()
+    let checked = async {
+        let depth = state.store.queue_depth().await?;
+        let paused = state.store.get_state(StateKey::SendingPaused).await?;
+        Ok::<_, StoreError>((depth, paused))
+    };
+    match checked.await {
+        Ok((depth, paused)) => {
+            // Stored as "<until ms> <reason>": the reason says what to fix, and holds no secret.
+            let paused = paused.map(|p| match p.split_once(' ') {
+                Some((_, reason)) => reason.to_string(),
+                None => p,
+            });
+            Json(json!({
+                "status": "ok",
+                "channel": state.channel,
+                "queue_depth": depth,
+                "sending_paused": paused,
+            }))
+            .into_response()
         }
         Err(err) => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -153,6 +153,36 @@ async fn a_refused_token_pauses_sending_without_failing_deliveries() {
             .map(|r| (&r.status, r.attempts))
             .collect::<Vec<_>>()
     );
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("relay_sending_paused 1"), "{metrics}");
+    let health: serde_json::Value = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        health["sending_paused"]
+            .as_str()
+            .unwrap_or("")
+            .contains("190"),
+        "{health}"
+    );
+    assert!(
+        !health.to_string().contains("wrong-token"),
+        "the token never shows"
+    );
 }
 
 #[tokio::test]
