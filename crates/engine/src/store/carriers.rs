@@ -38,32 +38,42 @@ impl Store {
         carriers: &[CarrierRecord],
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for carrier in carriers {
-            let status = CarrierStatus::parse(&carrier.statut);
-            let (phone, phone_error) = match PhoneNumber::parse(&carrier.phone_raw) {
-                Ok(phone) => (Some(phone.e164().to_string()), None),
-                Err(err) => (None, Some(err.to_string())),
-            };
-            sqlx::query(
-                "INSERT INTO carriers (id, name, phone_raw, phone, phone_error, statut, eligible, synced_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (id) DO UPDATE SET
-                    name = excluded.name, phone_raw = excluded.phone_raw, phone = excluded.phone,
-                    phone_error = excluded.phone_error, statut = excluded.statut,
-                    eligible = excluded.eligible, synced_at = excluded.synced_at",
-            )
-            .bind(carrier.id.0)
-            .bind(carrier.name.trim())
-            .bind(&carrier.phone_raw)
-            .bind(phone)
-            .bind(phone_error)
-            .bind(carrier.statut.trim())
-            .bind(status.is_eligible())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
+        // One statement for the whole list (JSON array unpacked by SQLite): a sync of 10,000
+        // carriers runs before each broadcast and must not hold the order back.
+        let rows: Vec<serde_json::Value> = carriers
+            .iter()
+            .map(|carrier| {
+                let (phone, phone_error) = match PhoneNumber::parse(&carrier.phone_raw) {
+                    Ok(phone) => (Some(phone.e164().to_string()), None),
+                    Err(err) => (None, Some(err.to_string())),
+                };
+                serde_json::json!({
+                    "id": carrier.id.0,
+                    "name": carrier.name.trim(),
+                    "phone_raw": carrier.phone_raw,
+                    "phone": phone,
+                    "phone_error": phone_error,
+                    "statut": carrier.statut.trim(),
+                    "eligible": CarrierStatus::parse(&carrier.statut).is_eligible(),
+                })
+            })
+            .collect();
+        let mut tx = self.write_transaction().await?;
+        sqlx::query(
+            "INSERT INTO carriers (id, name, phone_raw, phone, phone_error, statut, eligible, synced_at)
+             SELECT j.value ->> 'id', j.value ->> 'name', j.value ->> 'phone_raw',
+                    j.value ->> 'phone', j.value ->> 'phone_error', j.value ->> 'statut',
+                    j.value ->> 'eligible', ?2
+             FROM json_each(?1) AS j WHERE true
+             ON CONFLICT (id) DO UPDATE SET
+                name = excluded.name, phone_raw = excluded.phone_raw, phone = excluded.phone,
+                phone_error = excluded.phone_error, statut = excluded.statut,
+                eligible = excluded.eligible, synced_at = excluded.synced_at",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "UPDATE carriers SET eligible = 0, statut = ?, synced_at = ? WHERE synced_at < ?",
         )

@@ -69,6 +69,15 @@ impl Store {
         Ok(Self { pool })
     }
 
+    /// A transaction that takes SQLite's write lock at once. A deferred one that reads first
+    /// fails with "database is locked", without waiting, when another connection wrote in
+    /// between; an immediate one waits its turn under the busy timeout.
+    async fn write_transaction(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -139,7 +139,7 @@ impl Store {
     /// transaction: either every delivery exists or none does and the fan-out is still owed.
     /// Doing it twice does nothing the second time.
     pub async fn fan_out(&self, order: &Order, now: i64) -> Result<FanOut, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let owed: Option<i64> =
             sqlx::query_scalar("SELECT id FROM orders WHERE id = ? AND fanned_out_at IS NULL")
                 .bind(order.id.0)

@@ -189,7 +189,7 @@ impl Store {
         mode: RelaunchMode,
         now: i64,
     ) -> Result<FanOut, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let batch: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(batch), 0) + 1 FROM deliveries WHERE order_id = ?",
         )
