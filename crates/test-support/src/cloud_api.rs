@@ -141,7 +141,12 @@ impl Respond for Messages {
             at,
             message_id,
         });
-        template.set_delay(self.delay)
+        // Even a zero delay goes through a timer tick: only ask for one when wanted.
+        if self.delay.is_zero() {
+            template
+        } else {
+            template.set_delay(self.delay)
+        }
     }
 }
 

@@ -27,6 +27,18 @@ pub struct CarrierRow {
     pub last_sent_at: Option<i64>,
 }
 
+/// One carrier row as handed to SQLite's `json_each` (see `replace_carriers`).
+#[derive(serde::Serialize)]
+struct CarrierJson<'a> {
+    id: i64,
+    name: &'a str,
+    phone_raw: &'a str,
+    phone: Option<String>,
+    phone_error: Option<String>,
+    statut: &'a str,
+    eligible: bool,
+}
+
 /// The word stored for carriers that a complete sync no longer lists.
 const ABSENT_FROM_SYNC: &str = "absent de l'API";
 
@@ -40,24 +52,26 @@ impl Store {
     ) -> Result<(), StoreError> {
         // One statement for the whole list (JSON array unpacked by SQLite): a sync of 10,000
         // carriers runs before each broadcast and must not hold the order back.
-        let rows: Vec<serde_json::Value> = carriers
+        let rows: Vec<CarrierJson> = carriers
             .iter()
             .map(|carrier| {
                 let (phone, phone_error) = match PhoneNumber::parse(&carrier.phone_raw) {
                     Ok(phone) => (Some(phone.e164().to_string()), None),
                     Err(err) => (None, Some(err.to_string())),
                 };
-                serde_json::json!({
-                    "id": carrier.id.0,
-                    "name": carrier.name.trim(),
-                    "phone_raw": carrier.phone_raw,
-                    "phone": phone,
-                    "phone_error": phone_error,
-                    "statut": carrier.statut.trim(),
-                    "eligible": CarrierStatus::parse(&carrier.statut).is_eligible(),
-                })
+                CarrierJson {
+                    id: carrier.id.0,
+                    name: carrier.name.trim(),
+                    phone_raw: &carrier.phone_raw,
+                    phone,
+                    phone_error,
+                    statut: carrier.statut.trim(),
+                    eligible: CarrierStatus::parse(&carrier.statut).is_eligible(),
+                }
             })
             .collect();
+        let rows = serde_json::to_string(&rows)
+            .map_err(|err| StoreError::Corrupt(format!("liste des transporteurs : {err}")))?;
         let mut tx = self.write_transaction().await?;
         sqlx::query(
             "INSERT INTO carriers (id, name, phone_raw, phone, phone_error, statut, eligible, synced_at)
@@ -70,7 +84,7 @@ impl Store {
                 phone_error = excluded.phone_error, statut = excluded.statut,
                 eligible = excluded.eligible, synced_at = excluded.synced_at",
         )
-        .bind(serde_json::Value::Array(rows).to_string())
+        .bind(rows)
         .bind(now)
         .execute(&mut *tx)
         .await?;
