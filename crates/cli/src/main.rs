@@ -1,6 +1,7 @@
 //! `camionback-relay`: the relay without a window, for servers and for staff who prefer a
 //! terminal. Every command goes through the same engine as the desktop app.
 
+mod login;
 mod output;
 
 use std::process::ExitCode;
@@ -49,6 +50,19 @@ enum Command {
         /// Renvoyer à tous les transporteurs validés, même ceux qui l'ont déjà reçue.
         #[arg(long)]
         all: bool,
+    },
+    /// Relie le compte WhatsApp de CamionBack (QR code dans le terminal, ou code d'appairage).
+    Login {
+        /// Numéro du compte (ex. 212664373534) : lier par code d'appairage au lieu du QR code.
+        #[arg(long)]
+        phone: Option<String>,
+    },
+    /// Affiche les messages reçus des transporteurs (WhatsApp Web).
+    Replies {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
     },
     /// Transporteurs : synchronisation et liste.
     Carriers {
@@ -102,6 +116,24 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Relaunch { order, all } => {
             let _logs = relay_engine::telemetry::init("warn", None);
             relaunch(settings, &order, all).await
+        }
+        Command::Login { phone } => {
+            let _logs = relay_engine::telemetry::init("warn", None);
+            login::login(settings, phone).await
+        }
+        Command::Replies { limit, json } => {
+            let _logs = relay_engine::telemetry::init("warn", None);
+            let store = engine::open_store(&settings).await?;
+            let rows = store.replies(limit).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&output::replies_json(&rows))?
+                );
+            } else {
+                output::print_replies(&rows);
+            }
+            Ok(())
         }
         Command::Carriers { command } => {
             let _logs = relay_engine::telemetry::init("warn", None);
@@ -169,12 +201,19 @@ async fn history(
         })
         .await?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&output::history_json(&rows))?
-        );
+        let rows = output::history_json(&rows, settings.unconfirmed_after);
+        println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        output::print_history(&rows);
+        output::print_history(&rows, settings.unconfirmed_after);
+        if rows
+            .iter()
+            .any(|r| output::unconfirmed(r, settings.unconfirmed_after))
+        {
+            println!(
+                "« sent ? » : envoyé, mais aucun accusé de réception après {} h (non renvoyé).",
+                settings.unconfirmed_after.as_secs() / 3600
+            );
+        }
     }
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! How the CLI shows history and carriers: aligned text for people, JSON for scripts.
 
+use std::time::Duration;
+
 use chrono::{Local, TimeZone, Utc};
 use relay_domain::{CarrierStatus, mask_phone};
-use relay_engine::store::{CarrierRow, HistoryRow};
+use relay_engine::store::{CarrierRow, HistoryRow, ReplyRow};
 use serde_json::{Value, json};
 
 fn rfc3339(ms: i64) -> Value {
@@ -19,7 +21,15 @@ fn local(ms: Option<i64>) -> String {
         )
 }
 
-pub fn history_json(rows: &[HistoryRow]) -> Value {
+/// A `sent` message WhatsApp never confirmed as delivered after `after`: shown, not failed,
+/// not resent (the phone may be off; the number may not be on WhatsApp).
+pub fn unconfirmed(row: &HistoryRow, after: Duration) -> bool {
+    let limit =
+        Utc::now().timestamp_millis() - i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+    row.status == "sent" && row.sent_at.is_some_and(|at| at < limit)
+}
+
+pub fn history_json(rows: &[HistoryRow], unconfirmed_after: Duration) -> Value {
     Value::Array(
         rows.iter()
             .map(|r| {
@@ -38,13 +48,14 @@ pub fn history_json(rows: &[HistoryRow]) -> Value {
                     "queued_at": rfc3339(r.queued_at),
                     "sent_at": r.sent_at.map_or(Value::Null, rfc3339),
                     "updated_at": rfc3339(r.updated_at),
+                    "unconfirmed": unconfirmed(r, unconfirmed_after),
                 })
             })
             .collect(),
     )
 }
 
-pub fn print_history(rows: &[HistoryRow]) {
+pub fn print_history(rows: &[HistoryRow], unconfirmed_after: Duration) {
     if rows.is_empty() {
         println!("Aucun envoi.");
         return;
@@ -60,7 +71,11 @@ pub fn print_history(rows: &[HistoryRow]) {
             truncate(&r.carrier_name, 24),
             r.phone,
             truncate(&r.order_reference, 14),
-            r.status,
+            if unconfirmed(r, unconfirmed_after) {
+                "sent ?"
+            } else {
+                r.status.as_str()
+            },
             r.attempts,
             r.error.as_deref().unwrap_or("")
         );
@@ -128,5 +143,39 @@ fn truncate(text: &str, max: usize) -> String {
         let mut cut: String = text.chars().take(max - 1).collect();
         cut.push('…');
         cut
+    }
+}
+
+pub fn replies_json(rows: &[ReplyRow]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|r| {
+                json!({
+                    "carrier_id": r.carrier_id,
+                    "carrier_name": r.carrier_name,
+                    "phone": r.phone,
+                    "text": r.text,
+                    "received_at": rfc3339(r.received_at),
+                    "opt_out": r.opt_out,
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn print_replies(rows: &[ReplyRow]) {
+    if rows.is_empty() {
+        println!("Aucun message reçu.");
+        return;
+    }
+    for r in rows {
+        println!(
+            "{}  {} ({}){}\n    {}",
+            local(Some(r.received_at)),
+            r.carrier_name.as_deref().unwrap_or("inconnu"),
+            r.phone,
+            if r.opt_out { "  [désinscription]" } else { "" },
+            r.text.replace('\n', "\n    ")
+        );
     }
 }

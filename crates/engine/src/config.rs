@@ -34,11 +34,16 @@ pub const KEYS: &[&str] = &[
     "WHATSAPP_TEMPLATE_LANG",
     "WHATSAPP_VERIFY_TOKEN",
     "WHATSAPP_APP_SECRET",
+    "WHATSAPP_WEB_URL",
+    "WHATSAPP_WEB_VERSION",
+    "RELAY_TYPING",
+    "RELAY_UNCONFIRMED_HOURS",
 ];
 
 pub const CONFIG_FILE: &str = "config.toml";
 pub const TEMPLATE_FILE: &str = "template.txt";
 pub const DATABASE_FILE: &str = "relay.db";
+pub const WHATSAPP_SESSION_FILE: &str = "whatsapp-session.db";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -121,6 +126,15 @@ pub struct CloudApiSettings {
 }
 
 #[derive(Debug, Clone)]
+pub struct WhatsAppWebConfig {
+    pub url: String,
+    /// `2.3000.1234` pins the WhatsApp Web version (tests, diagnostics); unset, it is
+    /// discovered online at each connect.
+    pub version: Option<(u32, u32, u32)>,
+    pub typing: bool,
+}
+
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub data_dir: PathBuf,
     pub log_filter: String,
@@ -130,6 +144,9 @@ pub struct Settings {
     pub order_link_base: String,
     pub template: MessageTemplate,
     pub cloud_api: CloudApiSettings,
+    pub whatsapp_web: WhatsAppWebConfig,
+    /// A `sent` delivery with no delivery receipt after this long is shown as unconfirmed.
+    pub unconfirmed_after: Duration,
 }
 
 impl Settings {
@@ -202,12 +219,24 @@ impl Settings {
                 verify_token: values.secret("WHATSAPP_VERIFY_TOKEN"),
                 app_secret: values.secret("WHATSAPP_APP_SECRET"),
             },
+            whatsapp_web: WhatsAppWebConfig {
+                url: values.ws_url("WHATSAPP_WEB_URL", "wss://web.whatsapp.com/ws/chat")?,
+                version: values.version("WHATSAPP_WEB_VERSION")?,
+                typing: values.flag("RELAY_TYPING")?,
+            },
+            unconfirmed_after: Duration::from_secs(
+                3600 * values.number("RELAY_UNCONFIRMED_HOURS", 24)?,
+            ),
             data_dir,
         })
     }
 
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join(DATABASE_FILE)
+    }
+
+    pub fn whatsapp_session_path(&self) -> PathBuf {
+        self.data_dir.join(WHATSAPP_SESSION_FILE)
     }
 
     pub fn log_dir(&self) -> PathBuf {
@@ -357,6 +386,40 @@ impl Values {
             return Err(self.invalid(key, origin, format!("« {value} » : URL http(s) attendue")));
         }
         Ok(url)
+    }
+
+    fn ws_url(&self, key: &'static str, default: &str) -> Result<String, ConfigError> {
+        let (value, origin) = self.get(key).unwrap_or((default, "défaut"));
+        match Url::parse(value) {
+            Ok(url) if matches!(url.scheme(), "ws" | "wss") => Ok(value.to_string()),
+            _ => Err(self.invalid(
+                key,
+                origin,
+                format!("« {value} » : URL ws:// ou wss:// attendue"),
+            )),
+        }
+    }
+
+    fn version(&self, key: &'static str) -> Result<Option<(u32, u32, u32)>, ConfigError> {
+        let Some((value, origin)) = self.get(key) else {
+            return Ok(None);
+        };
+        let parts: Vec<u32> = value.split('.').filter_map(|p| p.parse().ok()).collect();
+        match parts.as_slice() {
+            [a, b, c] if value.split('.').count() == 3 => Ok(Some((*a, *b, *c))),
+            _ => Err(self.invalid(key, origin, format!("« {value} » : version a.b.c attendue"))),
+        }
+    }
+
+    fn flag(&self, key: &'static str) -> Result<bool, ConfigError> {
+        match self.get(key).map(|(v, o)| (v.to_ascii_lowercase(), o)) {
+            None => Ok(false),
+            Some((v, _)) if matches!(v.as_str(), "1" | "true" | "oui" | "yes" | "on") => Ok(true),
+            Some((v, _)) if matches!(v.as_str(), "0" | "false" | "non" | "no" | "off") => Ok(false),
+            Some((v, origin)) => {
+                Err(self.invalid(key, origin, format!("« {v} » : 1 ou 0 attendu")))
+            }
+        }
     }
 
     fn channel(&self) -> Result<ChannelKind, ConfigError> {

@@ -285,6 +285,10 @@ impl Dispatcher {
             } else if cancel.is_cancelled() {
                 return;
             }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = self.channel.ready() => {}
+            }
             // Not raced against `cancel`: once claimed, a delivery is sent and recorded.
             let started = Instant::now();
             let step = match self.try_once().await {

@@ -14,6 +14,7 @@ use crate::camionback::{ApiError, CamionBackApi};
 use crate::carrier_sync::CarrierSync;
 use crate::channel::Channel;
 use crate::channel::cloud_api::{CloudApi, CloudApiConfigError};
+use crate::channel::whatsapp_web::{WhatsAppWeb, WhatsAppWebError, WhatsAppWebSettings};
 use crate::clock::now_ms;
 use crate::config::{ChannelKind, Settings};
 use crate::dispatcher::{self, Dispatcher};
@@ -38,9 +39,11 @@ pub enum EngineError {
     #[error(transparent)]
     Api(#[from] ApiError),
     #[error(
-        "le canal {0} n'est pas encore disponible dans cette version : utilisez RELAY_CHANNEL=cloud-api"
+        "le canal {0} n'est pas encore disponible dans cette version : utilisez RELAY_CHANNEL=whatsapp-web ou cloud-api"
     )]
     ChannelUnavailable(&'static str),
+    #[error(transparent)]
+    WhatsAppWeb(#[from] WhatsAppWebError),
 }
 
 pub struct Engine {
@@ -48,6 +51,7 @@ pub struct Engine {
     addr: SocketAddr,
     carriers: CarrierSync,
     dispatcher_wake: Arc<Notify>,
+    whatsapp: Option<WhatsAppWeb>,
     cancel: CancellationToken,
     tracker: TaskTracker,
     _lock: InstanceLock,
@@ -69,28 +73,51 @@ pub fn camionback_api(settings: &Settings) -> Result<Option<CamionBackApi>, ApiE
         .transpose()
 }
 
-/// Builds the channel `RELAY_CHANNEL` names.
-pub fn build_channel(settings: &Settings) -> Result<Arc<dyn Channel>, EngineError> {
-    match settings.dispatch.channel {
-        ChannelKind::CloudApi => Ok(Arc::new(CloudApi::new(
-            &settings.cloud_api,
-            settings.dispatch.send_timeout,
-        )?)),
-        other => Err(EngineError::ChannelUnavailable(other.as_str())),
+/// The WhatsApp Web settings of the relay's configuration.
+pub fn whatsapp_web_settings(settings: &Settings) -> WhatsAppWebSettings {
+    WhatsAppWebSettings {
+        url: settings.whatsapp_web.url.clone(),
+        session_path: settings.whatsapp_session_path(),
+        typing: settings.whatsapp_web.typing,
+        send_timeout: settings.dispatch.send_timeout,
+        version: settings.whatsapp_web.version,
     }
+}
+
+/// Which channel to send through.
+enum ChannelChoice {
+    FromSettings,
+    Given(Arc<dyn Channel>),
 }
 
 impl Engine {
     /// Starts the relay with the channel the settings name.
     pub async fn start(settings: Settings) -> Result<Self, EngineError> {
-        let channel = build_channel(&settings)?;
-        Self::start_with_channel(settings, channel).await
+        Self::start_inner(settings, ChannelChoice::FromSettings).await
     }
 
+    /// Starts the relay with a channel built by the caller.
     pub async fn start_with_channel(
         settings: Settings,
         channel: Arc<dyn Channel>,
     ) -> Result<Self, EngineError> {
+        Self::start_inner(settings, ChannelChoice::Given(channel)).await
+    }
+
+    async fn start_inner(settings: Settings, choice: ChannelChoice) -> Result<Self, EngineError> {
+        // Checked before anything is opened: a bad channel setting changes nothing.
+        let cloud_api = match (&choice, settings.dispatch.channel) {
+            (ChannelChoice::FromSettings, ChannelKind::CloudApi) => Some(CloudApi::new(
+                &settings.cloud_api,
+                settings.dispatch.send_timeout,
+            )?),
+            (ChannelChoice::FromSettings, ChannelKind::Twilio) => {
+                return Err(EngineError::ChannelUnavailable("twilio"));
+            }
+            _ => None,
+        };
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
         crate::fs::create_private_dir(&settings.data_dir).map_err(|source| StoreError::File {
             path: settings.data_dir.display().to_string(),
             source,
@@ -105,6 +132,23 @@ impl Engine {
                 "{interrupted} envoi(s) interrompu(s) par un arrêt brutal : marqués « interrupted », non renvoyés"
             );
         }
+
+        let mut whatsapp = None;
+        let channel: Arc<dyn Channel> = match (choice, cloud_api) {
+            (ChannelChoice::Given(channel), _) => channel,
+            (ChannelChoice::FromSettings, Some(cloud_api)) => Arc::new(cloud_api),
+            (ChannelChoice::FromSettings, None) => {
+                let web = WhatsAppWeb::start(
+                    whatsapp_web_settings(&settings),
+                    store.clone(),
+                    cancel.child_token(),
+                    &tracker,
+                )
+                .await?;
+                whatsapp = Some(web.clone());
+                Arc::new(web)
+            }
+        };
 
         let listener = TcpListener::bind(settings.webhook.addr)
             .await
@@ -128,8 +172,6 @@ impl Engine {
                 "CAMIONBACK_API_URL n'est pas défini : ni interrogation des commandes ni synchronisation des transporteurs"
             );
         }
-        let cancel = CancellationToken::new();
-        let tracker = TaskTracker::new();
         let dispatcher_wake = Arc::new(Notify::new());
         let carriers = CarrierSync::new(api.clone(), store.clone());
         let broadcaster =
@@ -201,6 +243,7 @@ impl Engine {
             addr,
             carriers,
             dispatcher_wake,
+            whatsapp,
             cancel,
             tracker,
             _lock: lock,
@@ -218,6 +261,11 @@ impl Engine {
 
     pub fn carriers(&self) -> &CarrierSync {
         &self.carriers
+    }
+
+    /// The WhatsApp Web connection, when that is the channel: its state stream and commands.
+    pub fn whatsapp(&self) -> Option<&WhatsAppWeb> {
+        self.whatsapp.as_ref()
     }
 
     /// Tells the dispatcher new deliveries are queued (a relaunch from this process).

@@ -3,6 +3,7 @@
 //! that turns its own wire errors into the three outcomes the dispatcher acts on.
 
 pub mod cloud_api;
+pub mod whatsapp_web;
 
 use std::time::Duration;
 
@@ -66,4 +67,9 @@ pub trait Channel: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     async fn send(&self, message: OutgoingMessage<'_>) -> Result<Accepted, SendError>;
+
+    /// Resolves once the channel can send (connected, not banned). The dispatcher claims
+    /// nothing before, so while WhatsApp is down no delivery sits in `sending` and nothing is
+    /// marked failed; sending resumes by itself when this resolves.
+    async fn ready(&self) {}
 }

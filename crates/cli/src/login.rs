@@ -1,0 +1,115 @@
+//! `camionback-relay login`: links CamionBack's WhatsApp account once, by QR code in the
+//! terminal or by pairing code, then exits. The session is kept; `serve` reuses it.
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::{Context, Result, bail};
+use chrono::Utc;
+use qrcode::QrCode;
+use qrcode::render::unicode::Dense1x2;
+use relay_engine::Settings;
+use relay_engine::channel::whatsapp_web::{Command, ConnectionState, WhatsAppWeb};
+use relay_engine::lock::InstanceLock;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub async fn login(settings: Settings, phone: Option<String>) -> Result<()> {
+    relay_engine::fs::create_private_dir(&settings.data_dir)
+        .with_context(|| format!("dossier {}", settings.data_dir.display()))?;
+    // The session file is the running relay's: linking while it runs would fight over it.
+    let _lock = InstanceLock::acquire(&settings.data_dir)?;
+    let store = relay_engine::engine::open_store(&settings).await?;
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let whatsapp = WhatsAppWeb::start(
+        relay_engine::engine::whatsapp_web_settings(&settings),
+        store,
+        cancel.child_token(),
+        &tracker,
+    )
+    .await?;
+    tracker.close();
+    let outcome = follow(&whatsapp, phone).await;
+    cancel.cancel();
+    tracker.wait().await;
+    outcome
+}
+
+async fn follow(whatsapp: &WhatsAppWeb, phone: Option<String>) -> Result<()> {
+    let mut states = whatsapp.state();
+    let mut asked_pair_code = false;
+    loop {
+        let state = states.borrow_and_update().clone();
+        match &state {
+            ConnectionState::Connected { phone } => {
+                println!(
+                    "✅ WhatsApp relié (+{phone}). La session est enregistrée : lancez « camionback-relay serve »."
+                );
+                return Ok(());
+            }
+            ConnectionState::Unlinked | ConnectionState::Qr { .. }
+                if phone.is_some() && !asked_pair_code =>
+            {
+                asked_pair_code = true;
+                if let Some(phone) = &phone {
+                    whatsapp.command(Command::PairWithPhone(phone.clone()));
+                    println!(
+                        "Demande d'un code d'appairage pour +{}…",
+                        phone.trim_start_matches('+')
+                    );
+                }
+            }
+            ConnectionState::Qr { code, expires_at } if phone.is_none() => {
+                draw_qr(code, *expires_at)?
+            }
+            ConnectionState::PairCode { code } => {
+                println!("\n{}\n\n    {code}\n", state.describe());
+            }
+            ConnectionState::QrExpired => {
+                println!("{}", state.describe());
+                if !std::io::stdin().is_terminal() {
+                    bail!(
+                        "les QR codes ont expiré sans être scannés : relancez « camionback-relay login »"
+                    );
+                }
+                print!(
+                    "Appuyez sur Entrée pour obtenir de nouveaux QR codes (Ctrl+C pour abandonner)… "
+                );
+                std::io::stdout().flush()?;
+                let mut line = String::new();
+                tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line))
+                    .await??;
+                whatsapp.command(Command::NewQr);
+            }
+            ConnectionState::LoggedOut
+            | ConnectionState::Replaced
+            | ConnectionState::Banned { .. } => {
+                bail!("{}", state.describe());
+            }
+            other => println!("{}", other.describe()),
+        }
+        tokio::select! {
+            changed = states.changed() => changed.context("la connexion WhatsApp s'est arrêtée")?,
+            _ = tokio::signal::ctrl_c() => bail!("liaison abandonnée"),
+        }
+    }
+}
+
+fn draw_qr(code: &str, expires_at: chrono::DateTime<Utc>) -> Result<()> {
+    let qr = QrCode::new(code.as_bytes()).context("QR code impossible à dessiner")?;
+    let image = qr
+        .render::<Dense1x2>()
+        .dark_color(Dense1x2::Light)
+        .light_color(Dense1x2::Dark)
+        .quiet_zone(true)
+        .build();
+    let left = (expires_at - Utc::now()).num_seconds().max(0);
+    // Clear the screen so each rotation replaces the previous code.
+    print!("\x1b[2J\x1b[H");
+    println!("{image}");
+    println!(
+        "Scannez ce QR code : WhatsApp > Appareils connectés > Connecter un appareil ({left} s restantes)"
+    );
+    std::io::stdout().flush()?;
+    Ok(())
+}

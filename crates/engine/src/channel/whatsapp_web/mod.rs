@@ -1,0 +1,284 @@
+//! WhatsApp Web through `wa-rs`: CamionBack's own account, linked once by QR code (or pairing
+//! code), kept in its own SQLite file, reconnected by a supervisor. This module is the only
+//! place that knows wa-rs; the engine sees a `Channel` and a `ConnectionState` stream.
+//!
+//! wa-rs 0.2.0 traps this adapter deals with (see shared/WHATSAPP.md): its loop ends without an
+//! event when QR codes run out or after a keepalive failure; `LoggedOut` keeps the dead
+//! credentials; its keepalive counts timeouts as success (a half-open socket goes unnoticed);
+//! `send_message` returns Ok for numbers not on WhatsApp; receipts can precede the stored id.
+
+mod state;
+mod supervisor;
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wa_rs::Client;
+use wa_rs::Jid;
+use wa_rs::wa_rs_proto::whatsapp as wa;
+
+pub use state::ConnectionState;
+
+use super::{Accepted, Channel, OutgoingMessage, SendError};
+use crate::clock::now_ms;
+use crate::store::Store;
+use relay_domain::DeliveryStatus;
+
+/// Numbers checked together with the one about to be sent to (others queued next).
+const NUMBER_CHECK_BATCH: u32 = 50;
+/// How long the dispatcher waits before asking again while WhatsApp is down.
+const OFFLINE_RETRY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct WhatsAppWebSettings {
+    /// `wss://web.whatsapp.com/ws/chat`, or a loopback simulator in tests.
+    pub url: String,
+    /// The session's own SQLite file (never the relay's database).
+    pub session_path: PathBuf,
+    /// A typing indicator before each send.
+    pub typing: bool,
+    pub send_timeout: Duration,
+    /// Pins the WhatsApp Web version instead of discovering it online at each connect.
+    pub version: Option<(u32, u32, u32)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WhatsAppWebError {
+    #[error("session WhatsApp {path} : {message}")]
+    Session { path: String, message: String },
+}
+
+/// What staff can ask of the connection.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// The QR codes ran out: start a new round.
+    NewQr,
+    /// Link with a pairing code typed on the phone instead of a QR code (digits, country code
+    /// first: `2126…`).
+    PairWithPhone(String),
+}
+
+/// The channel and its handle: cheap to clone.
+#[derive(Clone)]
+pub struct WhatsAppWeb {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    client: RwLock<Option<Arc<Client>>>,
+    state: watch::Sender<ConnectionState>,
+    commands: mpsc::UnboundedSender<Command>,
+    store: Store,
+    settings: WhatsAppWebSettings,
+}
+
+impl Shared {
+    fn client(&self) -> Option<Arc<Client>> {
+        self.client.read().ok().and_then(|c| c.clone())
+    }
+
+    fn set_client(&self, client: Arc<Client>) {
+        if let Ok(mut current) = self.client.write() {
+            *current = Some(client);
+        }
+    }
+
+    fn set_state(&self, state: ConnectionState) {
+        self.state.send_if_modified(|current| {
+            if *current == state {
+                false
+            } else {
+                tracing::info!("WhatsApp : {}", state.describe());
+                *current = state;
+                true
+            }
+        });
+    }
+}
+
+impl WhatsAppWeb {
+    /// Opens the session and starts its supervisor on `tracker`; it stops with `cancel`.
+    pub async fn start(
+        settings: WhatsAppWebSettings,
+        store: Store,
+        cancel: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Result<Self, WhatsAppWebError> {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let session = supervisor::Session::open(&settings, events_tx.clone()).await?;
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let (state_tx, _) = watch::channel(ConnectionState::Connecting);
+        let shared = Arc::new(Shared {
+            client: RwLock::new(Some(session.client())),
+            state: state_tx,
+            commands: commands_tx,
+            store,
+            settings,
+        });
+        tracker.spawn(supervisor::run(
+            shared.clone(),
+            session,
+            events_tx,
+            events_rx,
+            commands_rx,
+            cancel,
+        ));
+        Ok(Self { shared })
+    }
+
+    /// The connection state, as it changes.
+    pub fn state(&self) -> watch::Receiver<ConnectionState> {
+        self.shared.state.subscribe()
+    }
+
+    pub fn command(&self, command: Command) {
+        // The supervisor only stops with the engine; a command sent after that is moot.
+        let _ = self.shared.commands.send(command);
+    }
+
+    /// Whether each number is on WhatsApp, from the 30-day cache or asked in one batch with
+    /// the next queued numbers not checked yet. A number WhatsApp does not answer about is
+    /// left unknown (`None`) and not cached.
+    async fn is_registered(&self, client: &Client, phone: &str) -> Result<Option<bool>, SendError> {
+        let store = &self.shared.store;
+        let now = now_ms();
+        let transient = |reason: String| SendError::Transient {
+            reason,
+            code: None,
+            retry_after: None,
+        };
+        let cached = store
+            .cached_number_checks(&[phone.to_string()], now)
+            .await
+            .map_err(|err| transient(err.to_string()))?;
+        if let Some((_, registered)) = cached.first() {
+            return Ok(Some(*registered));
+        }
+        let mut batch = store
+            .queued_phones_unchecked(NUMBER_CHECK_BATCH, now)
+            .await
+            .map_err(|err| transient(err.to_string()))?;
+        batch.retain(|p| p != phone);
+        batch.insert(0, phone.to_string());
+        let digits: Vec<String> = batch
+            .iter()
+            .map(|p| p.trim_start_matches('+').to_string())
+            .collect();
+        let asked: Vec<&str> = digits.iter().map(String::as_str).collect();
+        let answers = client
+            .contacts()
+            .is_on_whatsapp(&asked)
+            .await
+            .map_err(|err| transient(format!("vérification du numéro impossible : {err}")))?;
+        // Matched by digits: WhatsApp answers in any order and may leave numbers out.
+        let checks: Vec<(String, bool)> = answers
+            .iter()
+            .filter_map(|answer| {
+                batch
+                    .iter()
+                    .find(|p| p.trim_start_matches('+') == answer.jid.user)
+                    .map(|p| (p.clone(), answer.is_registered))
+            })
+            .collect();
+        store
+            .remember_number_checks(&checks, now)
+            .await
+            .map_err(|err| transient(err.to_string()))?;
+        Ok(checks.iter().find(|(p, _)| p == phone).map(|(_, r)| *r))
+    }
+}
+
+fn offline(state: &ConnectionState) -> SendError {
+    SendError::Unavailable {
+        reason: format!("WhatsApp indisponible : {}", state.describe()),
+        retry_after: OFFLINE_RETRY,
+    }
+}
+
+/// wa-rs errors are `anyhow`; the typed ones underneath say whether to retry.
+fn classify(err: anyhow::Error) -> SendError {
+    let reason = format!("envoi WhatsApp impossible : {err}");
+    if let Some(
+        wa_rs::client::ClientError::NotConnected | wa_rs::client::ClientError::NotLoggedIn,
+    ) = err.downcast_ref::<wa_rs::client::ClientError>()
+    {
+        return SendError::Unavailable {
+            reason,
+            retry_after: OFFLINE_RETRY,
+        };
+    }
+    SendError::Transient {
+        reason,
+        code: None,
+        retry_after: None,
+    }
+}
+
+#[async_trait]
+impl Channel for WhatsAppWeb {
+    fn name(&self) -> &'static str {
+        "whatsapp-web"
+    }
+
+    async fn ready(&self) {
+        let mut state = self.shared.state.subscribe();
+        // `wait_for` returns at once when already connected; an error means the supervisor is
+        // gone (shutdown): never resolve, the dispatcher stops on its own cancellation.
+        if state.wait_for(ConnectionState::is_connected).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    async fn send(&self, message: OutgoingMessage<'_>) -> Result<Accepted, SendError> {
+        let state = self.shared.state.borrow().clone();
+        if !state.is_connected() {
+            return Err(offline(&state));
+        }
+        let client = self.shared.client().ok_or_else(|| offline(&state))?;
+        let phone = message.to.e164();
+        if self.is_registered(&client, phone).await? == Some(false) {
+            return Err(SendError::Permanent {
+                status: DeliveryStatus::NotOnWhatsapp,
+                reason: "ce numéro n'a pas de compte WhatsApp".to_string(),
+                code: None,
+            });
+        }
+        let jid = Jid::pn(message.to.digits());
+        if self.shared.settings.typing {
+            // About as long as a person would take to type it, within reason.
+            let typing =
+                Duration::from_millis((message.text.chars().count() as u64 * 25).clamp(1000, 4000));
+            let _ = client.chatstate().send_composing(&jid).await;
+            tokio::time::sleep(typing).await;
+            let _ = client.chatstate().send_paused(&jid).await;
+        }
+        let text = wa::Message {
+            conversation: Some(message.text.to_string()),
+            ..Default::default()
+        };
+        match tokio::time::timeout(
+            self.shared.settings.send_timeout,
+            client.send_message(jid, text),
+        )
+        .await
+        {
+            Ok(Ok(id)) => Ok(Accepted {
+                message_id: Some(id),
+            }),
+            Ok(Err(err)) => Err(classify(err)),
+            Err(_) => Err(SendError::Transient {
+                reason: format!(
+                    "pas de réponse de WhatsApp après {} s",
+                    self.shared.settings.send_timeout.as_secs()
+                ),
+                code: None,
+                retry_after: None,
+            }),
+        }
+    }
+}
