@@ -36,6 +36,7 @@ pub const KEYS: &[&str] = &[
     "WHATSAPP_APP_SECRET",
     "WHATSAPP_WEB_URL",
     "WHATSAPP_WEB_VERSION",
+    "WHATSAPP_WEB_WATCHDOG_SECS",
     "RELAY_TYPING",
     "RELAY_UNCONFIRMED_HOURS",
 ];
@@ -132,6 +133,7 @@ pub struct WhatsAppWebConfig {
     /// discovered online at each connect.
     pub version: Option<(u32, u32, u32)>,
     pub typing: bool,
+    pub watchdog_every: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -223,6 +225,9 @@ impl Settings {
                 url: values.ws_url("WHATSAPP_WEB_URL", "wss://web.whatsapp.com/ws/chat")?,
                 version: values.version("WHATSAPP_WEB_VERSION")?,
                 typing: values.flag("RELAY_TYPING")?,
+                watchdog_every: Duration::from_secs(
+                    values.number("WHATSAPP_WEB_WATCHDOG_SECS", 30)?.max(1),
+                ),
             },
             unconfirmed_after: Duration::from_secs(
                 3600 * values.number("RELAY_UNCONFIRMED_HOURS", 24)?,

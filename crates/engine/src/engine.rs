@@ -81,6 +81,7 @@ pub fn whatsapp_web_settings(settings: &Settings) -> WhatsAppWebSettings {
         typing: settings.whatsapp_web.typing,
         send_timeout: settings.dispatch.send_timeout,
         version: settings.whatsapp_web.version,
+        watchdog_every: settings.whatsapp_web.watchdog_every,
     }
 }
 

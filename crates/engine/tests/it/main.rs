@@ -9,3 +9,4 @@ mod relaunch;
 mod sending;
 mod status_webhooks;
 mod webhook_intake;
+mod whatsapp_web;

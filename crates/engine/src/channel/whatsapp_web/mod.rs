@@ -7,6 +7,7 @@
 //! credentials; its keepalive counts timeouts as success (a half-open socket goes unnoticed);
 //! `send_message` returns Ok for numbers not on WhatsApp; receipts can precede the stored id.
 
+mod number_check;
 mod state;
 mod supervisor;
 
@@ -45,6 +46,8 @@ pub struct WhatsAppWebSettings {
     pub send_timeout: Duration,
     /// Pins the WhatsApp Web version instead of discovering it online at each connect.
     pub version: Option<(u32, u32, u32)>,
+    /// How often a live connection is pinged to catch a half-open socket.
+    pub watchdog_every: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -171,18 +174,19 @@ impl WhatsAppWeb {
             .collect();
         let asked: Vec<&str> = digits.iter().map(String::as_str).collect();
         let answers = client
-            .contacts()
-            .is_on_whatsapp(&asked)
+            .execute(number_check::NumberCheck::new(
+                asked.iter().map(|d| d.to_string()).collect(),
+            ))
             .await
             .map_err(|err| transient(format!("vérification du numéro impossible : {err}")))?;
         // Matched by digits: WhatsApp answers in any order and may leave numbers out.
         let checks: Vec<(String, bool)> = answers
             .iter()
-            .filter_map(|answer| {
+            .filter_map(|(digits, registered)| {
                 batch
                     .iter()
-                    .find(|p| p.trim_start_matches('+') == answer.jid.user)
-                    .map(|p| (p.clone(), answer.is_registered))
+                    .find(|p| p.trim_start_matches('+') == digits)
+                    .map(|p| (p.clone(), *registered))
             })
             .collect();
         store

@@ -26,9 +26,8 @@ use wa_rs_ureq_http::UreqHttpClient;
 use super::{Command, ConnectionState, Shared, WhatsAppWebError, WhatsAppWebSettings};
 use crate::clock::now_ms;
 
-/// How often a live connection is pinged, and how long the answer may take: wa-rs's own
-/// keepalive counts a timeout as a success, so a half-open socket would go unnoticed.
-const WATCHDOG_EVERY: Duration = Duration::from_secs(30);
+/// How long the watchdog's ping may take: wa-rs's own keepalive counts a timeout as a success,
+/// so a half-open socket would go unnoticed.
 const WATCHDOG_DEADLINE: Duration = Duration::from_secs(10);
 /// Longest wait between two restarts of the connection loop.
 const MAX_RESTART_DELAY: Duration = Duration::from_secs(120);
@@ -146,7 +145,9 @@ impl EventHandler for Forwarder {
 
 /// One session file and the wa-rs client over it.
 pub(super) struct Session {
-    bot: Option<Bot>,
+    /// Kept for the life of the session: it owns the tasks `run` wires up.
+    bot: Bot,
+    started: bool,
     client: Arc<Client>,
 }
 
@@ -189,7 +190,8 @@ impl Session {
         // Registered before `run`: a synchronous handler sees events in order.
         client.register_handler(Arc::new(Forwarder(events)));
         Ok(Self {
-            bot: Some(bot),
+            bot,
+            started: false,
             client,
         })
     }
@@ -205,8 +207,9 @@ impl Session {
     /// Starts the connection loop: through the `Bot` the first time, then on the client again
     /// (the bot would register its handlers twice).
     async fn start(&mut self) -> Option<JoinHandle<()>> {
-        if let Some(mut bot) = self.bot.take() {
-            match bot.run().await {
+        if !self.started {
+            self.started = true;
+            match self.bot.run().await {
                 Ok(handle) => return Some(handle),
                 Err(err) => {
                     tracing::error!("WhatsApp : démarrage impossible : {err}");
@@ -264,8 +267,8 @@ pub(super) async fn run(
         });
         let mut handle = session.start().await;
         let mut ending = Ending::Unexplained;
-        let mut saw_qr = false;
-        let mut watchdog = tokio::time::interval(WATCHDOG_EVERY);
+        let every = shared.settings.watchdog_every;
+        let mut watchdog = tokio::time::interval(every);
         watchdog.tick().await;
         loop {
             tokio::select! {
@@ -274,13 +277,13 @@ pub(super) async fn run(
                     return;
                 }
                 Some(event) = events.recv() => {
-                    if let Some(end) = on_event(&shared, &session, event, &mut saw_qr, &mut restarts).await {
+                    if let Some(end) = on_event(&shared, &session, event, &mut restarts).await {
                         ending = end;
                     }
                 }
                 Some(command) = commands.recv() => on_command(&session, command),
                 _ = watchdog.tick(), if shared.state.borrow().is_connected() => {
-                    if !alive(&session.client).await {
+                    if !alive(&session.client, every.min(WATCHDOG_DEADLINE)).await {
                         tracing::warn!("WhatsApp : pas de réponse au ping, connexion à moitié ouverte : reconnexion");
                         let _ = tokio::time::timeout(STOP_GRACE, session.client.disconnect()).await;
                     }
@@ -295,8 +298,7 @@ pub(super) async fn run(
         }
         // Events dispatched just before the loop ended still count.
         while let Ok(event) = events.try_recv() {
-            if let Some(end) = on_event(&shared, &session, event, &mut saw_qr, &mut restarts).await
-            {
+            if let Some(end) = on_event(&shared, &session, event, &mut restarts).await {
                 ending = end;
             }
         }
@@ -341,7 +343,9 @@ pub(super) async fn run(
                     return;
                 }
             }
-            Ending::Unexplained if saw_qr && !session.linked().await => {
+            // An unlinked client's loop only ends by itself when its round of QR codes ran
+            // out (an unreachable server is retried forever inside the loop).
+            Ending::Unexplained if !session.linked().await => {
                 shared.set_state(ConnectionState::QrExpired);
                 if !wait_for_command(&mut commands, &cancel).await {
                     return;
@@ -416,11 +420,11 @@ fn on_command(session: &Session, command: Command) {
     }
 }
 
-async fn alive(client: &Client) -> bool {
+async fn alive(client: &Client, deadline: Duration) -> bool {
     matches!(
         tokio::time::timeout(
-            WATCHDOG_DEADLINE + Duration::from_secs(1),
-            client.execute(KeepaliveSpec::with_timeout(WATCHDOG_DEADLINE)),
+            deadline + Duration::from_secs(1),
+            client.execute(KeepaliveSpec::with_timeout(deadline)),
         )
         .await,
         Ok(Ok(()))
@@ -431,12 +435,10 @@ async fn on_event(
     shared: &Shared,
     session: &Session,
     event: WaEvent,
-    saw_qr: &mut bool,
     restarts: &mut ExponentialBackoff,
 ) -> Option<Ending> {
     match event {
         WaEvent::Qr { code, timeout } => {
-            *saw_qr = true;
             let expires_at = Utc::now() + chrono::Duration::from_std(timeout).unwrap_or_default();
             shared.set_state(ConnectionState::Qr { code, expires_at });
         }

@@ -1,0 +1,397 @@
+//! The WhatsApp Web channel, proven with the real wa-rs client inside the real engine against
+//! a loopback WhatsApp Web simulator: linking once, reconnection, logout, replacement, bans,
+//! number checks, the exact message at the throttle, receipts, replies and opt-out.
+
+use std::time::Duration;
+
+use relay_domain::DeliveryStatus;
+use relay_engine::channel::whatsapp_web::{Command, ConnectionState};
+use relay_wa_sim::{ReceiptKind, WaSim};
+
+use crate::helpers::*;
+
+/// CamionBack's own number, as the phone that scans the QR code.
+const ACCOUNT: &str = "212664373534";
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn web_settings(sim: &WaSim) -> Vec<(&'static str, String)> {
+    vec![
+        ("RELAY_CHANNEL", "whatsapp-web".into()),
+        ("WHATSAPP_WEB_URL", sim.url()),
+        // Pinned, so no connect tries to discover the version online.
+        ("WHATSAPP_WEB_VERSION", "2.3000.1023868176".into()),
+        ("WHATSAPP_WEB_WATCHDOG_SECS", "1".into()),
+        ("RELAY_THROTTLE_MS", "200".into()),
+    ]
+}
+
+async fn world_with(sim: &WaSim) -> TestApp {
+    let settings = web_settings(sim);
+    let overrides: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    world(&overrides).await
+}
+
+/// Waits until the connection state matches, and returns it.
+async fn wait_state(
+    app: &TestApp,
+    what: &str,
+    check: impl Fn(&ConnectionState) -> bool,
+) -> ConnectionState {
+    let whatsapp = app.engine().whatsapp().expect("whatsapp-web channel");
+    let mut states = whatsapp.state();
+    let waited = tokio::time::timeout(LIMIT, async {
+        states.wait_for(|s| check(s)).await.map(|s| s.clone())
+    })
+    .await;
+    match waited {
+        Ok(state) => state.expect("state stream open"),
+        Err(_) => panic!(
+            "state never became {what}; last: {:?}",
+            whatsapp.state().borrow().clone()
+        ),
+    }
+}
+
+/// A relay linked to the simulated phone, with the three usual validated carriers.
+async fn linked_app(sim: &WaSim) -> TestApp {
+    let app = world_with(sim).await;
+    add_usual_carriers(&app.camionback);
+    let app = app.start().await;
+    wait_state(&app, "qr", |s| matches!(s, ConnectionState::Qr { .. })).await;
+    sim.scan_qr(ACCOUNT).await;
+    wait_state(&app, "connected", ConnectionState::is_connected).await;
+    app
+}
+
+#[tokio::test]
+async fn the_qr_code_is_scanned_once_and_every_restart_connects_without_it() {
+    let sim = WaSim::start().await;
+    let mut app = world_with(&sim).await.start().await;
+
+    let qr = wait_state(&app, "qr", |s| matches!(s, ConnectionState::Qr { .. })).await;
+    let ConnectionState::Qr { code, expires_at } = qr else {
+        unreachable!()
+    };
+    assert!(!code.is_empty());
+    assert!(expires_at > chrono::Utc::now(), "the QR code has time left");
+
+    sim.scan_qr(ACCOUNT).await;
+    let connected = wait_state(&app, "connected", ConnectionState::is_connected).await;
+    assert_eq!(
+        connected,
+        ConnectionState::Connected {
+            phone: ACCOUNT.into()
+        }
+    );
+    assert_eq!(sim.linked_phone().as_deref(), Some(ACCOUNT));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let session = app.dir.path().join("whatsapp-session.db");
+        let mode = std::fs::metadata(&session)
+            .expect("session file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the session is readable by its owner only");
+    }
+
+    app.stop().await;
+    let app = app.start().await;
+    let mut states = app.engine().whatsapp().expect("channel").state();
+    let mut seen = vec![states.borrow().clone()];
+    tokio::time::timeout(LIMIT, async {
+        while !seen.last().is_some_and(ConnectionState::is_connected) {
+            states.changed().await.expect("stream");
+            seen.push(states.borrow().clone());
+        }
+    })
+    .await
+    .expect("connects again");
+    assert!(
+        !seen
+            .iter()
+            .any(|s| matches!(s, ConnectionState::Qr { .. } | ConnectionState::Unlinked)),
+        "no QR code after a restart: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn when_the_qr_codes_run_out_new_ones_are_offered_on_request() {
+    let sim = WaSim::start().await;
+    sim.set_qr_refs(0);
+    let app = world_with(&sim).await.start().await;
+    wait_state(&app, "qr expired", |s| *s == ConnectionState::QrExpired).await;
+
+    sim.set_qr_refs(2);
+    app.engine()
+        .whatsapp()
+        .expect("channel")
+        .command(Command::NewQr);
+    wait_state(&app, "a new qr", |s| {
+        matches!(s, ConnectionState::Qr { .. })
+    })
+    .await;
+    sim.scan_qr(ACCOUNT).await;
+    wait_state(&app, "connected", ConnectionState::is_connected).await;
+}
+
+#[tokio::test]
+async fn a_broadcast_reaches_each_registered_carrier_once_with_the_exact_text_at_the_throttle() {
+    let sim = WaSim::start().await;
+    // Carrier 3 (212612345603) has no WhatsApp account.
+    sim.set_registered(&["212612345601", "212612345602"]);
+    let app = linked_app(&sim).await;
+
+    app.post_order(order(123)).await;
+    let rows = app.wait_for_broadcast(123).await;
+    let status =
+        |carrier: i64| status_of(rows.iter().find(|r| r.carrier_id == carrier).expect("row"));
+    assert_eq!(status(1), DeliveryStatus::Sent);
+    assert_eq!(status(2), DeliveryStatus::Sent);
+    assert_eq!(
+        status(3),
+        DeliveryStatus::NotOnWhatsapp,
+        "checked before sending, not sent"
+    );
+
+    let received = sim.wait_for_received(2, LIMIT).await.expect("two messages");
+    assert_eq!(
+        received.len(),
+        2,
+        "exactly one message per registered carrier"
+    );
+    let expected =
+        relay_domain::MessageTemplate::default().render(&relay_domain::TemplateFields::of(
+            &relay_domain::Order::parse(relay_domain::OrderFields {
+                id: 123,
+                reference: "CMD-2025-123".into(),
+                ville_depart: "Casablanca".into(),
+                ville_arrivee: "Marrakech".into(),
+                date_souhaitee: "2025-11-03".into(),
+                prix: 4500.0,
+                type_marchandise: "Palettes".into(),
+                statut: Some("ouverte".into()),
+                created_at: None,
+            })
+            .expect("order"),
+            "https://camionback.com/commande/",
+        ));
+    let mut recipients: Vec<&str> = received.iter().map(|r| r.to.as_str()).collect();
+    recipients.sort();
+    assert_eq!(recipients, ["212612345601", "212612345602"]);
+    for message in &received {
+        assert_eq!(message.text, expected);
+        let row = rows
+            .iter()
+            .find(|r| r.message_id.as_deref() == Some(message.message_id.as_str()));
+        assert!(
+            row.is_some(),
+            "the message id WhatsApp knows is the one in the history"
+        );
+    }
+    let gap = received[1].at.duration_since(received[0].at);
+    assert!(
+        gap >= Duration::from_millis(180),
+        "sends {gap:?} apart, throttle is 200 ms"
+    );
+}
+
+#[tokio::test]
+async fn delivery_and_read_receipts_move_the_history_forward() {
+    let sim = WaSim::start().await;
+    sim.set_registered(&["212612345601", "212612345602", "212612345603"]);
+    let app = linked_app(&sim).await;
+    app.post_order(order(5)).await;
+    app.wait_for_broadcast(5).await;
+    let received = sim
+        .wait_for_received(3, LIMIT)
+        .await
+        .expect("three messages");
+
+    sim.send_receipt(&received[0].message_id, ReceiptKind::Delivery)
+        .await;
+    sim.send_receipt(&received[1].message_id, ReceiptKind::Read)
+        .await;
+    // Late delivery receipt after the read one: no step back.
+    sim.send_receipt(&received[1].message_id, ReceiptKind::Delivery)
+        .await;
+
+    let rows = eventually(LIMIT, || async {
+        let rows = app.deliveries_of(5).await;
+        let by_id = |id: &str| {
+            rows.iter()
+                .find(|r| r.message_id.as_deref() == Some(id))
+                .map(status_of)
+        };
+        (by_id(&received[0].message_id) == Some(DeliveryStatus::Delivered)
+            && by_id(&received[1].message_id) == Some(DeliveryStatus::Read))
+        .then_some(rows)
+    })
+    .await;
+    let third = rows
+        .iter()
+        .find(|r| r.message_id.as_deref() == Some(received[2].message_id.as_str()))
+        .expect("row");
+    assert_eq!(status_of(third), DeliveryStatus::Sent);
+}
+
+#[tokio::test]
+async fn while_whatsapp_is_down_nothing_fails_and_sending_resumes_after_reconnection() {
+    let sim = WaSim::start().await;
+    sim.set_registered(&["212612345601", "212612345602", "212612345603"]);
+    let app = linked_app(&sim).await;
+    let connections = sim.connections();
+
+    sim.go_silent().await;
+    // The watchdog (1 s here) notices the half-open socket.
+    wait_state(&app, "reconnecting", |s| !s.is_connected()).await;
+    app.post_order(order(9)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rows = app.deliveries_of(9).await;
+    assert!(
+        rows.iter().all(|r| status_of(r) == DeliveryStatus::Queued),
+        "nothing is failed or in flight while WhatsApp is down: {:?}",
+        rows.iter().map(|r| &r.status).collect::<Vec<_>>()
+    );
+
+    wait_state(&app, "connected again", ConnectionState::is_connected).await;
+    assert!(
+        sim.connections() > connections,
+        "a new connection was opened"
+    );
+    let rows = app.wait_for_broadcast(9).await;
+    assert!(rows.iter().all(|r| status_of(r) == DeliveryStatus::Sent));
+    assert_eq!(
+        sim.wait_for_received(3, LIMIT).await.map(|r| r.len()),
+        Some(3)
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_connection_reconnects_by_itself() {
+    let sim = WaSim::start().await;
+    let app = linked_app(&sim).await;
+    let connections = sim.connections();
+    sim.drop_connection().await;
+    assert!(
+        sim.wait_for_connections(connections + 1, LIMIT).await,
+        "reconnected"
+    );
+    wait_state(&app, "connected", ConnectionState::is_connected).await;
+}
+
+#[tokio::test]
+async fn a_logout_from_the_phone_sets_the_session_aside_and_asks_for_a_new_qr_code() {
+    let sim = WaSim::start().await;
+    let app = linked_app(&sim).await;
+    sim.remove_device().await;
+    wait_state(&app, "logged out or a new qr", |s| {
+        matches!(
+            s,
+            ConnectionState::LoggedOut | ConnectionState::Unlinked | ConnectionState::Qr { .. }
+        )
+    })
+    .await;
+    wait_state(&app, "a new qr", |s| {
+        matches!(s, ConnectionState::Qr { .. })
+    })
+    .await;
+    let set_aside = std::fs::read_dir(app.dir.path())
+        .expect("data dir")
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().contains("deconnectee"));
+    assert!(set_aside, "the dead session is kept aside, not reused");
+}
+
+#[tokio::test]
+async fn a_replaced_session_is_never_taken_back_by_itself() {
+    let sim = WaSim::start().await;
+    let app = linked_app(&sim).await;
+    let connections = sim.connections();
+    sim.replace_session().await;
+    wait_state(&app, "replaced", |s| *s == ConnectionState::Replaced).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        sim.connections(),
+        connections,
+        "no reconnection after being replaced"
+    );
+}
+
+#[tokio::test]
+async fn a_temporary_ban_stops_all_sending_until_it_expires() {
+    let sim = WaSim::start().await;
+    sim.set_registered(&["212612345601", "212612345602", "212612345603"]);
+    let app = linked_app(&sim).await;
+    sim.ban(101, 4).await;
+    let banned = wait_state(&app, "banned", |s| {
+        matches!(s, ConnectionState::Banned { .. })
+    })
+    .await;
+    assert!(
+        banned.describe().contains("suspendu"),
+        "{}",
+        banned.describe()
+    );
+
+    app.post_order(order(11)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(sim.received().is_empty(), "nothing is sent while banned");
+    assert!(
+        app.deliveries_of(11)
+            .await
+            .iter()
+            .all(|r| status_of(r) == DeliveryStatus::Queued)
+    );
+
+    wait_state(
+        &app,
+        "connected after the ban",
+        ConnectionState::is_connected,
+    )
+    .await;
+    assert_eq!(app.wait_for_broadcast(11).await.len(), 3);
+}
+
+#[tokio::test]
+async fn carrier_replies_are_kept_and_stop_opts_out_with_one_confirmation() {
+    let sim = WaSim::start().await;
+    sim.set_registered(&["212612345601", "212612345602", "212612345603"]);
+    let app = linked_app(&sim).await;
+    app.post_order(order(1)).await;
+    app.wait_for_broadcast(1).await;
+    sim.wait_for_received(3, LIMIT)
+        .await
+        .expect("broadcast received");
+
+    sim.send_text_from("212612345601", "Intéressé, j'appelle")
+        .await;
+    sim.send_text_from("212612345602", "STOP").await;
+    let replies = eventually(LIMIT, || async {
+        let replies = app.store().replies(10).await.expect("replies");
+        (replies.len() == 2).then_some(replies)
+    })
+    .await;
+    let stop = replies
+        .iter()
+        .find(|r| r.phone == "+212612345602")
+        .expect("stop reply");
+    assert!(stop.opt_out);
+    assert_eq!(stop.carrier_name.as_deref(), Some("Rif Logistique"));
+    let confirmation = sim.wait_for_received(4, LIMIT).await.expect("confirmation");
+    assert_eq!(
+        confirmation
+            .iter()
+            .filter(|r| r.to == "212612345602")
+            .count(),
+        2,
+        "one confirmation"
+    );
+
+    // The next broadcast skips the carrier who opted out.
+    app.post_order(order(2)).await;
+    let rows = app.wait_for_broadcast(2).await;
+    let rif = rows.iter().find(|r| r.carrier_id == 2).expect("row kept");
+    assert_eq!(status_of(rif), DeliveryStatus::Skipped);
+    assert_eq!(rif.error.as_deref(), Some("opted_out"));
+}

@@ -1,0 +1,673 @@
+//! One client connection: websocket upgrade, handshake, then the stanza loop.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use futures_util::{SinkExt, StreamExt};
+use prost::Message as _;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_websockets::{Message, ServerBuilder, WebSocketStream};
+use wa_rs_binary::builder::NodeBuilder;
+use wa_rs_binary::jid::{Jid, SERVER_JID};
+use wa_rs_binary::node::{Node, NodeContent};
+use wa_rs_core::framing::FrameDecoder;
+use wa_rs_proto::whatsapp as wa;
+
+use crate::handshake::{FrameCipher, ServerHandshake, Step};
+use crate::signal::{PeerBundle, SimDevice};
+use crate::{Account, Cmd, ConnHandle, ReceivedText, Session, Shared, lid_for, now_secs, unpad};
+
+type Ws = WebSocketStream<TcpStream>;
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream) {
+    if let Err(e) = serve_inner(&shared, tcp).await {
+        log::debug!(target: "WaSim", "connection ended: {e:#}");
+    }
+}
+
+pub(crate) fn ban_failure(code: u32, expire_secs: u64) -> Node {
+    NodeBuilder::new("failure")
+        .attr("reason", "402")
+        .attr("code", code.to_string())
+        .attr("expire", expire_secs.to_string())
+        .build()
+}
+
+fn bytes_of(node: Option<&Node>) -> Option<&[u8]> {
+    match node?.content.as_ref()? {
+        NodeContent::Bytes(b) => Some(b),
+        NodeContent::String(s) => Some(s.as_bytes()),
+        NodeContent::Nodes(_) => None,
+    }
+}
+
+fn attr(node: &Node, key: &str) -> Option<String> {
+    node.attrs.get(key).map(|v| v.to_string_value())
+}
+
+fn session_of(payload: &wa::ClientPayload) -> anyhow::Result<Session> {
+    if let Some(username) = payload.username {
+        return Ok(Session::Login {
+            phone: username.to_string(),
+            device: payload.device.unwrap_or(0),
+        });
+    }
+    let reg = payload
+        .device_pairing_data
+        .as_ref()
+        .ok_or_else(|| anyhow!("client payload has neither username nor pairing data"))?;
+    let fixed = |v: &Option<Vec<u8>>, name: &str| -> anyhow::Result<[u8; 32]> {
+        v.as_deref()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| anyhow!("pairing data: bad {name}"))
+    };
+    let regid = reg.e_regid.as_deref().unwrap_or_default();
+    let skey_id = reg.e_skey_id.as_deref().unwrap_or_default();
+    Ok(Session::Registration {
+        bundle: PeerBundle {
+            registration_id: regid.iter().fold(0, |a, b| (a << 8) | u32::from(*b)),
+            identity: fixed(&reg.e_ident, "identity")?,
+            signed_id: skey_id.iter().fold(0, |a, b| (a << 8) | u32::from(*b)),
+            signed_public: fixed(&reg.e_skey_val, "signed pre-key")?,
+            signed_signature: reg.e_skey_sig.clone().unwrap_or_default(),
+            prekeys: Vec::new(),
+        },
+    })
+}
+
+async fn handshake(
+    shared: &Shared,
+    ws: &mut Ws,
+) -> anyhow::Result<(FrameCipher, Session, Vec<u8>)> {
+    let mut hs = ServerHandshake::new();
+    loop {
+        let msg = tokio::time::timeout(HANDSHAKE_TIMEOUT, ws.next())
+            .await
+            .context("handshake timeout")?
+            .ok_or_else(|| anyhow!("closed during handshake"))??;
+        if msg.is_close() {
+            anyhow::bail!("closed during handshake");
+        }
+        if !msg.is_binary() {
+            continue;
+        }
+        match hs.feed(&msg.into_payload(), &shared.identity)? {
+            Step::Pending => {}
+            Step::Reply(bytes) => ws.send(Message::binary(bytes)).await?,
+            Step::Done(est, leftover) => {
+                let session = session_of(&est.payload)?;
+                return Ok((est.cipher, session, leftover));
+            }
+        }
+    }
+}
+
+struct Conn<'a> {
+    shared: &'a Shared,
+    id: u64,
+    ws: Ws,
+    cipher: FrameCipher,
+    session: Session,
+}
+
+/// What handling one client stanza asks for.
+#[derive(Default)]
+struct Reply {
+    /// Wait this long before sending (stops reading meanwhile).
+    delay: Option<Duration>,
+    nodes: Vec<Node>,
+    close: bool,
+}
+
+impl Reply {
+    fn one(node: Node) -> Self {
+        Self {
+            delay: None,
+            nodes: vec![node],
+            close: false,
+        }
+    }
+}
+
+async fn serve_inner(shared: &Arc<Shared>, tcp: TcpStream) -> anyhow::Result<()> {
+    let (_request, mut ws) = ServerBuilder::new().accept(tcp).await?;
+    let (cipher, session, leftover) = handshake(shared, &mut ws).await?;
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let id = {
+        let mut st = shared.state();
+        st.connections += 1;
+        st.next_id += 1;
+        let id = st.next_id;
+        st.current = Some(ConnHandle {
+            id,
+            tx,
+            session: session.clone(),
+            logged_in: false,
+        });
+        id
+    };
+    shared.bump();
+    log::debug!(target: "WaSim", "connection {id} established");
+
+    let mut conn = Conn {
+        shared,
+        id,
+        ws,
+        cipher,
+        session,
+    };
+    let result = conn.run(&mut rx, &leftover).await;
+
+    {
+        let mut st = shared.state();
+        if st.current.as_ref().is_some_and(|c| c.id == id) {
+            st.current = None;
+        }
+    }
+    shared.bump();
+    log::debug!(target: "WaSim", "connection {id} closed");
+    result
+}
+
+impl Conn<'_> {
+    async fn send(&mut self, nodes: &[Node]) -> anyhow::Result<()> {
+        for node in nodes {
+            log::debug!(target: "WaSim", "conn {} --> {}", self.id, node.tag);
+            let frame = self.cipher.seal(node)?;
+            self.ws.send(Message::binary(frame)).await?;
+        }
+        Ok(())
+    }
+
+    /// Websocket close frame, then waits (briefly) for the client to close its side, so the
+    /// last stanzas are not lost to a TCP reset.
+    async fn close_gracefully(&mut self) {
+        let _ = self.ws.close().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+    }
+
+    async fn run(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<Cmd>,
+        leftover: &[u8],
+    ) -> anyhow::Result<()> {
+        let opening = self.opening().await;
+        self.send(&opening.nodes).await?;
+        if opening.close {
+            self.close_gracefully().await;
+            return Ok(());
+        }
+
+        let mut decoder = FrameDecoder::new();
+        decoder.feed(leftover);
+        let mut silent = false;
+        loop {
+            // Frames may already be buffered (left over from the handshake, or several in
+            // one websocket message).
+            while !silent && let Some(frame) = decoder.decode_frame() {
+                let node = self.cipher.open(&frame)?;
+                log::debug!(target: "WaSim", "conn {} <-- {}", self.id, node.tag);
+                self.shared.state().log.push(node.clone());
+                let reply = self.handle(node).await;
+                self.shared.bump();
+                if let Some(delay) = reply.delay {
+                    tokio::time::sleep(delay).await;
+                }
+                self.send(&reply.nodes).await?;
+                if reply.close {
+                    self.close_gracefully().await;
+                    return Ok(());
+                }
+            }
+            tokio::select! {
+                msg = self.ws.next() => match msg {
+                    Some(Ok(m)) if m.is_binary() => {
+                        if !silent {
+                            decoder.feed(&m.into_payload());
+                        }
+                    }
+                    Some(Ok(m)) if m.is_close() => return Ok(()),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                    None => return Ok(()),
+                },
+                cmd = rx.recv() => match cmd {
+                    Some(Cmd::Send(nodes, done)) => {
+                        if !silent {
+                            self.send(&nodes).await?;
+                        }
+                        let _ = done.send(());
+                    }
+                    Some(Cmd::SendAndClose(nodes, done)) => {
+                        if !silent {
+                            self.send(&nodes).await?;
+                            self.close_gracefully().await;
+                        }
+                        let _ = done.send(());
+                        return Ok(());
+                    }
+                    Some(Cmd::Drop(done)) => {
+                        let _ = done.send(());
+                        return Ok(());
+                    }
+                    Some(Cmd::Silent(done)) => {
+                        silent = true;
+                        let _ = done.send(());
+                    }
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+
+    /// What the server says first: `pair-device` to an unlinked client, `<success>` (or a
+    /// failure) to a login.
+    async fn opening(&mut self) -> Reply {
+        match self.session.clone() {
+            Session::Registration { .. } => {
+                let (refs, id) = {
+                    let mut st = self.shared.state();
+                    (st.qr_refs, st.next_id("pd-"))
+                };
+                Reply::one(crate::pairing::pair_device_iq(&id, refs))
+            }
+            Session::Login { phone, device } => {
+                let mut st = self.shared.state();
+                if st.removed.contains(&(phone.clone(), device)) {
+                    return Reply {
+                        delay: None,
+                        nodes: vec![NodeBuilder::new("failure").attr("reason", "401").build()],
+                        close: true,
+                    };
+                }
+                if let Some((code, until)) = st.ban {
+                    let now = Instant::now();
+                    if until > now {
+                        return Reply {
+                            delay: None,
+                            nodes: vec![ban_failure(code, (until - now).as_secs().max(1))],
+                            close: true,
+                        };
+                    }
+                    st.ban = None;
+                }
+                st.accounts.entry(phone.clone()).or_insert_with(|| Account {
+                    phone: phone.clone(),
+                    device,
+                });
+                let lid = format!("{}:{device}@lid", lid_for(&phone));
+                if let Some(c) = st.current.as_mut().filter(|c| c.id == self.id) {
+                    c.logged_in = true;
+                }
+                let mut nodes = vec![
+                    NodeBuilder::new("success")
+                        .attr("t", now_secs().to_string())
+                        .attr("props", "1")
+                        .attr("lid", lid)
+                        .attr("location", "sim")
+                        .attr("creation", now_secs().to_string())
+                        .build(),
+                ];
+                nodes.append(&mut st.offline_queue);
+                Reply {
+                    delay: None,
+                    nodes,
+                    close: false,
+                }
+            }
+        }
+    }
+
+    fn own(&self) -> Option<(String, u32)> {
+        match &self.session {
+            Session::Login { phone, device } => Some((phone.clone(), *device)),
+            Session::Registration { .. } => None,
+        }
+    }
+
+    async fn handle(&mut self, node: Node) -> Reply {
+        match node.tag.as_str() {
+            "iq" => self.handle_iq(&node).await,
+            "message" => self.handle_message(&node).await,
+            _ => Reply::default(),
+        }
+    }
+
+    async fn handle_iq(&mut self, node: &Node) -> Reply {
+        let id = attr(node, "id").unwrap_or_default();
+        let typ = attr(node, "type").unwrap_or_default();
+        if typ == "result" || typ == "error" {
+            if let Some(sign) = node.get_optional_child("pair-device-sign") {
+                return self.finish_pairing(&id, sign);
+            }
+            return Reply::default();
+        }
+        let xmlns = attr(node, "xmlns").unwrap_or_default();
+        let children = node.children().unwrap_or_default();
+        let first = children.first().map(|c| c.tag.as_str()).unwrap_or_default();
+        let result = |content: Vec<Node>| {
+            let b = NodeBuilder::new("iq").attrs([
+                ("from", SERVER_JID),
+                ("id", id.as_str()),
+                ("type", "result"),
+            ]);
+            if content.is_empty() {
+                b.build()
+            } else {
+                b.children(content).build()
+            }
+        };
+        match (xmlns.as_str(), first) {
+            ("encrypt", "count") => {
+                let count = self
+                    .own()
+                    .and_then(|k| {
+                        self.shared
+                            .state()
+                            .companions
+                            .get(&k)
+                            .map(|b| b.prekeys.len())
+                    })
+                    .unwrap_or(0);
+                Reply::one(result(vec![
+                    NodeBuilder::new("count")
+                        .attr("value", count.to_string())
+                        .build(),
+                ]))
+            }
+            ("encrypt", "key") => {
+                let users = self.prekey_bundles(&children[0]).await;
+                Reply::one(result(vec![
+                    NodeBuilder::new("list").children(users).build(),
+                ]))
+            }
+            ("encrypt", "registration") => {
+                self.store_upload(node);
+                Reply::one(result(Vec::new()))
+            }
+            ("usync", _) => {
+                let usync = self.usync(node).await;
+                Reply::one(result(usync.into_iter().collect()))
+            }
+            ("abt", "props") => Reply::one(result(vec![
+                NodeBuilder::new("props")
+                    .attr("protocol", "1")
+                    .attr("hash", "sim")
+                    .attr("refresh", "86400")
+                    .build(),
+            ])),
+            ("privacy", _) => Reply::one(result(vec![NodeBuilder::new("privacy").build()])),
+            ("passive", "active") => Reply {
+                delay: None,
+                // Offline delivery is over (nothing queued here): spares the client's 5 s wait
+                // before `Connected`. Sent before the IQ result so it is seen first.
+                nodes: vec![
+                    NodeBuilder::new("ib")
+                        .children([NodeBuilder::new("offline").attr("count", "0").build()])
+                        .build(),
+                    result(Vec::new()),
+                ],
+                close: false,
+            },
+            _ => Reply::one(result(Vec::new())),
+        }
+    }
+
+    fn finish_pairing(&mut self, id: &str, _sign: &Node) -> Reply {
+        let mut st = self.shared.state();
+        let Some(pending) = st.pending_pairs.remove(id) else {
+            return Reply::default();
+        };
+        st.accounts.insert(
+            pending.phone.clone(),
+            Account {
+                phone: pending.phone.clone(),
+                device: pending.device,
+            },
+        );
+        st.removed.remove(&(pending.phone.clone(), pending.device));
+        st.companions
+            .insert((pending.phone, pending.device), pending.bundle);
+        // wa-rs marks the disconnect as expected only after it has sent `pair-device-sign`
+        // (in a spawned task): a 515 sent back at once can race that flag into the next
+        // connection, which then drops once more. The real server is not that fast either.
+        Reply {
+            delay: Some(Duration::from_millis(200)),
+            nodes: vec![NodeBuilder::new("stream:error").attr("code", "515").build()],
+            close: true,
+        }
+    }
+
+    fn store_upload(&mut self, node: &Node) {
+        let Some(key) = self.own() else { return };
+        let int = |b: &[u8]| b.iter().fold(0u32, |a, x| (a << 8) | u32::from(*x));
+        let fixed = |b: Option<&[u8]>| -> Option<[u8; 32]> { b?.try_into().ok() };
+        let Some(identity) = fixed(bytes_of(node.get_optional_child("identity"))) else {
+            return;
+        };
+        let Some(skey) = node.get_optional_child("skey") else {
+            return;
+        };
+        let Some(signed_public) = fixed(bytes_of(skey.get_optional_child("value"))) else {
+            return;
+        };
+        let prekeys = node
+            .get_optional_child("list")
+            .map(|l| {
+                l.get_children_by_tag("key")
+                    .filter_map(|k| {
+                        let id = int(bytes_of(k.get_optional_child("id"))?);
+                        Some((id, fixed(bytes_of(k.get_optional_child("value")))?))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        let bundle = PeerBundle {
+            registration_id: int(
+                bytes_of(node.get_optional_child("registration")).unwrap_or_default()
+            ),
+            identity,
+            signed_id: int(bytes_of(skey.get_optional_child("id")).unwrap_or_default()),
+            signed_public,
+            signed_signature: bytes_of(skey.get_optional_child("signature"))
+                .unwrap_or_default()
+                .to_vec(),
+            prekeys,
+        };
+        self.shared.state().companions.insert(key, bundle);
+    }
+
+    async fn prekey_bundles(&mut self, key: &Node) -> Vec<Node> {
+        let registered = self.shared.state().registered.clone();
+        let mut phones = self.shared.phones.lock().await;
+        let mut users = Vec::new();
+        for user in key.get_children_by_tag("user") {
+            let Some(jid_attr) = attr(user, "jid") else {
+                continue;
+            };
+            let jid: Option<Jid> = jid_attr.parse().ok();
+            match jid {
+                Some(jid) if jid.device == 0 && registered.contains(&jid.user) => {
+                    let dev = phones
+                        .entry(jid.user.clone())
+                        .or_insert_with(SimDevice::new);
+                    users.push(dev.bundle_node(&jid_attr));
+                }
+                _ => users.push(
+                    NodeBuilder::new("user")
+                        .attr("jid", jid_attr)
+                        .children([NodeBuilder::new("error")
+                            .attr("code", "404")
+                            .attr("text", "item-not-found")
+                            .build()])
+                        .build(),
+                ),
+            }
+        }
+        users
+    }
+
+    async fn usync(&mut self, iq: &Node) -> Option<Node> {
+        let usync = iq.get_optional_child("usync")?;
+        let query = usync.get_optional_child("query")?;
+        let list = usync.get_optional_child("list")?;
+        let wants_devices = query.get_optional_child("devices").is_some();
+        let (registered, own) = {
+            let st = self.shared.state();
+            let own = self
+                .own()
+                .filter(|(phone, _)| st.accounts.contains_key(phone));
+            (st.registered.clone(), own)
+        };
+        let mut users = Vec::new();
+        for user in list.get_children_by_tag("user") {
+            let phone: String = match attr(user, "jid").and_then(|j| j.parse::<Jid>().ok()) {
+                Some(jid) => jid.user,
+                None => match bytes_of(user.get_optional_child("contact")) {
+                    Some(b) => String::from_utf8_lossy(b)
+                        .chars()
+                        .filter(char::is_ascii_digit)
+                        .collect(),
+                    None => continue,
+                },
+            };
+            let jid = format!("{phone}@s.whatsapp.net");
+            let mut children = Vec::new();
+            if wants_devices {
+                let devices: Vec<Node> = match &own {
+                    Some((own_phone, own_device)) if *own_phone == phone => vec![
+                        NodeBuilder::new("device")
+                            .attr("id", own_device.to_string())
+                            .attr("key-index", "1")
+                            .build(),
+                    ],
+                    _ if registered.contains(&phone) => {
+                        vec![NodeBuilder::new("device").attr("id", "0").build()]
+                    }
+                    _ => Vec::new(),
+                };
+                let mut dl = NodeBuilder::new("device-list").attr("hash", "2:sim");
+                if !devices.is_empty() {
+                    dl = dl.children(devices);
+                }
+                children.push(NodeBuilder::new("devices").children([dl.build()]).build());
+            }
+            if query.get_optional_child("contact").is_some() {
+                let kind = if registered.contains(&phone) {
+                    "in"
+                } else {
+                    "out"
+                };
+                children.push(NodeBuilder::new("contact").attr("type", kind).build());
+            }
+            let mut b = NodeBuilder::new("user").attr("jid", jid);
+            if !children.is_empty() {
+                b = b.children(children);
+            }
+            users.push(b.build());
+        }
+        let mut attrs: Vec<(String, String)> = Vec::new();
+        for key in ["sid", "mode", "context", "index", "last"] {
+            if let Some(v) = attr(usync, key) {
+                attrs.push((key.to_string(), v));
+            }
+        }
+        Some(
+            NodeBuilder::new("usync")
+                .attrs(attrs)
+                .children([NodeBuilder::new("list").children(users).build()])
+                .build(),
+        )
+    }
+
+    async fn handle_message(&mut self, node: &Node) -> Reply {
+        let id = attr(node, "id").unwrap_or_default();
+        let to = attr(node, "to").unwrap_or_default();
+        let Some((own_phone, own_device)) = self.own() else {
+            return Reply::default();
+        };
+        let sender = Jid::pn_device(own_phone, own_device as u16);
+        let mut encs: Vec<(Jid, String, Vec<u8>)> = Vec::new();
+        if let Some(parts) = node.get_optional_child("participants") {
+            for p in parts.get_children_by_tag("to") {
+                let Some(jid) = attr(p, "jid").and_then(|j| j.parse::<Jid>().ok()) else {
+                    continue;
+                };
+                for enc in p.get_children_by_tag("enc") {
+                    if let Some(b) = bytes_of(Some(enc)) {
+                        encs.push((
+                            jid.clone(),
+                            attr(enc, "type").unwrap_or_default(),
+                            b.to_vec(),
+                        ));
+                    }
+                }
+            }
+        }
+        if let Ok(jid) = to.parse::<Jid>() {
+            for enc in node.get_children_by_tag("enc") {
+                if let Some(b) = bytes_of(Some(enc)) {
+                    encs.push((
+                        jid.clone(),
+                        attr(enc, "type").unwrap_or_default(),
+                        b.to_vec(),
+                    ));
+                }
+            }
+        }
+
+        let mut texts = Vec::new();
+        {
+            let mut phones = self.shared.phones.lock().await;
+            for (jid, enc_type, ct) in encs {
+                let Some(dev) = phones.get_mut(&jid.user).filter(|_| jid.device == 0) else {
+                    continue;
+                };
+                match dev.decrypt(&sender, &enc_type, &ct).await {
+                    Ok(plain) => {
+                        let msg = unpad(&plain).and_then(|p| wa::Message::decode(p).ok());
+                        let text = msg.and_then(|m| {
+                            m.conversation
+                                .or_else(|| m.extended_text_message.and_then(|e| e.text))
+                        });
+                        if let Some(text) = text {
+                            texts.push((jid.user.clone(), text));
+                        }
+                    }
+                    Err(e) => {
+                        log::warn!(target: "WaSim", "cannot decrypt {enc_type} for {jid}: {e:#}");
+                    }
+                }
+            }
+        }
+        {
+            let mut st = self.shared.state();
+            for (to, text) in texts {
+                if st.seen_ids.insert(format!("{to}/{id}")) {
+                    st.received.push(ReceivedText {
+                        to,
+                        text,
+                        message_id: id.clone(),
+                        at: Instant::now(),
+                    });
+                }
+            }
+        }
+        let mut ack = NodeBuilder::new("ack")
+            .attr("class", "message")
+            .attr("id", id.as_str())
+            .attr("t", now_secs().to_string());
+        if !to.is_empty() {
+            ack = ack.attr("from", to);
+        }
+        Reply::one(ack.build())
+    }
+}

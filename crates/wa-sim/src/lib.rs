@@ -1,0 +1,634 @@
+//! A loopback WhatsApp Web server for tests: the real `wa-rs` 0.2.0 client connects to it over
+//! `ws://127.0.0.1:PORT/ws/chat`, completes the Noise handshake, links with a simulated phone,
+//! logs in, looks numbers up and sends end-to-end encrypted messages that the simulator decrypts
+//! as the recipients' phones would.
+//!
+//! # What it implements
+//!
+//! * **Handshake**: the server side of Noise XX (`Noise_XX_25519_AESGCM_SHA256`, prologue
+//!   `WA 6 3`), with a certificate chain wa-rs accepts (it checks serials and the leaf key only),
+//!   then frames `len24 | AES-256-GCM(counter IV)` over `wa_rs_binary::marshal(node)`.
+//! * **Linking**: a client without a session (its `ClientPayload` carries `devicePairingData`) gets
+//!   a `pair-device` IQ with [`WaSim::set_qr_refs`] refs (default 6) — wa-rs shows each as a
+//!   `PairingQrCode` (60 s for the first, 20 s for each next one) and, when all have expired,
+//!   disconnects and ends its run loop without any event. [`WaSim::scan_qr`] plays the phone:
+//!   `pair-success` with an `ADVSignedDeviceIdentity` signed by that phone's identity key; the
+//!   client answers `pair-device-sign`, the server sends `<stream:error code="515"/>` and closes,
+//!   the client reconnects at once with a login payload and gets `<success>`.
+//! * **Login**: `<success t lid>`; the client then asks the pre-key count (answered from what it
+//!   uploaded to this simulator, so a fresh session uploads 50 keys), sets itself active (answered
+//!   with `<ib><offline count="0"/></ib>` first, which spares it a 5 s wait) and only then emits
+//!   `Event::Connected`. Keepalive pings, props, privacy, blocklist, app-state and other IQs get
+//!   an empty `result`.
+//! * **Lifecycle**: [`WaSim::drop_connection`], [`WaSim::go_silent`], [`WaSim::remove_device`],
+//!   [`WaSim::replace_session`], [`WaSim::ban`]. A removed device gets `<failure reason="401"/>`
+//!   at every later login; a ban answers logins with `<failure reason="402">` until it expires.
+//! * **Numbers**: `usync` contact queries (`is_on_whatsapp`) answer `<contact type="in"/>` for the
+//!   numbers given to [`WaSim::set_registered`], `type="out"` for the others.
+//! * **Messages**: each registered number is one phone (device 0) with its own Signal identity,
+//!   signed pre-key and one-time pre-keys. Device-list queries list it (and, for the account's
+//!   own number, only the linked companion — no primary phone, so no device-sent copies), pre-key
+//!   fetches hand out a fresh bundle, and every `<message>` is decrypted with libsignal as that
+//!   phone, its text recorded ([`WaSim::received`]) and acknowledged with `<ack class="message">`.
+//!   Unregistered numbers have no devices: wa-rs then sends a message with no recipients, and
+//!   still returns `Ok(id)`.
+//! * **Receipts and replies**: [`WaSim::send_receipt`] and [`WaSim::send_text_from`]; while the
+//!   client is offline they are queued and delivered after its next `<success>`, like the real
+//!   server's offline queue.
+//!
+//! Not modelled: LID addressing (no `lid` in usync answers), groups, media, app-state data,
+//! history sync, retry receipts, pair codes, the `companion_reg_refresh` notification.
+//!
+//! # Example
+//!
+//! ```text
+//! let sim = relay_wa_sim::WaSim::start().await;
+//! let bot = Bot::builder()
+//!     .with_backend(store)
+//!     .with_transport_factory(TokioWebSocketTransportFactory::new().with_url(sim.url()))
+//!     .with_http_client(NoHttp)            // never used when a version is given
+//!     .with_version((2, 3000, 1_023_868_176))
+//!     .build()
+//!     .await?;
+//! // … on Event::PairingQrCode:
+//! sim.scan_qr("212600000001").await;
+//! // … on Event::Connected:
+//! sim.set_registered(&["212611111111"]);
+//! let id = client.send_message(Jid::pn("212611111111"), text).await?;
+//! let got = sim.wait_for_received(1, Duration::from_secs(5)).await.unwrap();
+//! sim.send_receipt(&id, ReceiptKind::Read).await;
+//! ```
+
+mod conn;
+mod handshake;
+mod pairing;
+mod signal;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::{AbortHandle, JoinHandle};
+use wa_rs_binary::builder::NodeBuilder;
+use wa_rs_binary::jid::Jid;
+use wa_rs_binary::node::Node;
+
+pub use wa_rs_binary::node::Node as Stanza;
+
+use handshake::ServerIdentity;
+use signal::{PeerBundle, SimDevice};
+
+/// A text the client sent, decrypted by the recipient's simulated phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedText {
+    /// Recipient phone number, digits only.
+    pub to: String,
+    /// `conversation` (or `extendedTextMessage.text`) of the decrypted message.
+    pub text: String,
+    /// The stanza id: what `Client::send_message` returned.
+    pub message_id: String,
+    /// When the simulator decrypted it.
+    pub at: Instant,
+}
+
+/// Which receipt [`WaSim::send_receipt`] sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptKind {
+    /// `<receipt>` with no `type`: wa-rs reports `ReceiptType::Other("delivery")`.
+    Delivery,
+    /// `type="read"`: `ReceiptType::Read`.
+    Read,
+    /// `type="played"`: `ReceiptType::Played`.
+    Played,
+}
+
+/// A running simulator on `127.0.0.1:<random port>`. Dropping it stops the server and closes
+/// every connection.
+pub struct WaSim {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    accept: JoinHandle<()>,
+}
+
+impl Drop for WaSim {
+    fn drop(&mut self) {
+        self.accept.abort();
+        for task in self.shared.tasks.lock().expect("tasks lock").drain(..) {
+            task.abort();
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) identity: ServerIdentity,
+    state: Mutex<State>,
+    /// The simulated phones, by phone number (digits).
+    pub(crate) phones: tokio::sync::Mutex<HashMap<String, SimDevice>>,
+    changed: watch::Sender<u64>,
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+pub(crate) struct Account {
+    pub(crate) phone: String,
+    pub(crate) device: u32,
+}
+
+pub(crate) struct PendingPair {
+    pub(crate) phone: String,
+    pub(crate) device: u32,
+    pub(crate) bundle: PeerBundle,
+}
+
+#[derive(Clone)]
+pub(crate) enum Session {
+    /// No stored session: the client wants to link (its keys, from `devicePairingData`).
+    Registration { bundle: PeerBundle },
+    /// A linked companion logging in.
+    Login { phone: String, device: u32 },
+}
+
+pub(crate) enum Cmd {
+    Send(Vec<Node>, oneshot::Sender<()>),
+    SendAndClose(Vec<Node>, oneshot::Sender<()>),
+    Drop(oneshot::Sender<()>),
+    Silent(oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub(crate) struct ConnHandle {
+    pub(crate) id: u64,
+    pub(crate) tx: mpsc::UnboundedSender<Cmd>,
+    pub(crate) session: Session,
+    /// Set once `<success>` was sent on this connection.
+    pub(crate) logged_in: bool,
+}
+
+pub(crate) struct State {
+    pub(crate) connections: usize,
+    pub(crate) next_id: u64,
+    pub(crate) current: Option<ConnHandle>,
+    pub(crate) qr_refs: usize,
+    pub(crate) registered: BTreeSet<String>,
+    pub(crate) received: Vec<ReceivedText>,
+    /// Message ids already recorded (a message is recorded once even if sent again).
+    pub(crate) seen_ids: HashSet<String>,
+    pub(crate) removed: HashSet<(String, u32)>,
+    pub(crate) ban: Option<(u32, Instant)>,
+    pub(crate) accounts: HashMap<String, Account>,
+    pub(crate) companions: HashMap<(String, u32), PeerBundle>,
+    pub(crate) pending_pairs: HashMap<String, PendingPair>,
+    /// Stanzas for the client while it is offline, sent after its next `<success>`.
+    pub(crate) offline_queue: Vec<Node>,
+    pub(crate) log: Vec<Node>,
+}
+
+impl State {
+    pub(crate) fn next_id(&mut self, prefix: &str) -> String {
+        self.next_id += 1;
+        format!("{prefix}{}", self.next_id)
+    }
+}
+
+impl Shared {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("simulator state lock")
+    }
+
+    pub(crate) fn bump(&self) {
+        self.changed.send_modify(|v| *v += 1);
+    }
+}
+
+/// The LID the simulator gives a phone number.
+pub(crate) fn lid_for(phone: &str) -> String {
+    format!("9{phone}")
+}
+
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+/// Random message id in WhatsApp's style (`3EB0` + 16 hex digits).
+pub(crate) fn message_id() -> String {
+    format!("3EB0{:016X}", rand::random::<u64>())
+}
+
+/// WhatsApp's v2 padding: 1..=15 bytes, each equal to the padding length.
+pub(crate) fn pad(mut plain: Vec<u8>) -> Vec<u8> {
+    let n = match rand::random::<u8>() & 0x0F {
+        0 => 0x0F,
+        n => n,
+    };
+    plain.extend(std::iter::repeat_n(n, usize::from(n)));
+    plain
+}
+
+pub(crate) fn unpad(plain: &[u8]) -> Option<&[u8]> {
+    let n = usize::from(*plain.last()?);
+    if n == 0 || n > plain.len() {
+        return None;
+    }
+    Some(&plain[..plain.len() - n])
+}
+
+impl WaSim {
+    /// Starts a simulator on `127.0.0.1` with a random free port.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let shared = Arc::new(Shared {
+            identity: ServerIdentity::generate(),
+            state: Mutex::new(State {
+                connections: 0,
+                next_id: 0,
+                current: None,
+                qr_refs: 6,
+                registered: BTreeSet::new(),
+                received: Vec::new(),
+                seen_ids: HashSet::new(),
+                removed: HashSet::new(),
+                ban: None,
+                accounts: HashMap::new(),
+                companions: HashMap::new(),
+                pending_pairs: HashMap::new(),
+                offline_queue: Vec::new(),
+                log: Vec::new(),
+            }),
+            phones: tokio::sync::Mutex::new(HashMap::new()),
+            changed: watch::channel(0).0,
+            tasks: Mutex::new(Vec::new()),
+        });
+        let accept_shared = shared.clone();
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = tcp.set_nodelay(true);
+                let task = tokio::spawn(conn::serve(accept_shared.clone(), tcp));
+                let mut tasks = accept_shared.tasks.lock().expect("tasks lock");
+                tasks.retain(|t| !t.is_finished());
+                tasks.push(task.abort_handle());
+            }
+        });
+        Self {
+            shared,
+            addr,
+            accept,
+        }
+    }
+
+    /// `ws://127.0.0.1:PORT/ws/chat`, for `TokioWebSocketTransportFactory::with_url`.
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws/chat", self.addr)
+    }
+
+    /// Completed Noise handshakes so far (every connection, linking or login).
+    pub fn connections(&self) -> usize {
+        self.shared.state().connections
+    }
+
+    /// Whether a client is connected now (handshake done, socket open).
+    pub fn is_connected(&self) -> bool {
+        self.shared.state().current.is_some()
+    }
+
+    /// Whether the current connection got `<success>` (a logged-in companion).
+    pub fn is_logged_in(&self) -> bool {
+        self.shared
+            .state()
+            .current
+            .as_ref()
+            .is_some_and(|c| c.logged_in)
+    }
+
+    /// The phone number (digits) the companion was linked to, once `scan_qr` completed.
+    pub fn linked_phone(&self) -> Option<String> {
+        self.shared.state().accounts.keys().next().cloned()
+    }
+
+    /// How many refs the next `pair-device` IQ carries (default 6). wa-rs shows the first for
+    /// 60 s and each next one for 20 s, then disconnects and ends its run loop with no event;
+    /// with 0 refs that happens at once.
+    pub fn set_qr_refs(&self, n: usize) {
+        self.shared.state().qr_refs = n;
+    }
+
+    /// The phone `phone` (digits) scans the QR shown by the current, unlinked connection: sends
+    /// `pair-success`. Panics if no unlinked client is connected. The client then emits
+    /// `PairSuccess`, reconnects and, after `<success>`, `Connected`.
+    pub async fn scan_qr(&self, phone: &str) {
+        let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
+        let (tx, bundle) = {
+            let st = self.shared.state();
+            match &st.current {
+                Some(ConnHandle {
+                    tx,
+                    session: Session::Registration { bundle },
+                    ..
+                }) => (tx.clone(), bundle.clone()),
+                _ => panic!("scan_qr: no unlinked client is connected"),
+            }
+        };
+        let identity = {
+            let mut phones = self.shared.phones.lock().await;
+            phones
+                .entry(phone.clone())
+                .or_insert_with(SimDevice::new)
+                .identity()
+                .clone()
+        };
+        let key_index = 1;
+        let device_identity =
+            pairing::signed_device_identity(&identity, &bundle.identity, key_index);
+        let (id, device) = {
+            let mut st = self.shared.state();
+            let device = st.accounts.get(&phone).map_or(2, |a| a.device + 1);
+            let id = st.next_id("pair-");
+            st.pending_pairs.insert(
+                id.clone(),
+                PendingPair {
+                    phone: phone.clone(),
+                    device,
+                    bundle,
+                },
+            );
+            (id, device)
+        };
+        let lid = lid_for(&phone);
+        let node = pairing::pair_success_iq(
+            &id,
+            device_identity,
+            key_index,
+            &format!("{phone}:{device}@s.whatsapp.net"),
+            &format!("{lid}:{device}@lid"),
+        );
+        let (done, wait) = oneshot::channel();
+        if tx.send(Cmd::Send(vec![node], done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    async fn command(&self, make: impl FnOnce(oneshot::Sender<()>) -> Cmd) -> bool {
+        let tx = self.shared.state().current.as_ref().map(|c| c.tx.clone());
+        let Some(tx) = tx else { return false };
+        let (done, wait) = oneshot::channel();
+        if tx.send(make(done)).is_err() {
+            return false;
+        }
+        wait.await.is_ok()
+    }
+
+    /// Closes the current connection (TCP close without a websocket close frame, like a network
+    /// drop). wa-rs emits `Disconnected` and reconnects (at once after a login, then 2, 4 … s).
+    pub async fn drop_connection(&self) {
+        self.command(Cmd::Drop).await;
+    }
+
+    /// Half-open socket: the current connection stays open but the server reads and discards
+    /// everything and sends nothing more (no IQ answers, no pongs). Later connections are
+    /// served normally.
+    pub async fn go_silent(&self) {
+        self.command(Cmd::Silent).await;
+    }
+
+    /// The user unlinks this companion on the phone: `<stream:error code="401"><conflict
+    /// type="device_removed"/></stream:error>` → `LoggedOut { on_connect: false }`; later logins
+    /// of that device get `<failure reason="401"/>` → `LoggedOut { on_connect: true }`.
+    pub async fn remove_device(&self) {
+        let login = {
+            let mut st = self.shared.state();
+            let login = match st.current.as_ref().map(|c| c.session.clone()) {
+                Some(Session::Login { phone, device }) => vec![(phone, device)],
+                _ => st
+                    .accounts
+                    .values()
+                    .map(|a| (a.phone.clone(), a.device))
+                    .collect(),
+            };
+            st.removed.extend(login.iter().cloned());
+            login
+        };
+        if login.is_empty() {
+            return;
+        }
+        let node = NodeBuilder::new("stream:error")
+            .attr("code", "401")
+            .children([NodeBuilder::new("conflict")
+                .attr("type", "device_removed")
+                .build()])
+            .build();
+        self.command(|done| Cmd::SendAndClose(vec![node], done))
+            .await;
+    }
+
+    /// Another client took the session: `<stream:error><conflict type="replaced"/>` →
+    /// `StreamReplaced`.
+    pub async fn replace_session(&self) {
+        let node = NodeBuilder::new("stream:error")
+            .children([NodeBuilder::new("conflict")
+                .attr("type", "replaced")
+                .build()])
+            .build();
+        self.command(|done| Cmd::SendAndClose(vec![node], done))
+            .await;
+    }
+
+    /// Temporary ban: `<failure reason="402" code=CODE expire=SECS/>` on the current connection
+    /// → `TemporaryBan { code, expire }`; logins are refused the same way until it expires.
+    pub async fn ban(&self, code: u32, expire_secs: u64) {
+        self.shared.state().ban = Some((code, Instant::now() + Duration::from_secs(expire_secs)));
+        let node = conn::ban_failure(code, expire_secs);
+        self.command(|done| Cmd::SendAndClose(vec![node], done))
+            .await;
+    }
+
+    /// The numbers (digits; `+`, spaces… are ignored) that are on WhatsApp, replacing any
+    /// previous set.
+    pub fn set_registered(&self, phones: &[&str]) {
+        self.shared.state().registered = phones
+            .iter()
+            .map(|p| p.chars().filter(char::is_ascii_digit).collect())
+            .collect();
+    }
+
+    /// Every text decrypted so far, in arrival order.
+    pub fn received(&self) -> Vec<ReceivedText> {
+        self.shared.state().received.clone()
+    }
+
+    /// Waits until at least `count` texts were received; `None` on timeout.
+    pub async fn wait_for_received(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Option<Vec<ReceivedText>> {
+        self.wait_until(timeout, |st| {
+            (st.received.len() >= count).then(|| st.received.clone())
+        })
+        .await
+    }
+
+    /// Waits until at least `count` handshakes completed; false on timeout.
+    pub async fn wait_for_connections(&self, count: usize, timeout: Duration) -> bool {
+        self.wait_until(timeout, |st| (st.connections >= count).then_some(()))
+            .await
+            .is_some()
+    }
+
+    /// Waits until a logged-in connection exists; false on timeout.
+    pub async fn wait_for_login(&self, timeout: Duration) -> bool {
+        self.wait_until(timeout, |st| {
+            st.current
+                .as_ref()
+                .is_some_and(|c| c.logged_in)
+                .then_some(())
+        })
+        .await
+        .is_some()
+    }
+
+    /// Waits until the client sent a stanza matching `pred`; returns it, `None` on timeout.
+    pub async fn wait_for_stanza(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&Node) -> bool,
+    ) -> Option<Node> {
+        self.wait_until(timeout, |st| st.log.iter().find(|n| pred(n)).cloned())
+            .await
+    }
+
+    /// Every stanza the client sent, decrypted, in order (all connections).
+    pub fn client_stanzas(&self) -> Vec<Node> {
+        self.shared.state().log.clone()
+    }
+
+    async fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&State) -> Option<T>,
+    ) -> Option<T> {
+        let mut rx = self.shared.changed.subscribe();
+        tokio::time::timeout(timeout, async move {
+            loop {
+                if let Some(t) = check(&self.shared.state()) {
+                    return Some(t);
+                }
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Sends a receipt for a received message, from its recipient. Queued while the client
+    /// is offline. Panics if `message_id` was never received.
+    pub async fn send_receipt(&self, message_id: &str, kind: ReceiptKind) {
+        let to = self
+            .shared
+            .state()
+            .received
+            .iter()
+            .find(|r| r.message_id == message_id)
+            .map(|r| r.to.clone())
+            .unwrap_or_else(|| panic!("send_receipt: message {message_id} was not received"));
+        let mut b = NodeBuilder::new("receipt")
+            .attr("from", format!("{to}@s.whatsapp.net"))
+            .attr("id", message_id)
+            .attr("t", now_secs().to_string());
+        match kind {
+            ReceiptKind::Delivery => {}
+            ReceiptKind::Read => b = b.attr("type", "read"),
+            ReceiptKind::Played => b = b.attr("type", "played"),
+        }
+        self.deliver(b.build()).await;
+    }
+
+    /// A carrier (`phone`, digits) writes `text` to the linked account: encrypted by that
+    /// phone's Signal session with the companion (or from the pre-keys the companion uploaded).
+    /// Queued while the client is offline. Returns the message id. Panics if nothing is
+    /// linked, or if the companion never uploaded pre-keys and never wrote to `phone`.
+    pub async fn send_text_from(&self, phone: &str, text: &str) -> String {
+        let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
+        let (companion, bundle) = {
+            let st = self.shared.state();
+            let account = st
+                .accounts
+                .values()
+                .next()
+                .expect("send_text_from: no linked account");
+            let key = (account.phone.clone(), account.device);
+            (
+                Jid::pn_device(account.phone.clone(), account.device as u16),
+                st.companions.get(&key).cloned(),
+            )
+        };
+        let message = wa_rs_proto::whatsapp::Message {
+            conversation: Some(text.to_string()),
+            ..Default::default()
+        };
+        let plain = pad(prost::Message::encode_to_vec(&message));
+        let (enc_type, ciphertext) = {
+            let mut phones = self.shared.phones.lock().await;
+            let dev = phones.entry(phone.clone()).or_insert_with(SimDevice::new);
+            dev.encrypt(&companion, bundle.as_ref(), &plain)
+                .await
+                .expect("send_text_from: encrypt")
+        };
+        if enc_type == "pkmsg" {
+            // The one-time pre-key is used up.
+            let mut st = self.shared.state();
+            if let Some(b) = st
+                .companions
+                .get_mut(&(companion.user.clone(), u32::from(companion.device)))
+                && !b.prekeys.is_empty()
+            {
+                b.prekeys.remove(0);
+            }
+        }
+        let id = message_id();
+        let node = NodeBuilder::new("message")
+            .attr("from", format!("{phone}@s.whatsapp.net"))
+            .attr("id", id.as_str())
+            .attr("type", "text")
+            .attr("t", now_secs().to_string())
+            .attr("notify", format!("+{phone}"))
+            .children([NodeBuilder::new("enc")
+                .attr("v", "2")
+                .attr("type", enc_type)
+                .bytes(ciphertext)
+                .build()])
+            .build();
+        self.deliver(node).await;
+        id
+    }
+
+    /// Sends to the logged-in client, or queues for its next login.
+    async fn deliver(&self, node: Node) {
+        let tx = {
+            let mut st = self.shared.state();
+            match st.current.as_ref().filter(|c| c.logged_in) {
+                Some(c) => c.tx.clone(),
+                None => {
+                    st.offline_queue.push(node);
+                    return;
+                }
+            }
+        };
+        let (done, wait) = oneshot::channel();
+        if tx.send(Cmd::Send(vec![node], done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}

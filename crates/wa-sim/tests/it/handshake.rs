@@ -1,0 +1,48 @@
+use std::time::Duration;
+
+use relay_wa_sim::WaSim;
+use wa_rs::types::events::Event;
+
+use crate::common::{init_log, start_bot};
+
+/// The client completes the Noise handshake and both directions of the encrypted transport
+/// work: the server's `pair-device` IQ reaches the client (which shows a QR code) and the
+/// client's acknowledgement reaches the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_client_completes_handshake() {
+    init_log();
+    let sim = WaSim::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut bot = start_bot(&sim, &dir.path().join("session.db")).await;
+
+    assert!(sim.wait_for_connections(1, Duration::from_secs(10)).await);
+    bot.client
+        .wait_for_socket(Duration::from_secs(5))
+        .await
+        .expect("socket ready after handshake");
+    let qr = bot
+        .wait_event(Duration::from_secs(10), |e| {
+            matches!(e, Event::PairingQrCode { .. })
+        })
+        .await;
+    let Event::PairingQrCode { code, timeout } = qr else {
+        unreachable!()
+    };
+    assert_eq!(code.split(',').count(), 4, "ref,noise,identity,adv: {code}");
+    assert!(code.starts_with("2@"));
+    assert_eq!(timeout, Duration::from_secs(60));
+
+    let ack = sim
+        .wait_for_stanza(Duration::from_secs(5), |n| {
+            n.tag == "iq" && n.attrs.get("type").is_some_and(|t| t == "result")
+        })
+        .await;
+    assert!(
+        ack.is_some(),
+        "client acked pair-device: {:?}",
+        sim.client_stanzas()
+    );
+    assert!(sim.is_connected());
+    assert!(!sim.is_logged_in());
+    bot.stop().await;
+}

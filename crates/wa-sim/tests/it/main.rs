@@ -1,0 +1,6 @@
+//! The real wa-rs 0.2.0 client against the simulator, one module per milestone.
+
+mod common;
+mod handshake;
+mod lifecycle;
+mod pairing;

@@ -1,0 +1,90 @@
+use std::time::Duration;
+
+use relay_wa_sim::WaSim;
+use wa_rs::types::events::Event;
+
+use crate::common::{init_log, name, start_bot};
+
+const PHONE: &str = "212600000001";
+
+/// QR linking: `PairingQrCode` → (phone scans) → `PairSuccess` → reconnect → `Connected`; the
+/// session is stored, so a second `Bot` on the same SQLite file logs in with no QR code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scanning_the_qr_links_and_the_session_persists() {
+    init_log();
+    let sim = WaSim::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("session.db");
+
+    let mut bot = start_bot(&sim, &db).await;
+    assert!(bot.client.get_pn().await.is_none(), "no session yet");
+    bot.wait_event(Duration::from_secs(10), |e| {
+        matches!(e, Event::PairingQrCode { .. })
+    })
+    .await;
+    sim.scan_qr(PHONE).await;
+
+    let mut order = Vec::new();
+    loop {
+        let e = bot.wait_event(Duration::from_secs(10), |_| true).await;
+        order.push(name(&e));
+        match e {
+            Event::PairSuccess(p) => {
+                assert_eq!(p.id.user, PHONE);
+                assert!(p.id.device > 0, "companion device id: {}", p.id);
+                assert_eq!(p.lid.server, "lid");
+            }
+            Event::PairError(p) => panic!("pair error: {}", p.error),
+            Event::Connected(_) => break,
+            _ => {}
+        }
+    }
+    println!("events after scan: {order:?}");
+    assert_eq!(order.first().map(String::as_str), Some("PairSuccess"));
+    assert_eq!(sim.connections(), 2, "linking connection, then login");
+    assert!(sim.is_logged_in());
+    assert_eq!(sim.linked_phone().as_deref(), Some(PHONE));
+    let pn = bot.client.get_pn().await.expect("phone stored");
+    assert_eq!(pn.user, PHONE);
+    bot.stop().await;
+
+    // Same session file, new Bot: straight to Connected.
+    let mut again = start_bot(&sim, &db).await;
+    let e = again
+        .wait_event(Duration::from_secs(10), |e| {
+            matches!(e, Event::Connected(_) | Event::PairingQrCode { .. })
+        })
+        .await;
+    assert!(
+        matches!(e, Event::Connected(_)),
+        "no QR for a stored session"
+    );
+    assert_eq!(sim.connections(), 3);
+    assert_eq!(again.client.get_pn().await.expect("pn").user, PHONE);
+    again.stop().await;
+}
+
+/// When the refs of the `pair-device` IQ have all expired, wa-rs disconnects and its run loop
+/// ends without any event. With 0 refs that is immediate (with N refs it takes 60 + 20·(N-1) s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_qr_codes_ends_the_run_loop_silently() {
+    init_log();
+    let sim = WaSim::start().await;
+    sim.set_qr_refs(0);
+    let dir = tempfile::tempdir().unwrap();
+    let mut bot = start_bot(&sim, &dir.path().join("session.db")).await;
+
+    tokio::time::timeout(Duration::from_secs(10), &mut bot.handle)
+        .await
+        .expect("run loop ended")
+        .expect("no panic");
+    let events: Vec<String> = bot
+        .drain_events(Duration::from_millis(200))
+        .await
+        .iter()
+        .map(name)
+        .collect();
+    assert!(events.is_empty(), "no event at all: {events:?}");
+    assert_eq!(sim.connections(), 1);
+    assert!(!bot.client.is_connected());
+}
