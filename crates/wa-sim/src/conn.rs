@@ -234,7 +234,11 @@ impl Conn<'_> {
                             decoder.feed(&m.into_payload());
                         }
                     }
-                    Some(Ok(m)) if m.is_close() => return Ok(()),
+                    Some(Ok(m)) if m.is_close() => {
+                        // Answer the client's close frame, as a websocket server should.
+                        let _ = self.ws.close().await;
+                        return Ok(());
+                    }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Err(e.into()),
                     None => return Ok(()),
@@ -316,7 +320,19 @@ impl Conn<'_> {
                         .attr("creation", now_secs().to_string())
                         .build(),
                 ];
+                // Stanzas queued while the client was away, then the end of offline delivery.
+                // The real server sends that marker after the client's `<active/>` IQ, but
+                // wa-rs 0.2.0 can miss it there (a lost wake-up between its flag check and its
+                // 5 s wait, `Connected` then comes 5 s late); sent now, the flag is already set.
+                let queued = st.offline_queue.len();
                 nodes.append(&mut st.offline_queue);
+                nodes.push(
+                    NodeBuilder::new("ib")
+                        .children([NodeBuilder::new("offline")
+                            .attr("count", queued.to_string())
+                            .build()])
+                        .build(),
+                );
                 Reply {
                     delay: None,
                     nodes,
@@ -405,18 +421,6 @@ impl Conn<'_> {
                     .build(),
             ])),
             ("privacy", _) => Reply::one(result(vec![NodeBuilder::new("privacy").build()])),
-            ("passive", "active") => Reply {
-                delay: None,
-                // Offline delivery is over (nothing queued here): spares the client's 5 s wait
-                // before `Connected`. Sent before the IQ result so it is seen first.
-                nodes: vec![
-                    NodeBuilder::new("ib")
-                        .children([NodeBuilder::new("offline").attr("count", "0").build()])
-                        .build(),
-                    result(Vec::new()),
-                ],
-                close: false,
-            },
             _ => Reply::one(result(Vec::new())),
         }
     }

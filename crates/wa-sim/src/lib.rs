@@ -16,9 +16,10 @@
 //!   client answers `pair-device-sign`, the server sends `<stream:error code="515"/>` and closes,
 //!   the client reconnects at once with a login payload and gets `<success>`.
 //! * **Login**: `<success t lid>`; the client then asks the pre-key count (answered from what it
-//!   uploaded to this simulator, so a fresh session uploads 50 keys), sets itself active (answered
-//!   with `<ib><offline count="0"/></ib>` first, which spares it a 5 s wait) and only then emits
-//!   `Event::Connected`. Keepalive pings, props, privacy, blocklist, app-state and other IQs get
+//!   uploaded to this simulator, so a fresh session uploads 50 keys), sets itself active, and
+//!   only then emits `Event::Connected`. Right after `<success>` the server sends what it queued
+//!   for the client and `<ib><offline count=N/></ib>` (end of offline delivery), which wa-rs waits
+//!   for (up to 5 s) before `Connected`. Keepalive pings, props, privacy, blocklist, app-state and other IQs get
 //!   an empty `result`.
 //! * **Lifecycle**: [`WaSim::drop_connection`], [`WaSim::go_silent`], [`WaSim::remove_device`],
 //!   [`WaSim::replace_session`], [`WaSim::ban`]. A removed device gets `<failure reason="401"/>`

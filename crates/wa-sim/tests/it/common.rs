@@ -105,7 +105,13 @@ impl TestBot {
 
     /// Disconnects and waits for the run loop to end.
     pub async fn stop(self) {
-        self.client.disconnect().await;
+        // wa-rs 0.2.0's `disconnect()` awaits the websocket close handshake with no timeout.
+        if tokio::time::timeout(Duration::from_secs(5), self.client.disconnect())
+            .await
+            .is_err()
+        {
+            eprintln!("wa-rs Client::disconnect() hung for 5 s");
+        }
         let mut handle = self.handle;
         if tokio::time::timeout(Duration::from_secs(5), &mut handle)
             .await
