@@ -95,6 +95,29 @@ async fn follow(whatsapp: &WhatsAppWeb, phone: Option<String>) -> Result<()> {
     }
 }
 
+/// While `serve` runs unlinked: the QR code in the terminal when there is one, else a hint in
+/// the log. `login` cannot run beside `serve` (they would share the session file).
+pub async fn explain_while_serving(mut states: tokio::sync::watch::Receiver<ConnectionState>) {
+    let interactive = std::io::stdout().is_terminal();
+    loop {
+        let state = states.borrow_and_update().clone();
+        match &state {
+            ConnectionState::Qr { code, expires_at } if interactive => {
+                let _ = draw_qr(code, *expires_at);
+            }
+            ConnectionState::Unlinked | ConnectionState::QrExpired | ConnectionState::LoggedOut => {
+                tracing::warn!(
+                    "WhatsApp non relié : arrêtez serve, lancez « camionback-relay login », puis relancez serve"
+                );
+            }
+            _ => {}
+        }
+        if states.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 fn draw_qr(code: &str, expires_at: chrono::DateTime<Utc>) -> Result<()> {
     let qr = QrCode::new(code.as_bytes()).context("QR code impossible à dessiner")?;
     let image = qr

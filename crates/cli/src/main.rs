@@ -146,6 +146,9 @@ async fn serve(settings: Settings) -> Result<()> {
     let _logs = relay_engine::telemetry::init(&settings.log_filter, Some(&settings.log_dir()))
         .context("journal impossible à ouvrir")?;
     let engine = Engine::start(settings).await?;
+    if let Some(whatsapp) = engine.whatsapp() {
+        tokio::spawn(login::explain_while_serving(whatsapp.state()));
+    }
     wait_for_stop_signal().await?;
     tracing::info!("arrêt demandé : fin de l'envoi en cours…");
     engine.shutdown().await;

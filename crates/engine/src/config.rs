@@ -429,7 +429,7 @@ impl Values {
 
     fn channel(&self) -> Result<ChannelKind, ConfigError> {
         let Some((value, origin)) = self.get("RELAY_CHANNEL") else {
-            return Ok(ChannelKind::CloudApi);
+            return Ok(ChannelKind::WhatsappWeb);
         };
         match value.to_ascii_lowercase().as_str() {
             "cloud-api" | "cloud_api" | "cloudapi" => Ok(ChannelKind::CloudApi),
@@ -468,6 +468,8 @@ mod tests {
         assert_eq!(settings.camionback.poll_interval, Duration::from_secs(30));
         assert_eq!(settings.order_link_base, "https://camionback.com/commande/");
         assert_eq!(settings.cloud_api.api_version, "v21.0");
+        assert_eq!(settings.dispatch.channel, ChannelKind::WhatsappWeb);
+        assert_eq!(settings.whatsapp_web.url, "wss://web.whatsapp.com/ws/chat");
         assert!(settings.webhook.secret.is_none());
     }
 
