@@ -324,8 +324,8 @@ impl Conn<'_> {
                 // The real server sends that marker after the client's `<active/>` IQ, but
                 // wa-rs 0.2.0 can miss it there (a lost wake-up between its flag check and its
                 // 5 s wait, `Connected` then comes 5 s late); sent now, the flag is already set.
-                let queued = st.offline_queue.len();
-                nodes.append(&mut st.offline_queue);
+                let queued = st.unacked.len();
+                nodes.extend(st.unacked.iter().cloned());
                 nodes.push(
                     NodeBuilder::new("ib")
                         .children([NodeBuilder::new("offline")
@@ -353,6 +353,16 @@ impl Conn<'_> {
         match node.tag.as_str() {
             "iq" => self.handle_iq(&node).await,
             "message" => self.handle_message(&node).await,
+            "ack" => {
+                let key = |n: &Node| (n.tag.clone(), attr(n, "id"), attr(n, "type"));
+                let acked = (
+                    attr(&node, "class").unwrap_or_default(),
+                    attr(&node, "id"),
+                    attr(&node, "type"),
+                );
+                self.shared.state().unacked.retain(|n| key(n) != acked);
+                Reply::default()
+            }
             _ => Reply::default(),
         }
     }

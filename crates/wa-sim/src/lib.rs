@@ -19,13 +19,17 @@
 //!   uploaded to this simulator, so a fresh session uploads 50 keys), sets itself active, and
 //!   only then emits `Event::Connected`. Right after `<success>` the server sends what it queued
 //!   for the client and `<ib><offline count=N/></ib>` (end of offline delivery), which wa-rs waits
-//!   for (up to 5 s) before `Connected`. Keepalive pings, props, privacy, blocklist, app-state and other IQs get
-//!   an empty `result`.
+//!   for (up to 5 s) before `Connected`. Keepalive pings, blocklist, app-state and other IQs get
+//!   an empty `result` (props and privacy a minimal one).
 //! * **Lifecycle**: [`WaSim::drop_connection`], [`WaSim::go_silent`], [`WaSim::remove_device`],
 //!   [`WaSim::replace_session`], [`WaSim::ban`]. A removed device gets `<failure reason="401"/>`
 //!   at every later login; a ban answers logins with `<failure reason="402">` until it expires.
-//! * **Numbers**: `usync` contact queries (`is_on_whatsapp`) answer `<contact type="in"/>` for the
-//!   numbers given to [`WaSim::set_registered`], `type="out"` for the others.
+//! * **Numbers**: `usync` contact queries answer one `<user jid=…>` per number, with
+//!   `<contact type="in"/>` for the numbers given to [`WaSim::set_registered`], `type="out"` for
+//!   the others. The `jid` attribute travels as a JID value, as from the real server — and
+//!   wa-rs 0.2.0's `contacts().is_on_whatsapp()` reads it with `optional_string`, so it returns an
+//!   empty list for every query; read the same answer with `optional_jid` (see
+//!   `tests/it/usync.rs`).
 //! * **Messages**: each registered number is one phone (device 0) with its own Signal identity,
 //!   signed pre-key and one-time pre-keys. Device-list queries list it (and, for the account's
 //!   own number, only the linked companion — no primary phone, so no device-sent copies), pre-key
@@ -33,9 +37,27 @@
 //!   phone, its text recorded ([`WaSim::received`]) and acknowledged with `<ack class="message">`.
 //!   Unregistered numbers have no devices: wa-rs then sends a message with no recipients, and
 //!   still returns `Ok(id)`.
-//! * **Receipts and replies**: [`WaSim::send_receipt`] and [`WaSim::send_text_from`]; while the
-//!   client is offline they are queued and delivered after its next `<success>`, like the real
-//!   server's offline queue.
+//! * **Receipts and replies**: [`WaSim::send_receipt`] and [`WaSim::send_text_from`]; they are
+//!   kept until the client acknowledges them (`<ack class=… id=… [type=…]>`) and sent again after
+//!   each `<success>`, like the real server's offline queue: one caught by a disconnect may
+//!   arrive twice.
+//!
+//! # wa-rs 0.2.0 behaviours seen against it
+//!
+//! * Linking: `PairingQrCode` at once, then after `scan_qr`: `PairSuccess`,
+//!   `OfflineSyncCompleted`, `Connected` (two connections). A second `Bot` on the same SQLite
+//!   file gets `OfflineSyncCompleted`, `Connected`, no QR.
+//! * A drop: `Disconnected`, reconnection at once (the error count is reset by each
+//!   `<success>`), `Connected` again ~50 ms later.
+//! * `LoggedOut`, `StreamReplaced`, `TemporaryBan` end the run loop; QR exhaustion too, with no
+//!   event.
+//! * `Client::disconnect()` can hang for good (its read pump and the websocket `close()` poll the
+//!   same split stream; when the pump reads the server's close reply, `close()` is never woken):
+//!   always bound it with a timeout.
+//! * The first three texts to a new recipient are all `pkmsg` (libsignal keeps sending pre-key
+//!   messages until the recipient answers).
+//!
+//! One client at a time: the control methods act on the latest connection.
 //!
 //! Not modelled: LID addressing (no `lid` in usync answers), groups, media, app-state data,
 //! history sync, retry receipts, pair codes, the `companion_reg_refresh` notification.
@@ -181,8 +203,10 @@ pub(crate) struct State {
     pub(crate) accounts: HashMap<String, Account>,
     pub(crate) companions: HashMap<(String, u32), PeerBundle>,
     pub(crate) pending_pairs: HashMap<String, PendingPair>,
-    /// Stanzas for the client while it is offline, sent after its next `<success>`.
-    pub(crate) offline_queue: Vec<Node>,
+    /// Receipts and messages for the client not yet acknowledged by it (`<ack>`): sent again
+    /// after each `<success>`, like the real server's offline queue (so a stanza caught by a
+    /// disconnect can arrive twice).
+    pub(crate) unacked: Vec<Node>,
     pub(crate) log: Vec<Node>,
 }
 
@@ -260,7 +284,7 @@ impl WaSim {
                 accounts: HashMap::new(),
                 companions: HashMap::new(),
                 pending_pairs: HashMap::new(),
-                offline_queue: Vec::new(),
+                unacked: Vec::new(),
                 log: Vec::new(),
             }),
             phones: tokio::sync::Mutex::new(HashMap::new()),
@@ -615,16 +639,14 @@ impl WaSim {
         id
     }
 
-    /// Sends to the logged-in client, or queues for its next login.
+    /// Sends to the logged-in client (if any) and keeps the stanza until the client acks it.
     async fn deliver(&self, node: Node) {
         let tx = {
             let mut st = self.shared.state();
+            st.unacked.push(node.clone());
             match st.current.as_ref().filter(|c| c.logged_in) {
                 Some(c) => c.tx.clone(),
-                None => {
-                    st.offline_queue.push(node);
-                    return;
-                }
+                None => return,
             }
         };
         let (done, wait) = oneshot::channel();

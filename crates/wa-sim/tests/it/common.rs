@@ -105,12 +105,14 @@ impl TestBot {
 
     /// Disconnects and waits for the run loop to end.
     pub async fn stop(self) {
-        // wa-rs 0.2.0's `disconnect()` awaits the websocket close handshake with no timeout.
-        if tokio::time::timeout(Duration::from_secs(5), self.client.disconnect())
+        // wa-rs 0.2.0's `disconnect()` awaits the websocket close handshake with no timeout,
+        // and that can hang for good: its read pump and `close()` poll the same split stream,
+        // and when the pump reads the server's close reply, `close()` is never woken.
+        if tokio::time::timeout(Duration::from_secs(2), self.client.disconnect())
             .await
             .is_err()
         {
-            eprintln!("wa-rs Client::disconnect() hung for 5 s");
+            eprintln!("wa-rs Client::disconnect() hung (2 s)");
         }
         let mut handle = self.handle;
         if tokio::time::timeout(Duration::from_secs(5), &mut handle)

@@ -3,4 +3,7 @@
 mod common;
 mod handshake;
 mod lifecycle;
+mod messages;
 mod pairing;
+mod replies;
+mod usync;

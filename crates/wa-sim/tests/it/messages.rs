@@ -1,0 +1,167 @@
+use std::time::Duration;
+
+use relay_wa_sim::{ReceiptKind, WaSim};
+use wa_rs::Jid;
+use wa_rs::types::events::Event;
+use wa_rs::types::presence::ReceiptType;
+use wa_rs::wa_rs_proto::whatsapp as wa;
+
+use crate::common::{init_log, linked_bot};
+
+const A: &str = "212611111111";
+const B: &str = "212622222222";
+const NOT_ON_WA: &str = "212633333333";
+
+fn text(s: &str) -> wa::Message {
+    wa::Message {
+        conversation: Some(s.to_string()),
+        ..Default::default()
+    }
+}
+
+/// The client's messages are end-to-end encrypted to the recipients' simulated phones
+/// (device list, pre-key bundle, `pkmsg`, then the same session), decrypted there and recorded
+/// with the id `send_message` returned; receipts come back as `Event::Receipt`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn texts_reach_the_recipients_phones_and_receipts_come_back() {
+    init_log();
+    let sim = WaSim::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut bot = linked_bot(&sim, &dir.path().join("s.db"), "212600000004").await;
+    sim.set_registered(&[A, B]);
+
+    let send = |to: &str, body: &str| {
+        let client = bot.client.clone();
+        let (to, body) = (to.to_string(), body.to_string());
+        async move {
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                client.send_message(Jid::pn(to), text(&body)),
+            )
+            .await
+            .expect("send did not hang")
+            .expect("send ok")
+        }
+    };
+    let before = sim.client_stanzas().len();
+    let id1 = send(
+        A,
+        "Nouvelle commande 42 : Casablanca → Rabat, 12 t. https://camionback.ma/o/42",
+    )
+    .await;
+    let first_send: Vec<String> = sim.client_stanzas()[before..]
+        .iter()
+        .map(|n| {
+            let xmlns = n
+                .attrs
+                .get("xmlns")
+                .map(|x| x.to_string_value())
+                .unwrap_or_default();
+            let child = n.children().and_then(|c| c.first()).map(|c| c.tag.clone());
+            format!(
+                "{}[{xmlns}]{}",
+                n.tag,
+                child.map(|c| format!("<{c}>")).unwrap_or_default()
+            )
+        })
+        .collect();
+    println!("what the first send_message sent: {first_send:?}");
+    let id2 = send(A, "Deuxième message").await;
+    let id3 = send(B, "Pour B").await;
+    assert!(id1 != id2 && id2 != id3);
+
+    let got = sim
+        .wait_for_received(3, Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| panic!("received {:?}", sim.received()));
+    assert_eq!(got.len(), 3);
+    assert_eq!(
+        (got[0].to.as_str(), got[0].message_id.as_str()),
+        (A, id1.as_str())
+    );
+    assert_eq!(
+        got[0].text,
+        "Nouvelle commande 42 : Casablanca → Rabat, 12 t. https://camionback.ma/o/42"
+    );
+    assert_eq!(
+        (got[1].to.as_str(), got[1].text.as_str()),
+        (A, "Deuxième message")
+    );
+    assert_eq!((got[2].to.as_str(), got[2].text.as_str()), (B, "Pour B"));
+    assert_eq!(got[2].message_id, id3);
+
+    let encs: Vec<String> = sim
+        .client_stanzas()
+        .iter()
+        .filter(|n| n.tag == "message")
+        .filter_map(|n| {
+            let to = n
+                .get_optional_child("participants")?
+                .children()?
+                .first()?
+                .clone();
+            Some(
+                to.get_optional_child("enc")?
+                    .attrs
+                    .get("type")?
+                    .to_string_value(),
+            )
+        })
+        .collect();
+    println!("enc types of the three messages: {encs:?}");
+    assert_eq!(encs[0], "pkmsg");
+
+    // Not on WhatsApp: no device, so nothing is encrypted — yet send_message says Ok.
+    let id4 = send(NOT_ON_WA, "perdu").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sim.received().len(), 3);
+    assert!(sim.received().iter().all(|r| r.message_id != id4));
+
+    sim.send_receipt(&id1, ReceiptKind::Delivery).await;
+    let e = bot
+        .wait_event(Duration::from_secs(5), |e| matches!(e, Event::Receipt(_)))
+        .await;
+    let Event::Receipt(r) = e else { unreachable!() };
+    assert_eq!(r.message_ids, vec![id1.clone()]);
+    assert_eq!(r.r#type, ReceiptType::Other("delivery".into()));
+    assert_eq!(r.source.sender.user, A);
+
+    sim.send_receipt(&id1, ReceiptKind::Read).await;
+    let e = bot
+        .wait_event(Duration::from_secs(5), |e| matches!(e, Event::Receipt(_)))
+        .await;
+    let Event::Receipt(r) = e else { unreachable!() };
+    assert_eq!(r.message_ids, vec![id1]);
+    assert_eq!(r.r#type, ReceiptType::Read);
+    bot.stop().await;
+}
+
+/// A receipt sent while the client is offline is delivered after its next login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_wait_for_the_client_to_come_back() {
+    init_log();
+    let sim = WaSim::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let bot = linked_bot(&sim, &db, "212600000005").await;
+    sim.set_registered(&[A]);
+    let id = bot
+        .client
+        .send_message(Jid::pn(A), text("hors ligne"))
+        .await
+        .expect("sent");
+    sim.wait_for_received(1, Duration::from_secs(5))
+        .await
+        .expect("received");
+    bot.stop().await;
+
+    sim.send_receipt(&id, ReceiptKind::Read).await;
+    let mut again = crate::common::start_bot(&sim, &db).await;
+    let e = again
+        .wait_event(Duration::from_secs(10), |e| matches!(e, Event::Receipt(_)))
+        .await;
+    let Event::Receipt(r) = e else { unreachable!() };
+    assert_eq!(r.message_ids, vec![id]);
+    assert_eq!(r.r#type, ReceiptType::Read);
+    again.stop().await;
+}

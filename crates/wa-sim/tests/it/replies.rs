@@ -1,0 +1,81 @@
+use std::time::Duration;
+
+use relay_wa_sim::WaSim;
+use wa_rs::Jid;
+use wa_rs::proto_helpers::MessageExt;
+use wa_rs::types::events::Event;
+use wa_rs::wa_rs_proto::whatsapp as wa;
+
+use crate::common::{init_log, linked_bot};
+
+const A: &str = "212611111111";
+const B: &str = "212622222222";
+
+async fn next_message(bot: &mut crate::common::TestBot) -> (String, String, bool) {
+    let e = bot
+        .wait_event(Duration::from_secs(5), |e| matches!(e, Event::Message(..)))
+        .await;
+    let Event::Message(msg, info) = e else {
+        unreachable!()
+    };
+    (
+        info.source.sender.user.clone(),
+        msg.text_content().unwrap_or_default().to_string(),
+        info.source.is_from_me,
+    )
+}
+
+/// A carrier answers: over the session the companion opened by writing to it (`msg`), or, for
+/// a carrier it never wrote to, from the pre-keys the companion uploaded (`pkmsg`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carriers_reply_to_the_linked_account() {
+    init_log();
+    let sim = WaSim::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut bot = linked_bot(&sim, &dir.path().join("s.db"), "212600000006").await;
+    sim.set_registered(&[A, B]);
+
+    bot.client
+        .send_message(
+            Jid::pn(A),
+            wa::Message {
+                conversation: Some("Commande 7".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("sent");
+    sim.wait_for_received(1, Duration::from_secs(5))
+        .await
+        .expect("received");
+
+    sim.send_text_from(A, "STOP").await;
+    assert_eq!(
+        next_message(&mut bot).await,
+        (A.to_string(), "STOP".to_string(), false)
+    );
+
+    sim.send_text_from(B, "Je suis intéressé").await;
+    assert_eq!(
+        next_message(&mut bot).await,
+        (B.to_string(), "Je suis intéressé".to_string(), false)
+    );
+
+    // And again on both sessions.
+    sim.send_text_from(B, "encore").await;
+    assert_eq!(next_message(&mut bot).await.1, "encore");
+    sim.send_text_from(A, "oui").await;
+    assert_eq!(next_message(&mut bot).await.1, "oui");
+
+    // The client acknowledges and confirms delivery of what it received.
+    let acked = sim
+        .wait_for_stanza(Duration::from_secs(5), |n| {
+            n.tag == "receipt"
+                && n.attrs
+                    .get("to")
+                    .is_some_and(|t| t.to_string_value().starts_with(B))
+        })
+        .await;
+    assert!(acked.is_some(), "delivery receipt sent to the carrier");
+    bot.stop().await;
+}
