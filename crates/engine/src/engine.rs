@@ -185,6 +185,7 @@ impl Engine {
             whatsapp_app_secret: settings.cloud_api.app_secret.clone(),
             new_order: broadcaster.new_order.clone(),
             channel: channel.name(),
+            whatsapp: whatsapp.as_ref().map(WhatsAppWeb::state),
         };
         let server_cancel = cancel.child_token();
         tracker.spawn(async move {

@@ -12,7 +12,9 @@ use axum::{Json, Router};
 use relay_domain::DeliveryStatus;
 use secrecy::SecretString;
 use serde_json::json;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
+
+use crate::channel::whatsapp_web::ConnectionState;
 
 use crate::channel::cloud_api::webhook as cloud_webhook;
 use crate::intake::webhook as order_webhook;
@@ -26,6 +28,8 @@ pub struct HttpState {
     pub whatsapp_app_secret: Option<SecretString>,
     pub new_order: Arc<Notify>,
     pub channel: &'static str,
+    /// The WhatsApp Web connection, when that is the channel.
+    pub whatsapp: Option<watch::Receiver<ConnectionState>>,
 }
 
 /// An error answer: `{"error": {"code": "...", "message": "..."}}`, so callers branch on a
@@ -86,6 +90,7 @@ async fn healthz(State(state): State<HttpState>) -> Response {
                 "channel": state.channel,
                 "queue_depth": depth,
                 "sending_paused": paused,
+                "whatsapp": state.whatsapp.as_ref().map(|w| w.borrow().describe()),
             }))
             .into_response()
         }
@@ -99,7 +104,8 @@ async fn healthz(State(state): State<HttpState>) -> Response {
 }
 
 async fn metrics(State(state): State<HttpState>) -> Response {
-    match render_metrics(&state.store).await {
+    let whatsapp = state.whatsapp.as_ref().map(|w| w.borrow().clone());
+    match render_metrics(&state.store, whatsapp.as_ref()).await {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,
@@ -119,7 +125,10 @@ async fn metrics(State(state): State<HttpState>) -> Response {
 
 /// Prometheus text format, computed from the database at each scrape: the history table is
 /// the source of truth, so the figures survive restarts and never drift from it.
-async fn render_metrics(store: &Store) -> Result<String, StoreError> {
+async fn render_metrics(
+    store: &Store,
+    whatsapp: Option<&ConnectionState>,
+) -> Result<String, StoreError> {
     let counts = store.status_counts().await?;
     let mut out = String::new();
     let _ = writeln!(
@@ -190,5 +199,33 @@ async fn render_metrics(store: &Store) -> Result<String, StoreError> {
         "relay_last_carrier_sync_timestamp_seconds {}",
         seconds(last_sync)
     );
+    if let Some(whatsapp) = whatsapp {
+        let _ = writeln!(
+            out,
+            "# HELP relay_whatsapp_connected 1 while WhatsApp Web is connected."
+        );
+        let _ = writeln!(out, "# TYPE relay_whatsapp_connected gauge");
+        let _ = writeln!(
+            out,
+            "relay_whatsapp_connected {}",
+            u8::from(whatsapp.is_connected())
+        );
+        let banned = match whatsapp {
+            ConnectionState::Banned { until, .. } => until.timestamp(),
+            _ => 0,
+        };
+        let _ = writeln!(
+            out,
+            "# HELP relay_whatsapp_banned_until_timestamp_seconds End of a temporary ban (0: not banned)."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE relay_whatsapp_banned_until_timestamp_seconds gauge"
+        );
+        let _ = writeln!(
+            out,
+            "relay_whatsapp_banned_until_timestamp_seconds {banned}"
+        );
+    }
     Ok(out)
 }

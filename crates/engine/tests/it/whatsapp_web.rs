@@ -333,6 +333,20 @@ async fn a_temporary_ban_stops_all_sending_until_it_expires() {
         "{}",
         banned.describe()
     );
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("relay_whatsapp_connected 0"), "{metrics}");
+    assert!(
+        !metrics.contains("relay_whatsapp_banned_until_timestamp_seconds 0\n"),
+        "the ban shows: {metrics}"
+    );
 
     app.post_order(order(11)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;

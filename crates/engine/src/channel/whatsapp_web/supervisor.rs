@@ -128,11 +128,16 @@ impl EventHandler for Forwarder {
                     text: text.to_string(),
                 }
             }
+            // WhatsApp retires an unpaired companion's registration secret; WA Web accepts
+            // the notification only with one of these children.
             Event::Notification(node)
                 if node
                     .attrs
                     .get("type")
-                    .is_some_and(|t| *t == "companion_reg_refresh") =>
+                    .is_some_and(|t| *t == "companion_reg_refresh")
+                    && ["companion_reg_refresh", "pair-device-rotate-qr"]
+                        .iter()
+                        .any(|tag| node.get_optional_child(tag).is_some()) =>
             {
                 WaEvent::CompanionRegRefresh
             }
@@ -440,6 +445,9 @@ async fn on_event(
     match event {
         WaEvent::Qr { code, timeout } => {
             let expires_at = Utc::now() + chrono::Duration::from_std(timeout).unwrap_or_default();
+            // wa-rs renders every code of a round up front: carry the current secret, which a
+            // `companion_reg_refresh` may have rotated since.
+            let code = with_current_secret(&session.client, &code).await;
             shared.set_state(ConnectionState::Qr { code, expires_at });
         }
         WaEvent::PairCode(code) => shared.set_state(ConnectionState::PairCode { code }),
@@ -487,12 +495,44 @@ async fn on_event(
             text,
         } => on_text(shared, session, id, sender, sender_alt, text).await,
         WaEvent::CompanionRegRefresh => {
-            // Sent by WhatsApp to unpaired companions since mid-2026; wa-rs 0.2.0 has no
-            // handler. A new round of QR codes carries fresh registration data.
-            tracing::warn!("WhatsApp : companion_reg_refresh reçu pendant l'appairage");
+            // Sent by WhatsApp to unpaired companions since mid-2026; wa-rs 0.2.0 ignores it,
+            // and a QR code built on the retired secret cannot link. As WA Web does: a new
+            // secret, and the code on screen re-rendered with it.
+            if session.linked().await {
+                return None;
+            }
+            let secret: [u8; 32] = rand::random();
+            session
+                .client
+                .persistence_manager()
+                .modify_device(|device| device.adv_secret_key = secret)
+                .await;
+            tracing::info!("WhatsApp : secret d'appairage renouvelé à la demande du serveur");
+            let current = shared.state.borrow().clone();
+            if let ConnectionState::Qr { code, expires_at } = current {
+                let code = with_current_secret(&session.client, &code).await;
+                shared.set_state(ConnectionState::Qr { code, expires_at });
+            }
         }
     }
     None
+}
+
+/// A QR payload (`ref,noise key,identity key,adv secret`) with the device's current secret.
+async fn with_current_secret(client: &Client, code: &str) -> String {
+    use base64::Engine as _;
+    let secret = client
+        .persistence_manager()
+        .get_device_snapshot()
+        .await
+        .adv_secret_key;
+    match code.rsplit_once(',') {
+        Some((head, _)) => format!(
+            "{head},{}",
+            base64::engine::general_purpose::STANDARD.encode(secret)
+        ),
+        None => code.to_string(),
+    }
 }
 
 /// The phone number (digits) behind a sender, whether WhatsApp gave a phone JID or a LID.
