@@ -7,6 +7,7 @@ mod orders;
 mod outbox;
 mod reports;
 mod state;
+mod ui;
 mod whatsapp;
 
 use std::path::Path;
@@ -22,6 +23,7 @@ pub use orders::{FanOut, OrderSource, StoredOrder};
 pub use outbox::{Claim, RelaunchMode};
 pub use reports::ReportOutcome;
 pub use state::StateKey;
+pub use ui::{BatchProgress, GridRow, HistorySearch, OrderSummary};
 pub use whatsapp::{NUMBER_CHECK_TTL_MS, ReplyOutcome, ReplyRow};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

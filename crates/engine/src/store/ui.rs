@@ -1,0 +1,427 @@
+//! Read-only questions the desktop app asks and the CLI does not: what is being sent right now,
+//! today's counts, the last order received, and the history grid with its search filters.
+
+use relay_domain::{DeliveryStatus, OrderId};
+use sqlx::QueryBuilder;
+
+use super::{StatusCount, Store, StoreError, parse_status};
+
+/// Statuses that count as "the carrier has it" in progress figures.
+const SUCCEEDED_SQL: &str = "('sent', 'delivered', 'read')";
+/// Statuses that count as a failure in progress figures (skipped is neither).
+const FAILED_SQL: &str = "('failed', 'invalid_number', 'not_on_whatsapp', 'interrupted')";
+
+/// Where one batch of one order stands: the automatic broadcast (batch 0) or a relaunch.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct BatchProgress {
+    pub order_id: i64,
+    pub order_reference: String,
+    pub batch: i64,
+    pub total: i64,
+    /// Queued or being sent.
+    pub pending: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub skipped: i64,
+}
+
+impl BatchProgress {
+    /// Deliveries settled one way or another: the `12` of `12 / 48`.
+    pub fn done(&self) -> i64 {
+        self.total - self.pending
+    }
+}
+
+/// The newest order the relay heard of, and how.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct OrderSummary {
+    pub id: i64,
+    pub reference: String,
+    pub ville_depart: String,
+    pub ville_arrivee: String,
+    pub source: String,
+    pub received_at: i64,
+    pub fanned_out_at: Option<i64>,
+}
+
+/// The history grid's filters. Rows come newest first; `before_id` pages back (keyset, so a
+/// page costs the same at row 1,000,000 as at row 1 when the filters are selective).
+#[derive(Debug, Clone, Default)]
+pub struct HistorySearch {
+    pub order: Option<OrderId>,
+    pub status: Option<DeliveryStatus>,
+    /// Queued at or after this unix ms.
+    pub from_ms: Option<i64>,
+    /// Queued before this unix ms.
+    pub to_ms: Option<i64>,
+    /// Part of a carrier name, a phone number or an order reference (case-insensitive).
+    pub text: Option<String>,
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// One row of the history grid: a delivery with its order's route.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GridRow {
+    pub id: i64,
+    pub order_id: i64,
+    pub order_reference: String,
+    pub ville_depart: String,
+    pub ville_arrivee: String,
+    pub carrier_id: i64,
+    pub carrier_name: String,
+    pub phone: String,
+    pub status: String,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub error_code: Option<String>,
+    pub batch: i64,
+    pub queued_at: i64,
+    pub sent_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+fn progress_select() -> String {
+    format!(
+        "SELECT d.order_id, o.reference AS order_reference, d.batch, COUNT(*) AS total,
+                SUM(d.status IN ('queued', 'sending')) AS pending,
+                SUM(d.status IN {SUCCEEDED_SQL}) AS succeeded,
+                SUM(d.status IN {FAILED_SQL}) AS failed,
+                SUM(d.status = 'skipped') AS skipped
+         FROM deliveries d JOIN orders o ON o.id = d.order_id"
+    )
+}
+
+impl Store {
+    /// Every batch that still has deliveries queued or being sent, oldest order first.
+    pub async fn active_batches(&self) -> Result<Vec<BatchProgress>, StoreError> {
+        // The active set comes from the status index; only those batches are then counted.
+        let sql = format!(
+            "WITH active AS (SELECT DISTINCT order_id, batch FROM deliveries
+                             WHERE status IN ('queued', 'sending'))
+             {} JOIN active a ON a.order_id = d.order_id AND a.batch = d.batch
+             GROUP BY d.order_id, d.batch ORDER BY d.order_id, d.batch",
+            progress_select()
+        );
+        Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
+    }
+
+    /// Where one batch stands (also once it is finished: the figures of the notification).
+    pub async fn batch_progress(
+        &self,
+        order: OrderId,
+        batch: i64,
+    ) -> Result<Option<BatchProgress>, StoreError> {
+        let sql = format!(
+            "{} WHERE d.order_id = ? AND d.batch = ? GROUP BY d.order_id, d.batch",
+            progress_select()
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(order.0)
+            .bind(batch)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The highest delivery id so far (0 when there is none): a watermark for
+    /// [`Store::batches_after`].
+    pub async fn last_delivery_id(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM deliveries")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The (order, batch) pairs that have a delivery newer than `after_id`: batches queued
+    /// since the watermark, even ones that finished before anyone looked.
+    pub async fn batches_after(&self, after_id: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT DISTINCT order_id, batch FROM deliveries WHERE id > ? ORDER BY order_id, batch",
+        )
+        .bind(after_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    // `queue_depth` is in `outbox.rs`, next to the queue it measures.
+
+    /// Deliveries queued since `since` (unix ms, e.g. midnight), by their current status.
+    pub async fn status_counts_since(&self, since: i64) -> Result<Vec<StatusCount>, StoreError> {
+        // There is no index on `queued_at`, but ids grow with it: the subquery walks back from
+        // the newest row to the first one queued before `since`, so the cost is today's rows,
+        // not the whole table.
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, COUNT(*) FROM deliveries
+             WHERE id > COALESCE((SELECT id FROM deliveries WHERE queued_at < ?1
+                                  ORDER BY id DESC LIMIT 1), 0)
+               AND queued_at >= ?1
+             GROUP BY status",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(status, count)| {
+                Ok(StatusCount {
+                    status: parse_status(&status)?,
+                    count,
+                })
+            })
+            .collect()
+    }
+
+    /// The order received last, whichever way it came.
+    pub async fn last_order(&self) -> Result<Option<OrderSummary>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, reference, ville_depart, ville_arrivee, source, received_at, fanned_out_at
+             FROM orders ORDER BY received_at DESC, id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The history grid: newest first, with the filters of [`HistorySearch`].
+    pub async fn search_history(&self, search: &HistorySearch) -> Result<Vec<GridRow>, StoreError> {
+        let mut query = QueryBuilder::new(
+            "SELECT d.id, d.order_id, o.reference AS order_reference, o.ville_depart,
+                    o.ville_arrivee, d.carrier_id, d.carrier_name, d.phone, d.status, d.attempts,
+                    d.error, d.error_code, d.batch, d.queued_at, d.sent_at, d.updated_at
+             FROM deliveries d JOIN orders o ON o.id = d.order_id WHERE 1 = 1",
+        );
+        if let Some(order) = search.order {
+            query.push(" AND d.order_id = ").push_bind(order.0);
+        }
+        if let Some(status) = search.status {
+            query.push(" AND d.status = ").push_bind(status.as_str());
+        }
+        if let Some(from) = search.from_ms {
+            query.push(" AND d.queued_at >= ").push_bind(from);
+        }
+        if let Some(to) = search.to_ms {
+            query.push(" AND d.queued_at < ").push_bind(to);
+        }
+        if let Some(text) = search
+            .text
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            let pattern = format!("%{}%", escape_like(text));
+            query
+                .push(" AND (d.carrier_name LIKE ")
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\' OR d.phone LIKE ")
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\' OR o.reference LIKE ")
+                .push_bind(pattern)
+                .push(" ESCAPE '\\')");
+        }
+        if let Some(before) = search.before_id {
+            query.push(" AND d.id < ").push_bind(before);
+        }
+        query
+            .push(" ORDER BY d.id DESC LIMIT ")
+            .push_bind(i64::from(search.limit));
+        Ok(query.build_query_as().fetch_all(&self.pool).await?)
+    }
+}
+
+/// Makes `%`, `_` and `\` in what staff typed match themselves in a `LIKE … ESCAPE '\'`.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use relay_domain::{CarrierId, Order, OrderFields};
+
+    use super::*;
+    use crate::store::{CarrierRecord, OrderSource};
+
+    #[test]
+    fn typed_wildcards_match_themselves() {
+        assert_eq!(escape_like("50%_a\\b"), "50\\%\\_a\\\\b");
+        assert_eq!(escape_like("Atlas"), "Atlas");
+    }
+
+    fn order(id: i64, reference: &str) -> Order {
+        Order::parse(OrderFields {
+            id,
+            reference: reference.into(),
+            ville_depart: "Casablanca".into(),
+            ville_arrivee: "Marrakech".into(),
+            date_souhaitee: "2025-11-03".into(),
+            prix: 4500.0,
+            type_marchandise: "Palettes".into(),
+            statut: None,
+            created_at: None,
+        })
+        .expect("valid order")
+    }
+
+    /// A store with three validated carriers (one with an unusable number) and order 123
+    /// fanned out at `now`.
+    async fn store_with_broadcast(dir: &std::path::Path, now: i64) -> Store {
+        let store = Store::open(&dir.join("relay.db")).await.expect("store");
+        let carrier = |id: i64, name: &str, phone: &str| CarrierRecord {
+            id: CarrierId(id),
+            name: name.into(),
+            phone_raw: phone.into(),
+            statut: "valide".into(),
+        };
+        store
+            .replace_carriers(
+                &[
+                    carrier(1, "Transports Atlas", "0612345601"),
+                    carrier(2, "Rif Express", "0612345602"),
+                    carrier(3, "Souss 100%_Fret", "12"),
+                ],
+                now,
+            )
+            .await
+            .expect("carriers");
+        let order = order(123, "CMD-2025-123");
+        store
+            .insert_order(&order, OrderSource::Webhook, now)
+            .await
+            .expect("order");
+        store.fan_out(&order, now).await.expect("fan out");
+        store
+    }
+
+    #[tokio::test]
+    async fn progress_counts_a_running_broadcast_and_its_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = 1_700_000_000_000;
+        let store = store_with_broadcast(dir.path(), now).await;
+
+        let active = store.active_batches().await.expect("active");
+        assert_eq!(active.len(), 1, "{active:?}");
+        let running = &active[0];
+        assert_eq!(
+            (
+                running.total,
+                running.pending,
+                running.failed,
+                running.done()
+            ),
+            (3, 2, 1, 1),
+            "the unusable number is settled at fan-out and counts as done: {running:?}"
+        );
+        assert_eq!(running.order_reference, "CMD-2025-123");
+        assert_eq!(store.queue_depth().await.expect("depth"), 2);
+
+        let watermark = store.last_delivery_id().await.expect("watermark");
+        assert_eq!(store.batches_after(0).await.expect("after"), vec![(123, 0)]);
+        assert!(
+            store
+                .batches_after(watermark)
+                .await
+                .expect("after")
+                .is_empty()
+        );
+
+        while let Some(claim) = store.claim_next(None, now + 1).await.expect("claim") {
+            store
+                .mark_sent(claim.id, Some(&format!("wamid.{}", claim.id)), now + 2)
+                .await
+                .expect("sent");
+        }
+        assert!(store.active_batches().await.expect("active").is_empty());
+        let finished = store
+            .batch_progress(OrderId(123), 0)
+            .await
+            .expect("progress")
+            .expect("the batch exists");
+        assert_eq!(
+            (finished.succeeded, finished.failed, finished.pending),
+            (2, 1, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn today_counts_only_rows_queued_since_midnight() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let yesterday = 1_700_000_000_000;
+        let store = store_with_broadcast(dir.path(), yesterday).await;
+        let today = yesterday + 24 * 3600 * 1000;
+        let second = order(124, "CMD-2025-124");
+        store
+            .insert_order(&second, OrderSource::Polling, today)
+            .await
+            .expect("order");
+        store.fan_out(&second, today).await.expect("fan out");
+
+        let counts = store
+            .status_counts_since(today - 1000)
+            .await
+            .expect("counts");
+        let total: i64 = counts.iter().map(|c| c.count).sum();
+        assert_eq!(total, 3, "only order 124's deliveries: {counts:?}");
+        assert_eq!(
+            store.last_order().await.expect("last").map(|o| o.reference),
+            Some("CMD-2025-124".to_string())
+        );
+    }
+
+    #[tokio::test]
+    async fn history_search_filters_and_pages_by_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = 1_700_000_000_000;
+        let store = store_with_broadcast(dir.path(), now).await;
+        let search = |text: Option<&str>, before_id: Option<i64>, limit: u32| HistorySearch {
+            text: text.map(str::to_string),
+            before_id,
+            limit,
+            ..HistorySearch::default()
+        };
+
+        let page = store
+            .search_history(&search(None, None, 2))
+            .await
+            .expect("page");
+        assert_eq!(page.len(), 2);
+        assert!(page[0].id > page[1].id, "newest first");
+        assert_eq!(page[0].ville_arrivee, "Marrakech");
+        let rest = store
+            .search_history(&search(None, Some(page[1].id), 2))
+            .await
+            .expect("page");
+        assert_eq!(rest.len(), 1, "the third row is on the next page");
+
+        let atlas = store
+            .search_history(&search(Some("atlas"), None, 10))
+            .await
+            .expect("search");
+        assert_eq!(atlas.len(), 1, "case-insensitive name search");
+        let literal = store
+            .search_history(&search(Some("100%_"), None, 10))
+            .await
+            .expect("search");
+        assert_eq!(literal.len(), 1, "% and _ are matched literally");
+        assert_eq!(literal[0].carrier_name, "Souss 100%_Fret");
+        let by_reference = store
+            .search_history(&search(Some("CMD-2025-1"), None, 10))
+            .await
+            .expect("search");
+        assert_eq!(by_reference.len(), 3);
+
+        let later = store
+            .search_history(&HistorySearch {
+                from_ms: Some(now + 1),
+                limit: 10,
+                ..HistorySearch::default()
+            })
+            .await
+            .expect("range");
+        assert!(later.is_empty(), "queued before the range");
+    }
+}

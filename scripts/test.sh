@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Every test of the project, as the README gives it and CI runs it, on a fresh Debian machine
+# with the Rust toolchain, node and python: system packages for the desktop app, formatting,
+# lints, the Rust tests (engine against fakes and the WhatsApp Web simulator, CLI processes,
+# desktop commands), the front-end unit tests, and the end-to-end test of the real window.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR=never
+# Debug info is not needed to run tests and halves the target directory.
+export CARGO_PROFILE_DEV_DEBUG=false
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+echo "== system packages (scripts/desktop-deps.sh)"
+bash scripts/desktop-deps.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo test --workspace --locked"
+cargo test --workspace --locked 2>&1 | tee -a "$log"
+
+echo "== node --test ui/tests/"
+node --test ui/tests/ 2>&1 | tee -a "$log"
+
+echo "== end-to-end: the desktop window under Xvfb (tests/e2e/run.sh)"
+bash tests/e2e/run.sh 2>&1 | tee -a "$log"
+
+# One closing line for everything: cargo prints one per test binary, node its own, the e2e its own.
+awk '
+  /^test result:/ { for (i = 1; i <= NF; i++) { if ($i == "passed;") p += $(i-1); if ($i == "failed;") f += $(i-1) } }
+  /^# pass / { p += $3 }
+  /^# fail / { f += $3 }
+  /^e2e: [0-9]+ vérifications réussies/ { p += $2 }
+  END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -1,0 +1,519 @@
+//! The Tauri commands: each one turns a request of the webview into engine calls and answers
+//! with a view (a serialisable struct of this module) or a [`UiError`]. No logic lives here
+//! that the engine could own; no secret ever leaves this module.
+
+use std::sync::Arc;
+
+use relay_domain::{DeliveryStatus, Order, OrderFields, OrderId, TemplateFields};
+use relay_engine::clock::now_ms;
+use relay_engine::store::{HistorySearch, RelaunchMode, StateKey, Store};
+use serde::{Deserialize, Serialize};
+use tauri::State;
+
+use crate::error::UiError;
+use crate::relay::{PhaseKind, Relay};
+use crate::views::{self, ActivityView, WhatsAppView};
+
+type Shared<'a> = State<'a, Arc<Relay>>;
+
+/// At most this many history rows per page: a page is one screen or two.
+const MAX_PAGE_ROWS: u32 = 500;
+
+#[derive(Debug, Serialize)]
+pub struct AppInfo {
+    pub version: &'static str,
+    pub channel: Option<&'static str>,
+    pub pausable: bool,
+}
+
+#[tauri::command]
+pub async fn app_info(relay: Shared<'_>) -> Result<AppInfo, UiError> {
+    Ok(AppInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        channel: relay.settings().ok().map(|s| s.dispatch.channel.as_str()),
+        pausable: relay.pausable(),
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct TimedMessage {
+    pub at: Option<i64>,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApiHealth {
+    pub configured: bool,
+    pub polling: bool,
+    pub last_poll_ok_at: Option<i64>,
+    pub last_poll_error: Option<TimedMessage>,
+    pub last_sync_at: Option<i64>,
+    pub last_sync_error: Option<TimedMessage>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LastOrder {
+    pub id: i64,
+    pub reference: String,
+    pub route: String,
+    pub source: String,
+    pub received_at: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Overview {
+    pub phase: PhaseKind,
+    pub error: Option<UiError>,
+    pub activity: Option<ActivityView>,
+    pub today: Vec<views::StatusCountView>,
+    pub last_order: Option<LastOrder>,
+    pub api: Option<ApiHealth>,
+    pub throttle_ms: u64,
+    pub jitter_ms: u64,
+}
+
+/// Everything the dashboard shows, in one call (it refreshes every few seconds).
+#[tauri::command]
+pub async fn overview(relay: Shared<'_>) -> Result<Overview, UiError> {
+    let (phase, error) = relay.phase().await;
+    let settings = relay.settings().ok();
+    let (throttle_ms, jitter_ms) = settings.as_ref().map_or((0, 0), |s| {
+        (
+            u64::try_from(s.dispatch.throttle.as_millis()).unwrap_or(u64::MAX),
+            u64::try_from(s.dispatch.jitter.as_millis()).unwrap_or(u64::MAX),
+        )
+    });
+    let mut overview = Overview {
+        phase,
+        error,
+        activity: None,
+        today: Vec::new(),
+        last_order: None,
+        api: None,
+        throttle_ms,
+        jitter_ms,
+    };
+    let Ok(handles) = relay.handles().await else {
+        return Ok(overview);
+    };
+    let store = &handles.store;
+    overview.activity = Some(views::activity(&relay, &handles).await?);
+    overview.today = store
+        .status_counts_since(views::local_midnight_ms())
+        .await?
+        .into_iter()
+        .map(views::StatusCountView::from)
+        .collect();
+    overview.last_order = store.last_order().await?.map(|o| LastOrder {
+        id: o.id,
+        route: format!("{} → {}", o.ville_depart, o.ville_arrivee),
+        reference: o.reference,
+        source: o.source,
+        received_at: o.received_at,
+    });
+    overview.api = Some(ApiHealth {
+        configured: settings
+            .as_ref()
+            .is_some_and(|s| s.camionback.api_url.is_some()),
+        polling: settings.as_ref().is_some_and(|s| {
+            s.camionback.api_url.is_some() && !s.camionback.poll_interval.is_zero()
+        }),
+        last_poll_ok_at: store.get_state_i64(StateKey::LastPollOkAt).await?,
+        last_poll_error: timed(store, StateKey::LastPollError).await?,
+        last_sync_at: store.get_state_i64(StateKey::LastCarrierSyncAt).await?,
+        last_sync_error: timed(store, StateKey::LastCarrierSyncError).await?,
+    });
+    Ok(overview)
+}
+
+/// Reads a `"<unix ms> <text>"` state value, as the engine writes its last errors.
+async fn timed(store: &Store, key: StateKey) -> Result<Option<TimedMessage>, UiError> {
+    Ok(store.get_state(key).await?.map(|raw| split_timed(&raw)))
+}
+
+pub fn split_timed(raw: &str) -> TimedMessage {
+    match raw.split_once(' ') {
+        Some((at, message)) if at.parse::<i64>().is_ok() => TimedMessage {
+            at: at.parse().ok(),
+            message: message.to_string(),
+        },
+        _ => TimedMessage {
+            at: None,
+            message: raw.to_string(),
+        },
+    }
+}
+
+#[tauri::command]
+pub async fn whatsapp_state(relay: Shared<'_>) -> Result<WhatsAppView, UiError> {
+    let channel = relay.settings()?.dispatch.channel;
+    match relay.handles().await {
+        Ok(handles) => Ok(match handles.whatsapp {
+            Some(whatsapp) => WhatsAppView::of(&whatsapp.state().borrow()),
+            None => WhatsAppView::not_used(channel),
+        }),
+        // Before the engine runs there is no connection to describe yet.
+        Err(err) if err.code == "starting" => Ok(WhatsAppView::starting(channel)),
+        Err(err) => Err(err),
+    }
+}
+
+async fn whatsapp(
+    relay: &Relay,
+) -> Result<relay_engine::channel::whatsapp_web::WhatsAppWeb, UiError> {
+    relay.handles().await?.whatsapp.ok_or_else(|| {
+        UiError::new(
+            "not_whatsapp_web",
+            "le relais envoie par l'API Cloud de WhatsApp : aucune connexion à relier ici",
+        )
+    })
+}
+
+#[tauri::command]
+pub async fn whatsapp_new_qr(relay: Shared<'_>) -> Result<(), UiError> {
+    whatsapp(&relay)
+        .await?
+        .command(relay_engine::channel::whatsapp_web::Command::NewQr);
+    Ok(())
+}
+
+/// Digits only, country code first, as WhatsApp's pairing expects (`212664373534`).
+pub fn pairing_phone(raw: &str) -> Result<String, UiError> {
+    let digits: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '+'))
+        .collect();
+    if digits.len() < 8 || digits.len() > 15 || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(UiError::invalid(
+            "numéro attendu avec l'indicatif du pays, chiffres seulement (ex. 212664373534)",
+        ));
+    }
+    Ok(digits)
+}
+
+#[tauri::command]
+pub async fn whatsapp_pair_with_phone(relay: Shared<'_>, phone: String) -> Result<(), UiError> {
+    let phone = pairing_phone(&phone)?;
+    whatsapp(&relay)
+        .await?
+        .command(relay_engine::channel::whatsapp_web::Command::PairWithPhone(
+            phone,
+        ));
+    Ok(())
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct HistoryQuery {
+    /// Id or reference of an order, as staff type it.
+    pub order: Option<String>,
+    pub status: Option<String>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub text: Option<String>,
+    pub before_id: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HistoryPage {
+    pub rows: Vec<views::HistoryRowView>,
+    /// Pass as `before_id` for the next (older) page; `None` on the last page.
+    pub next_before_id: Option<i64>,
+}
+
+fn blank_to_none(value: Option<String>) -> Option<String> {
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+#[tauri::command]
+pub async fn history_page(relay: Shared<'_>, query: HistoryQuery) -> Result<HistoryPage, UiError> {
+    let handles = relay.handles().await?;
+    let store = &handles.store;
+    let status = blank_to_none(query.status)
+        .map(|s| s.parse::<DeliveryStatus>())
+        .transpose()
+        .map_err(|err| UiError::invalid(err.to_string()))?;
+    let order = match blank_to_none(query.order) {
+        None => None,
+        Some(key) => Some(
+            store
+                .find_order(&key)
+                .await?
+                .ok_or_else(|| UiError::not_found(format!("commande « {key} » inconnue")))?
+                .order
+                .id,
+        ),
+    };
+    let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE_ROWS);
+    // One row more than shown says whether an older page exists.
+    let mut rows = store
+        .search_history(&HistorySearch {
+            order,
+            status,
+            from_ms: query.from_ms,
+            to_ms: query.to_ms,
+            text: blank_to_none(query.text),
+            before_id: query.before_id,
+            limit: limit + 1,
+        })
+        .await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let unconfirmed_after = relay
+        .settings()
+        .map(|s| s.unconfirmed_after)
+        .unwrap_or_default();
+    let now = now_ms();
+    Ok(HistoryPage {
+        next_before_id: if more {
+            rows.last().map(|r| r.id)
+        } else {
+            None
+        },
+        rows: rows
+            .into_iter()
+            .map(|row| views::HistoryRowView::of(row, unconfirmed_after, now))
+            .collect(),
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct RelaunchPreview {
+    pub order_id: i64,
+    pub reference: String,
+    pub route: String,
+    /// Carriers that do not have the order yet ("seulement ceux qui ne l'ont pas reçue").
+    pub missing: i64,
+    /// Every eligible carrier that has not got it in the queue right now ("tous").
+    pub all: i64,
+}
+
+async fn broadcast_order(store: &Store, order_id: i64) -> Result<Order, UiError> {
+    let stored = store
+        .get_order(OrderId(order_id))
+        .await?
+        .ok_or_else(|| UiError::not_found(format!("commande {order_id} inconnue")))?;
+    if stored.fanned_out_at.is_none() {
+        return Err(UiError::new(
+            "not_broadcast_yet",
+            format!(
+                "la commande {} n'a pas encore été diffusée automatiquement : sa diffusion est en attente, inutile de la relancer",
+                stored.order.reference
+            ),
+        ));
+    }
+    Ok(stored.order)
+}
+
+#[tauri::command]
+pub async fn relaunch_preview(
+    relay: Shared<'_>,
+    order_id: i64,
+) -> Result<RelaunchPreview, UiError> {
+    let store = relay.handles().await?.store;
+    let order = broadcast_order(&store, order_id).await?;
+    Ok(RelaunchPreview {
+        order_id,
+        missing: store
+            .relaunch_preview(order.id, RelaunchMode::Missing)
+            .await?,
+        all: store.relaunch_preview(order.id, RelaunchMode::All).await?,
+        route: format!("{} → {}", order.ville_depart, order.ville_arrivee),
+        reference: order.reference,
+    })
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelaunchChoice {
+    Missing,
+    All,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RelaunchOutcome {
+    pub reference: String,
+    pub queued: u64,
+    pub invalid_numbers: u64,
+    pub skipped: u64,
+    /// Set when the carrier list could not be refreshed first (the last list was used).
+    pub sync_warning: Option<String>,
+}
+
+/// "📤 Relancer les transporteurs", as the CLI's `relaunch` does it: refresh the carrier list
+/// (so carriers validated since are included), queue a new batch, wake the dispatcher.
+#[tauri::command]
+pub async fn relaunch_order(
+    relay: Shared<'_>,
+    order_id: i64,
+    mode: RelaunchChoice,
+) -> Result<RelaunchOutcome, UiError> {
+    let handles = relay.handles().await?;
+    let order = broadcast_order(&handles.store, order_id).await?;
+    let sync_warning = match handles.carriers.sync_now().await {
+        Ok(_) => None,
+        Err(relay_engine::carrier_sync::SyncError::NotConfigured) => None,
+        Err(err) => Some(format!("{err} — dernière liste de transporteurs utilisée")),
+    };
+    let mode = match mode {
+        RelaunchChoice::Missing => RelaunchMode::Missing,
+        RelaunchChoice::All => RelaunchMode::All,
+    };
+    let outcome = handles.store.relaunch(order.id, mode, now_ms()).await?;
+    relay.wake_dispatcher().await;
+    tracing::info!(
+        "relance de la commande {} depuis l'application : {} transporteur(s) en file",
+        order.reference,
+        outcome.queued
+    );
+    Ok(RelaunchOutcome {
+        reference: order.reference,
+        queued: outcome.queued,
+        invalid_numbers: outcome.invalid_numbers,
+        skipped: outcome.skipped,
+        sync_warning,
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct CarrierList {
+    pub carriers: Vec<views::CarrierView>,
+    pub last_sync_at: Option<i64>,
+    pub last_sync_error: Option<TimedMessage>,
+    pub api_configured: bool,
+}
+
+#[tauri::command]
+pub async fn list_carriers(relay: Shared<'_>) -> Result<CarrierList, UiError> {
+    let store = relay.handles().await?.store;
+    Ok(CarrierList {
+        carriers: store
+            .list_carriers()
+            .await?
+            .into_iter()
+            .map(views::CarrierView::from)
+            .collect(),
+        last_sync_at: store.get_state_i64(StateKey::LastCarrierSyncAt).await?,
+        last_sync_error: timed(&store, StateKey::LastCarrierSyncError).await?,
+        api_configured: relay
+            .settings()
+            .is_ok_and(|s| s.camionback.api_url.is_some()),
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct SyncOutcome {
+    pub listed: usize,
+    pub eligible: i64,
+}
+
+#[tauri::command]
+pub async fn sync_carriers(relay: Shared<'_>) -> Result<SyncOutcome, UiError> {
+    let report = relay.handles().await?.carriers.sync_now().await?;
+    Ok(SyncOutcome {
+        listed: report.listed,
+        eligible: report.eligible,
+    })
+}
+
+#[tauri::command]
+pub async fn settings_view(relay: Shared<'_>) -> Result<views::SettingsView, UiError> {
+    let settings = relay.settings()?;
+    // The preview uses the newest order when there is one, so staff see a real message.
+    let sample = match relay.handles().await {
+        Ok(handles) => match handles.store.last_order().await? {
+            Some(last) => handles
+                .store
+                .get_order(OrderId(last.id))
+                .await?
+                .map(|s| s.order),
+            None => None,
+        },
+        Err(_) => None,
+    };
+    let sample = match sample {
+        Some(order) => order,
+        None => sample_order()?,
+    };
+    let preview = settings
+        .template
+        .render(&TemplateFields::of(&sample, &settings.order_link_base));
+    Ok(views::SettingsView::of(
+        &settings,
+        preview,
+        &sample.reference,
+    ))
+}
+
+/// The order the template preview uses before any real one has arrived.
+fn sample_order() -> Result<Order, UiError> {
+    Order::parse(OrderFields {
+        id: 123,
+        reference: "CMD-2025-123".into(),
+        ville_depart: "Casablanca".into(),
+        ville_arrivee: "Marrakech".into(),
+        date_souhaitee: "2025-11-03".into(),
+        prix: 4500.0,
+        type_marchandise: "Palettes".into(),
+        statut: None,
+        created_at: None,
+    })
+    .map_err(|err| UiError::new("internal", err.to_string()))
+}
+
+#[tauri::command]
+pub async fn set_paused(
+    app: tauri::AppHandle,
+    relay: Shared<'_>,
+    paused: bool,
+) -> Result<bool, UiError> {
+    if !relay.pausable() {
+        return Err(UiError::new(
+            "not_pausable",
+            "la pause n'est disponible qu'avec le canal cloud-api dans cette version",
+        ));
+    }
+    relay.pause_switch().set(paused);
+    tracing::info!(
+        "{}",
+        if paused {
+            "envois mis en pause depuis l'application (l'envoi en cours se termine)"
+        } else {
+            "envois repris depuis l'application"
+        }
+    );
+    crate::tray::refresh_pause_item(&app, paused);
+    Ok(paused)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairing_numbers_keep_digits_and_refuse_the_rest() {
+        assert_eq!(
+            pairing_phone("+212 664-373-534").expect("valid"),
+            "212664373534"
+        );
+        assert_eq!(pairing_phone("abc").unwrap_err().code, "invalid");
+        assert_eq!(pairing_phone("0612").unwrap_err().code, "invalid");
+    }
+
+    #[test]
+    fn timed_states_split_into_instant_and_text() {
+        let timed = split_timed("1700000000000 API injoignable : délai dépassé");
+        assert_eq!(timed.at, Some(1_700_000_000_000));
+        assert_eq!(timed.message, "API injoignable : délai dépassé");
+        let bare = split_timed("texte seul");
+        assert_eq!(bare.at, None);
+        assert_eq!(bare.message, "texte seul");
+    }
+
+    #[test]
+    fn the_sample_order_parses() {
+        assert_eq!(sample_order().expect("valid").reference, "CMD-2025-123");
+    }
+}

@@ -1,0 +1,61 @@
+//! The one error type the webview receives: a stable `code` it can branch on and a French
+//! `message` it can show as is. Never a bare string to parse.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UiError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl UiError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The relay is still starting: the UI retries shortly.
+    pub fn starting() -> Self {
+        Self::new("starting", "le relais démarre…")
+    }
+
+    pub fn stopping() -> Self {
+        Self::new("stopping", "le relais s'arrête")
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new("invalid", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new("not_found", message)
+    }
+}
+
+impl From<relay_engine::store::StoreError> for UiError {
+    fn from(err: relay_engine::store::StoreError) -> Self {
+        Self::new("store", err.to_string())
+    }
+}
+
+impl From<relay_engine::carrier_sync::SyncError> for UiError {
+    fn from(err: relay_engine::carrier_sync::SyncError) -> Self {
+        let code = match err {
+            relay_engine::carrier_sync::SyncError::NotConfigured => "not_configured",
+            relay_engine::carrier_sync::SyncError::Api(_) => "api_unreachable",
+            relay_engine::carrier_sync::SyncError::Store(_) => "store",
+        };
+        Self::new(code, err.to_string())
+    }
+}
+
+impl std::fmt::Display for UiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for UiError {}

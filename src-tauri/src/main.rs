@@ -1,0 +1,139 @@
+//! `camionback-relay-desktop`: the relay with a window and a tray icon. A thin shell over
+//! `relay-engine`, like the CLI: it starts the same engine with the same settings
+//! (`config.toml` in the data directory, then the environment), and only adapts it to Tauri:
+//! commands for the webview, events, the tray and notifications.
+//!
+//! Closing the window hides it; the relay keeps sending from the tray until "Quitter", which
+//! finishes the send in flight before exiting.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod commands;
+mod error;
+mod monitor;
+mod pause;
+mod qr;
+mod relay;
+mod tray;
+mod views;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use relay_engine::Settings;
+use tauri::{RunEvent, WindowEvent};
+use tauri_plugin_window_state::StateFlags;
+
+use crate::error::UiError;
+use crate::relay::Relay;
+
+fn main() -> ExitCode {
+    let settings = Settings::from_env()
+        .map_err(|err| UiError::new("config", format!("configuration invalide : {err}")));
+    // Same log files as `camionback-relay serve`; a settings error is still logged to stderr.
+    let logs = match &settings {
+        Ok(s) => relay_engine::telemetry::init(&s.log_filter, Some(&s.log_dir())),
+        Err(_) => relay_engine::telemetry::init("info", None),
+    };
+    let _logs = match logs {
+        Ok(guard) => guard,
+        Err(err) => {
+            eprintln!("attention : journal impossible à ouvrir ({err}), l'application continue");
+            None
+        }
+    };
+    if let Err(err) = &settings {
+        tracing::error!("{}", err.message);
+    }
+    let relay = Arc::new(Relay::new(settings));
+
+    let app = tauri::Builder::default()
+        // First, so a second launch only brings the running window forward: one relay per
+        // data directory (the engine's lock would refuse the second one anyway).
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            tray::show_main_window(app);
+        }))
+        // Size, position and maximised state only: a window hidden to the tray when the app
+        // quit must still open visible next time.
+        .plugin(
+            tauri_plugin_window_state::Builder::default()
+                .with_state_flags(StateFlags::SIZE | StateFlags::POSITION | StateFlags::MAXIMIZED)
+                .build(),
+        )
+        .plugin(tauri_plugin_notification::init())
+        .manage(relay.clone())
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::overview,
+            commands::whatsapp_state,
+            commands::whatsapp_new_qr,
+            commands::whatsapp_pair_with_phone,
+            commands::history_page,
+            commands::relaunch_preview,
+            commands::relaunch_order,
+            commands::list_carriers,
+            commands::sync_carriers,
+            commands::settings_view,
+            commands::set_paused,
+        ])
+        .setup(move |app| {
+            tray::build(app.handle(), relay.pausable())?;
+            #[cfg(unix)]
+            tauri::async_runtime::spawn(quit_on_sigterm(app.handle().clone()));
+            let handle = app.handle().clone();
+            let relay = relay.clone();
+            tauri::async_runtime::spawn(async move {
+                if relay.start().await.is_ok()
+                    && let Ok(handles) = relay.handles().await
+                    && let Some(whatsapp) = handles.whatsapp
+                {
+                    tauri::async_runtime::spawn(monitor::follow_whatsapp(handle.clone(), whatsapp));
+                }
+                monitor::run_until_stopped(handle, relay).await;
+            });
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            // Closing hides: the relay keeps sending from the tray until "Quitter".
+            if let WindowEvent::CloseRequested { api, .. } = event
+                && window.label() == "main"
+            {
+                api.prevent_close();
+                let _ = window.hide();
+            }
+        })
+        .build(tauri::generate_context!("../tauri.conf.json"));
+    let app = match app {
+        Ok(app) => app,
+        Err(err) => {
+            eprintln!("erreur : l'application ne peut pas démarrer : {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    app.run(|_app, event| {
+        // No window left is no reason to stop sending; only "Quitter" (an explicit exit code)
+        // ends the process.
+        if let RunEvent::ExitRequested {
+            code: None, api, ..
+        } = event
+        {
+            api.prevent_exit();
+        }
+    });
+    ExitCode::SUCCESS
+}
+
+/// SIGTERM (session logout, `systemctl stop`, `kill`) quits like "Quitter": the send in
+/// flight is finished and recorded instead of being left `interrupted`.
+#[cfg(unix)]
+async fn quit_on_sigterm(app: tauri::AppHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            if terminate.recv().await.is_some() {
+                tray::quit(&app);
+            }
+        }
+        Err(err) => tracing::warn!("signal SIGTERM non suivi : {err}"),
+    }
+}

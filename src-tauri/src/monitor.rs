@@ -1,0 +1,252 @@
+//! Watches the running relay for the shell: every second it reads what is being sent, pushes
+//! it to the webview (`relay:activity`), updates the tray, and raises a notification when a
+//! broadcast finishes or the CamionBack API has been unreachable for five minutes. A second
+//! task follows the WhatsApp Web connection (`relay:whatsapp`) and notifies when it drops.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use relay_domain::OrderId;
+use relay_engine::channel::whatsapp_web::{ConnectionState, WhatsAppWeb};
+use relay_engine::clock::now_ms;
+use relay_engine::store::{StateKey, Store, StoreError};
+use tauri::{AppHandle, Emitter};
+use tauri_plugin_notification::NotificationExt;
+
+use crate::relay::{PhaseKind, Relay};
+use crate::tray::{self, TrayStatus};
+use crate::views::{self, ActivityView, WhatsAppView};
+
+pub const ACTIVITY_EVENT: &str = "relay:activity";
+pub const WHATSAPP_EVENT: &str = "relay:whatsapp";
+const TICK: Duration = Duration::from_secs(1);
+/// How long the API may fail before staff are told.
+const API_DOWN_NOTICE_MS: i64 = 5 * 60 * 1000;
+
+fn notify(app: &AppHandle, title: &str, body: &str) {
+    tracing::info!("notification : {title} — {body}");
+    // `show` reports success whether or not a notification server displayed anything; a
+    // failure here only costs the notice, never the relay.
+    if let Err(err) = app.notification().builder().title(title).body(body).show() {
+        tracing::warn!("notification impossible : {err}");
+    }
+}
+
+/// "48 envoyés, 2 échecs": the figures of a finished broadcast.
+pub fn finished_summary(succeeded: i64, failed: i64) -> String {
+    // French puts 0 and 1 in the singular.
+    let sent = if succeeded <= 1 {
+        format!("{succeeded} envoyé")
+    } else {
+        format!("{succeeded} envoyés")
+    };
+    match failed {
+        0 => sent,
+        1 => format!("{sent}, 1 échec"),
+        n => format!("{sent}, {n} échecs"),
+    }
+}
+
+/// Finds the broadcasts that finished since the last look, including ones queued and done
+/// between two looks.
+#[derive(Default)]
+struct FinishedBroadcasts {
+    /// Highest delivery id seen; `None` until the first look, which notifies nothing old.
+    watermark: Option<i64>,
+    active: BTreeSet<(i64, i64)>,
+    notified: HashSet<(i64, i64)>,
+}
+
+impl FinishedBroadcasts {
+    async fn look(
+        &mut self,
+        store: &Store,
+        activity: &ActivityView,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let now_active: BTreeSet<(i64, i64)> = activity
+            .broadcasts
+            .iter()
+            .map(|b| (b.order_id, b.batch))
+            .collect();
+        let Some(watermark) = self.watermark else {
+            self.watermark = Some(store.last_delivery_id().await?);
+            self.active = now_active;
+            return Ok(Vec::new());
+        };
+        let newest = store.last_delivery_id().await?;
+        let mut candidates = std::mem::take(&mut self.active);
+        candidates.extend(store.batches_after(watermark).await?);
+        self.watermark = Some(newest);
+        let mut notices = Vec::new();
+        for (order, batch) in candidates {
+            if now_active.contains(&(order, batch)) || self.notified.contains(&(order, batch)) {
+                continue;
+            }
+            self.notified.insert((order, batch));
+            if let Some(done) = store.batch_progress(OrderId(order), batch).await?
+                && done.pending == 0
+                && done.succeeded + done.failed > 0
+            {
+                let what = if batch == 0 {
+                    "Diffusion terminée"
+                } else {
+                    "Relance terminée"
+                };
+                notices.push((
+                    format!("{what} — {}", done.order_reference),
+                    finished_summary(done.succeeded, done.failed),
+                ));
+            }
+        }
+        // A few pairs per order: bounded in practice, cleared now and then all the same.
+        if self.notified.len() > 10_000 {
+            self.notified.clear();
+        }
+        self.active = now_active;
+        Ok(notices)
+    }
+}
+
+/// Whether to tell staff the API has been unreachable for a while; once per outage.
+#[derive(Default)]
+struct ApiWatch {
+    told: bool,
+    first_seen_failing: Option<i64>,
+}
+
+impl ApiWatch {
+    async fn look(&mut self, store: &Store, now: i64) -> Result<Option<String>, StoreError> {
+        let Some(error) = store.get_state(StateKey::LastPollError).await? else {
+            self.told = false;
+            self.first_seen_failing = None;
+            return Ok(None);
+        };
+        let since = match store.get_state_i64(StateKey::LastPollOkAt).await? {
+            Some(ok) => ok,
+            None => *self.first_seen_failing.get_or_insert(now),
+        };
+        if self.told || now - since < API_DOWN_NOTICE_MS {
+            return Ok(None);
+        }
+        self.told = true;
+        let reason = crate::commands::split_timed(&error).message;
+        Ok(Some(format!(
+            "Aucune réponse de l'API CamionBack depuis plus de 5 minutes : {reason}"
+        )))
+    }
+}
+
+pub async fn run_until_stopped(app: AppHandle, relay: Arc<Relay>) {
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut finished = FinishedBroadcasts::default();
+    let mut api = ApiWatch::default();
+    let mut last_activity: Option<ActivityView> = None;
+    let mut last_status: Option<TrayStatus> = None;
+    loop {
+        ticks.tick().await;
+        let handles = match relay.handles().await {
+            Ok(handles) => handles,
+            Err(_) => match relay.phase().await.0 {
+                PhaseKind::Stopping => return,
+                PhaseKind::Failed => {
+                    if last_status != Some(TrayStatus::Failed) {
+                        tray::show(&app, &TrayStatus::Failed);
+                        last_status = Some(TrayStatus::Failed);
+                    }
+                    continue;
+                }
+                PhaseKind::Starting | PhaseKind::Running => continue,
+            },
+        };
+        let activity = match views::activity(&relay, &handles).await {
+            Ok(activity) => activity,
+            Err(err) => {
+                tracing::warn!("état du relais illisible : {}", err.message);
+                continue;
+            }
+        };
+        match finished.look(&handles.store, &activity).await {
+            Ok(notices) => {
+                for (title, body) in notices {
+                    notify(&app, &title, &body);
+                }
+            }
+            Err(err) => tracing::warn!("suivi des diffusions : {err}"),
+        }
+        match api.look(&handles.store, now_ms()).await {
+            Ok(Some(body)) => notify(&app, "API CamionBack injoignable", &body),
+            Ok(None) => {}
+            Err(err) => tracing::warn!("suivi de l'API : {err}"),
+        }
+        let status = TrayStatus::of(&activity);
+        if last_status.as_ref() != Some(&status) {
+            tray::show(&app, &status);
+            last_status = Some(status);
+        }
+        if last_activity.as_ref() != Some(&activity) {
+            let _ = app.emit(ACTIVITY_EVENT, &activity);
+            last_activity = Some(activity);
+        }
+    }
+}
+
+/// What to tell staff when the connection moves to `state`, if anything.
+pub fn disconnection_notice(was_connected: bool, state: &ConnectionState) -> Option<&'static str> {
+    match state {
+        ConnectionState::Reconnecting { .. } if was_connected => Some("WhatsApp déconnecté"),
+        ConnectionState::LoggedOut => Some("WhatsApp déconnecté depuis le téléphone"),
+        ConnectionState::Replaced => Some("Session WhatsApp reprise ailleurs"),
+        ConnectionState::Banned { .. } => Some("Compte WhatsApp suspendu temporairement"),
+        _ => None,
+    }
+}
+
+pub async fn follow_whatsapp(app: AppHandle, whatsapp: WhatsAppWeb) {
+    let mut states = whatsapp.state();
+    let mut was_connected = false;
+    loop {
+        let state = states.borrow_and_update().clone();
+        let _ = app.emit(WHATSAPP_EVENT, WhatsAppView::of(&state));
+        if let Some(title) = disconnection_notice(was_connected, &state) {
+            notify(&app, title, &state.describe());
+        }
+        was_connected = state.is_connected();
+        // The sender lives as long as the engine: an error means it stopped.
+        if states.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_read_like_the_issue() {
+        assert_eq!(finished_summary(48, 2), "48 envoyés, 2 échecs");
+        assert_eq!(finished_summary(1, 1), "1 envoyé, 1 échec");
+        assert_eq!(finished_summary(5, 0), "5 envoyés");
+        assert_eq!(finished_summary(0, 3), "0 envoyé, 3 échecs");
+    }
+
+    #[test]
+    fn only_a_drop_from_connected_or_a_final_loss_is_notified() {
+        let reconnecting = ConnectionState::Reconnecting {
+            attempt: 1,
+            next_in: Duration::from_secs(2),
+        };
+        assert_eq!(
+            disconnection_notice(true, &reconnecting),
+            Some("WhatsApp déconnecté")
+        );
+        assert_eq!(disconnection_notice(false, &reconnecting), None);
+        assert!(disconnection_notice(false, &ConnectionState::LoggedOut).is_some());
+        assert_eq!(
+            disconnection_notice(true, &ConnectionState::Connecting),
+            None
+        );
+    }
+}

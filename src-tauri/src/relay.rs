@@ -1,0 +1,167 @@
+//! The engine as the shell holds it: started in the background at launch, shared by the
+//! commands, the monitor and the tray, and shut down once, by "Quitter".
+
+use std::sync::Arc;
+
+use relay_engine::carrier_sync::CarrierSync;
+use relay_engine::channel::Channel;
+use relay_engine::channel::cloud_api::CloudApi;
+use relay_engine::channel::whatsapp_web::WhatsAppWeb;
+use relay_engine::config::ChannelKind;
+use relay_engine::{Engine, Settings, Store};
+use tokio::sync::RwLock;
+
+use crate::error::UiError;
+use crate::pause::{PausableChannel, PauseSwitch};
+
+/// Where the engine is in its life.
+enum Phase {
+    Starting,
+    Running(Box<Engine>),
+    Failed(UiError),
+    Stopping,
+    Stopped,
+}
+
+/// What commands need from a running engine, cloned out so no lock is held across a query.
+#[derive(Clone)]
+pub struct Handles {
+    pub store: Store,
+    pub carriers: CarrierSync,
+    pub whatsapp: Option<WhatsAppWeb>,
+}
+
+/// The phase as the UI sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseKind {
+    Starting,
+    Running,
+    Failed,
+    Stopping,
+}
+
+pub struct Relay {
+    /// The settings as loaded at launch; an error here is shown instead of every screen.
+    settings: Result<Arc<Settings>, UiError>,
+    phase: RwLock<Phase>,
+    pause: PauseSwitch,
+}
+
+impl Relay {
+    pub fn new(settings: Result<Settings, UiError>) -> Self {
+        let phase = match &settings {
+            Ok(_) => Phase::Starting,
+            Err(err) => Phase::Failed(err.clone()),
+        };
+        Self {
+            settings: settings.map(Arc::new),
+            phase: RwLock::new(phase),
+            pause: PauseSwitch::new(),
+        }
+    }
+
+    pub fn settings(&self) -> Result<Arc<Settings>, UiError> {
+        self.settings.clone()
+    }
+
+    /// Staff can pause sending only where the shell controls the channel (Cloud API): with
+    /// WhatsApp Web the engine builds the channel itself and offers no pause yet.
+    pub fn pausable(&self) -> bool {
+        matches!(&self.settings, Ok(s) if s.dispatch.channel == ChannelKind::CloudApi)
+    }
+
+    pub fn pause_switch(&self) -> &PauseSwitch {
+        &self.pause
+    }
+
+    /// Starts the engine with the settings loaded at launch. Called once, in the background,
+    /// so the window opens at once and shows "démarrage" meanwhile.
+    pub async fn start(&self) -> Result<(), UiError> {
+        let settings = match &self.settings {
+            Ok(settings) => settings.as_ref().clone(),
+            Err(err) => return Err(err.clone()),
+        };
+        let started = if settings.dispatch.channel == ChannelKind::CloudApi {
+            // The shell builds the Cloud API channel itself to put the pause switch in front.
+            match CloudApi::new(&settings.cloud_api, settings.dispatch.send_timeout) {
+                Ok(cloud_api) => {
+                    let inner: Arc<dyn Channel> = Arc::new(cloud_api);
+                    let channel = Arc::new(PausableChannel::new(inner, self.pause.clone()));
+                    Engine::start_with_channel(settings, channel).await
+                }
+                Err(err) => Err(err.into()),
+            }
+        } else {
+            Engine::start(settings).await
+        };
+        let mut phase = self.phase.write().await;
+        match started {
+            // "Quitter" came while starting: stop what just started instead of running on.
+            Ok(engine) if matches!(*phase, Phase::Stopping | Phase::Stopped) => {
+                drop(phase);
+                engine.shutdown().await;
+                Err(UiError::stopping())
+            }
+            Ok(engine) => {
+                *phase = Phase::Running(Box::new(engine));
+                Ok(())
+            }
+            Err(err) => {
+                let err = UiError::new("engine_failed", err.to_string());
+                *phase = Phase::Failed(err.clone());
+                Err(err)
+            }
+        }
+    }
+
+    pub async fn phase(&self) -> (PhaseKind, Option<UiError>) {
+        match &*self.phase.read().await {
+            Phase::Starting => (PhaseKind::Starting, None),
+            Phase::Running(_) => (PhaseKind::Running, None),
+            Phase::Failed(err) => (PhaseKind::Failed, Some(err.clone())),
+            Phase::Stopping | Phase::Stopped => (PhaseKind::Stopping, None),
+        }
+    }
+
+    pub async fn handles(&self) -> Result<Handles, UiError> {
+        match &*self.phase.read().await {
+            Phase::Running(engine) => Ok(Handles {
+                store: engine.store().clone(),
+                carriers: engine.carriers().clone(),
+                whatsapp: engine.whatsapp().cloned(),
+            }),
+            Phase::Starting => Err(UiError::starting()),
+            Phase::Failed(err) => Err(err.clone()),
+            Phase::Stopping | Phase::Stopped => Err(UiError::stopping()),
+        }
+    }
+
+    /// Tells the dispatcher a relaunch was queued, so it starts within the throttle.
+    pub async fn wake_dispatcher(&self) {
+        if let Phase::Running(engine) = &*self.phase.read().await {
+            engine.wake_dispatcher();
+        }
+    }
+
+    /// Stops the engine: the send in flight is finished and recorded first. Safe to call
+    /// more than once; only the first call waits for anything.
+    pub async fn shutdown(&self) {
+        let engine = {
+            let mut phase = self.phase.write().await;
+            match std::mem::replace(&mut *phase, Phase::Stopping) {
+                Phase::Running(engine) => Some(engine),
+                Phase::Stopped | Phase::Stopping => {
+                    *phase = Phase::Stopped;
+                    None
+                }
+                Phase::Starting | Phase::Failed(_) => None,
+            }
+        };
+        // The lock is released: commands called meanwhile get "stopping" instead of waiting.
+        if let Some(engine) = engine {
+            engine.shutdown().await;
+        }
+        *self.phase.write().await = Phase::Stopped;
+    }
+}

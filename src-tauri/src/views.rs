@@ -1,0 +1,481 @@
+//! What the webview receives: plain serialisable views of engine values, built by hand here
+//! (the engine's types stay free of serde and of UI concerns). Secrets never appear in a view;
+//! the settings view says only whether each one is set.
+
+use std::time::Duration;
+
+use chrono::{Local, TimeZone};
+use relay_domain::CarrierStatus;
+use relay_engine::Settings;
+use relay_engine::channel::whatsapp_web::ConnectionState;
+use relay_engine::config::ChannelKind;
+use relay_engine::store::{BatchProgress, CarrierRow, GridRow, StateKey, StatusCount};
+use serde::Serialize;
+
+use crate::error::UiError;
+use crate::relay::{Handles, Relay};
+
+/// Unix ms of today's local midnight: "today" as staff mean it.
+pub fn local_midnight_ms() -> i64 {
+    let today = Local::now().date_naive();
+    today
+        .and_hms_opt(0, 0, 0)
+        .and_then(|midnight| Local.from_local_datetime(&midnight).earliest())
+        .map_or_else(
+            || chrono::Utc::now().timestamp_millis() - 24 * 3600 * 1000,
+            |midnight| midnight.timestamp_millis(),
+        )
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BroadcastView {
+    pub order_id: i64,
+    pub reference: String,
+    /// 0 for the automatic broadcast, 1, 2… for relaunches.
+    pub batch: i64,
+    pub total: i64,
+    pub done: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub skipped: i64,
+    pub pending: i64,
+}
+
+impl From<BatchProgress> for BroadcastView {
+    fn from(p: BatchProgress) -> Self {
+        Self {
+            done: p.done(),
+            order_id: p.order_id,
+            reference: p.order_reference,
+            batch: p.batch,
+            total: p.total,
+            succeeded: p.succeeded,
+            failed: p.failed,
+            skipped: p.skipped,
+            pending: p.pending,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountPause {
+    pub until_ms: Option<i64>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WhatsAppBrief {
+    pub kind: &'static str,
+    pub connected: bool,
+    pub description: String,
+}
+
+/// What is happening right now: pushed to the webview every second and read by the tray.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActivityView {
+    pub broadcasts: Vec<BroadcastView>,
+    pub queue_depth: i64,
+    /// Paused by staff ("Pause" in the tray or the dashboard).
+    pub paused: bool,
+    pub pausable: bool,
+    /// Paused by the engine because the account cannot send (refused token, WhatsApp down).
+    pub account_pause: Option<AccountPause>,
+    /// `None` with the Cloud API channel.
+    pub whatsapp: Option<WhatsAppBrief>,
+}
+
+pub async fn activity(relay: &Relay, handles: &Handles) -> Result<ActivityView, UiError> {
+    let store = &handles.store;
+    let account_pause = store.get_state(StateKey::SendingPaused).await?.map(|raw| {
+        let timed = crate::commands::split_timed(&raw);
+        AccountPause {
+            until_ms: timed.at,
+            reason: timed.message,
+        }
+    });
+    Ok(ActivityView {
+        broadcasts: store
+            .active_batches()
+            .await?
+            .into_iter()
+            .map(BroadcastView::from)
+            .collect(),
+        queue_depth: store.queue_depth().await?,
+        paused: relay.pause_switch().is_paused(),
+        pausable: relay.pausable(),
+        account_pause,
+        whatsapp: handles.whatsapp.as_ref().map(|w| {
+            let state = w.state().borrow().clone();
+            WhatsAppBrief {
+                kind: state_kind(&state),
+                connected: state.is_connected(),
+                description: state.describe(),
+            }
+        }),
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusCountView {
+    pub status: &'static str,
+    pub count: i64,
+}
+
+impl From<StatusCount> for StatusCountView {
+    fn from(c: StatusCount) -> Self {
+        Self {
+            status: c.status.as_str(),
+            count: c.count,
+        }
+    }
+}
+
+pub fn state_kind(state: &ConnectionState) -> &'static str {
+    match state {
+        ConnectionState::Unlinked => "unlinked",
+        ConnectionState::Connecting => "connecting",
+        ConnectionState::Qr { .. } => "qr",
+        ConnectionState::QrExpired => "qr_expired",
+        ConnectionState::PairCode { .. } => "pair_code",
+        ConnectionState::Connected { .. } => "connected",
+        ConnectionState::Reconnecting { .. } => "reconnecting",
+        ConnectionState::LoggedOut => "logged_out",
+        ConnectionState::Replaced => "replaced",
+        ConnectionState::Banned { .. } => "banned",
+    }
+}
+
+/// The WhatsApp connection screen's whole state, QR code drawn.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WhatsAppView {
+    /// `not_used` (Cloud API), `starting`, or one of [`state_kind`]'s.
+    pub kind: &'static str,
+    pub channel: &'static str,
+    pub description: String,
+    pub qr_svg: Option<String>,
+    pub expires_at_ms: Option<i64>,
+    pub pair_code: Option<String>,
+    pub phone: Option<String>,
+    pub attempt: Option<u32>,
+    pub next_in_secs: Option<u64>,
+    pub until_ms: Option<i64>,
+}
+
+impl WhatsAppView {
+    pub fn of(state: &ConnectionState) -> Self {
+        let mut view = Self {
+            kind: state_kind(state),
+            channel: ChannelKind::WhatsappWeb.as_str(),
+            description: state.describe(),
+            ..Self::default()
+        };
+        match state {
+            ConnectionState::Qr { code, expires_at } => {
+                // The countdown is drawn by the page from `expires_at_ms`.
+                view.description =
+                    "Scannez ce QR code avec le téléphone CamionBack : WhatsApp > Appareils connectés > Connecter un appareil".into();
+                view.qr_svg = crate::qr::svg(code);
+                view.expires_at_ms = Some(expires_at.timestamp_millis());
+            }
+            ConnectionState::PairCode { code } => view.pair_code = Some(code.clone()),
+            ConnectionState::Connected { phone } => view.phone = Some(format!("+{phone}")),
+            ConnectionState::Reconnecting { attempt, next_in } => {
+                view.attempt = Some(*attempt);
+                view.next_in_secs = Some(next_in.as_secs());
+            }
+            ConnectionState::Banned { until, .. } => view.until_ms = Some(until.timestamp_millis()),
+            _ => {}
+        }
+        view
+    }
+
+    pub fn not_used(channel: ChannelKind) -> Self {
+        Self {
+            kind: "not_used",
+            channel: channel.as_str(),
+            description: format!(
+                "Le relais envoie par {} : pas de QR code à scanner. Pour relier le téléphone CamionBack par QR code, lancez le relais avec RELAY_CHANNEL=whatsapp-web.",
+                match channel {
+                    ChannelKind::CloudApi =>
+                        "l'API Cloud officielle de WhatsApp (RELAY_CHANNEL=cloud-api)",
+                    ChannelKind::Twilio => "Twilio",
+                    ChannelKind::WhatsappWeb => "WhatsApp Web",
+                }
+            ),
+            ..Self::default()
+        }
+    }
+
+    pub fn starting(channel: ChannelKind) -> Self {
+        Self {
+            kind: "starting",
+            channel: channel.as_str(),
+            description: "Le relais démarre…".into(),
+            ..Self::default()
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct HistoryRowView {
+    pub id: i64,
+    pub order_id: i64,
+    pub order_reference: String,
+    pub route: String,
+    pub carrier_id: i64,
+    pub carrier_name: String,
+    pub phone: String,
+    pub status: String,
+    /// Sent, but no delivery receipt after `RELAY_UNCONFIRMED_HOURS`.
+    pub unconfirmed: bool,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub error_code: Option<String>,
+    pub batch: i64,
+    pub queued_at: i64,
+    pub sent_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+impl HistoryRowView {
+    pub fn of(row: GridRow, unconfirmed_after: Duration, now: i64) -> Self {
+        let limit = i64::try_from(unconfirmed_after.as_millis()).unwrap_or(i64::MAX);
+        let unconfirmed = row.status == "sent"
+            && !unconfirmed_after.is_zero()
+            && row.sent_at.is_some_and(|at| now.saturating_sub(at) > limit);
+        Self {
+            route: format!("{} → {}", row.ville_depart, row.ville_arrivee),
+            id: row.id,
+            order_id: row.order_id,
+            order_reference: row.order_reference,
+            carrier_id: row.carrier_id,
+            carrier_name: row.carrier_name,
+            phone: row.phone,
+            status: row.status,
+            unconfirmed,
+            attempts: row.attempts,
+            error: row.error,
+            error_code: row.error_code,
+            batch: row.batch,
+            queued_at: row.queued_at,
+            sent_at: row.sent_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CarrierView {
+    pub id: i64,
+    pub name: String,
+    /// E.164 when usable, else the number as the API gave it.
+    pub phone: String,
+    pub phone_error: Option<String>,
+    /// `validé`, `bloqué`, `en attente` or `inconnu`.
+    pub status_label: &'static str,
+    /// The API's own word (or "absent de l'API").
+    pub statut: String,
+    pub eligible: bool,
+    pub opted_out_at: Option<i64>,
+    pub synced_at: i64,
+    pub last_sent_at: Option<i64>,
+}
+
+impl From<CarrierRow> for CarrierView {
+    fn from(row: CarrierRow) -> Self {
+        Self {
+            status_label: CarrierStatus::parse(&row.statut).label(),
+            id: row.id,
+            name: row.name,
+            phone: row.phone.unwrap_or(row.phone_raw),
+            phone_error: row.phone_error,
+            statut: row.statut,
+            eligible: row.eligible,
+            opted_out_at: row.opted_out_at,
+            synced_at: row.synced_at,
+            last_sent_at: row.last_sent_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct SettingItem {
+    pub key: &'static str,
+    pub label: &'static str,
+    /// `None`: not set. For a secret, only "défini" — never any part of it.
+    pub value: Option<String>,
+    pub secret: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SettingGroup {
+    pub title: &'static str,
+    pub items: Vec<SettingItem>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SettingsView {
+    pub groups: Vec<SettingGroup>,
+    pub template_preview: String,
+    pub preview_reference: String,
+    pub data_dir: String,
+    pub log_dir: String,
+}
+
+fn item(key: &'static str, label: &'static str, value: Option<String>) -> SettingItem {
+    SettingItem {
+        key,
+        label,
+        value,
+        secret: false,
+    }
+}
+
+fn secret<T>(key: &'static str, label: &'static str, value: &Option<T>) -> SettingItem {
+    SettingItem {
+        key,
+        label,
+        value: value.as_ref().map(|_| "défini (masqué)".to_string()),
+        secret: true,
+    }
+}
+
+/// A URL as shown: without any user name or password it may carry.
+fn shown_url(url: &url::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
+impl SettingsView {
+    pub fn of(settings: &Settings, template_preview: String, preview_reference: &str) -> Self {
+        let secs = |d: Duration| Some(format!("{} s", d.as_secs()));
+        let millis = |d: Duration| Some(format!("{} ms", d.as_millis()));
+        let cb = &settings.camionback;
+        let cloud = &settings.cloud_api;
+        let groups = vec![
+            SettingGroup {
+                title: "Envoi",
+                items: vec![
+                    item(
+                        "RELAY_CHANNEL",
+                        "Canal",
+                        Some(settings.dispatch.channel.as_str().to_string()),
+                    ),
+                    item(
+                        "RELAY_THROTTLE_MS",
+                        "Délai entre deux envois",
+                        millis(settings.dispatch.throttle),
+                    ),
+                    item(
+                        "RELAY_JITTER_MS",
+                        "Variation aléatoire ajoutée",
+                        millis(settings.dispatch.jitter),
+                    ),
+                    item(
+                        "RELAY_SEND_TIMEOUT_SECS",
+                        "Délai maximal d'un envoi",
+                        secs(settings.dispatch.send_timeout),
+                    ),
+                    item(
+                        "ORDER_LINK_BASE",
+                        "Lien des commandes",
+                        Some(settings.order_link_base.clone()),
+                    ),
+                ],
+            },
+            SettingGroup {
+                title: "API CamionBack",
+                items: vec![
+                    item(
+                        "CAMIONBACK_API_URL",
+                        "Adresse de l'API",
+                        cb.api_url.as_ref().map(shown_url),
+                    ),
+                    secret("CAMIONBACK_API_TOKEN", "Jeton de l'API", &cb.api_token),
+                    item(
+                        "CAMIONBACK_POLL_SECS",
+                        "Interrogation des commandes",
+                        if cb.poll_interval.is_zero() {
+                            Some("désactivée".into())
+                        } else {
+                            Some(format!("toutes les {} s", cb.poll_interval.as_secs()))
+                        },
+                    ),
+                    item(
+                        "CAMIONBACK_CARRIER_SYNC_SECS",
+                        "Synchronisation des transporteurs",
+                        Some(format!(
+                            "toutes les {} s",
+                            cb.carrier_sync_interval.as_secs()
+                        )),
+                    ),
+                ],
+            },
+            SettingGroup {
+                title: "Webhook des commandes",
+                items: vec![
+                    item(
+                        "RELAY_WEBHOOK_ADDR",
+                        "Adresse d'écoute",
+                        Some(settings.webhook.addr.to_string()),
+                    ),
+                    secret(
+                        "RELAY_WEBHOOK_SECRET",
+                        "Secret de signature",
+                        &settings.webhook.secret,
+                    ),
+                ],
+            },
+            SettingGroup {
+                title: "WhatsApp",
+                items: vec![
+                    item(
+                        "WHATSAPP_API_URL",
+                        "API Cloud",
+                        Some(shown_url(&cloud.api_url)),
+                    ),
+                    item(
+                        "WHATSAPP_API_VERSION",
+                        "Version de l'API Cloud",
+                        Some(cloud.api_version.clone()),
+                    ),
+                    item(
+                        "WHATSAPP_PHONE_NUMBER_ID",
+                        "Identifiant du numéro",
+                        cloud.phone_number_id.clone(),
+                    ),
+                    secret("WHATSAPP_TOKEN", "Jeton d'accès", &cloud.token),
+                    item(
+                        "WHATSAPP_TEMPLATE",
+                        "Modèle approuvé",
+                        cloud.template.clone(),
+                    ),
+                    secret(
+                        "WHATSAPP_VERIFY_TOKEN",
+                        "Jeton de vérification du webhook",
+                        &cloud.verify_token,
+                    ),
+                    secret(
+                        "WHATSAPP_APP_SECRET",
+                        "Secret de l'application Meta",
+                        &cloud.app_secret,
+                    ),
+                    item(
+                        "WHATSAPP_WEB_URL",
+                        "Serveur WhatsApp Web",
+                        Some(settings.whatsapp_web.url.clone()),
+                    ),
+                ],
+            },
+        ];
+        Self {
+            groups,
+            template_preview,
+            preview_reference: preview_reference.to_string(),
+            data_dir: settings.data_dir.display().to_string(),
+            log_dir: settings.log_dir().display().to_string(),
+        }
+    }
+}

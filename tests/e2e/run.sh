@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# End-to-end test of the desktop app in the real webview: builds the debug binary, then runs
+# test_desktop.py under a virtual X server and a private D-Bus session. The fakes of the
+# CamionBack API and of the Cloud API run inside the test (tests/e2e/fakes.py).
+#
+#   tests/e2e/run.sh                          # the checks
+#   tests/e2e/run.sh --screenshots docs/screenshots   # the checks, plus full-screen captures
+#
+# Needs the packages of scripts/desktop-deps.sh and `tauri-driver` (installed here if absent).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+started=$(date +%s)
+
+export CARGO_TERM_COLOR=never
+# Debug info is not needed to run the app and halves the target directory.
+export CARGO_PROFILE_DEV_DEBUG=false
+
+echo "== build (debug)"
+cargo build -p relay-desktop
+binary="$(pwd)/target/debug/camionback-relay-desktop"
+
+if ! command -v tauri-driver >/dev/null 2>&1; then
+  echo "== cargo install tauri-driver --locked"
+  cargo install tauri-driver --locked
+fi
+export PATH="$HOME/.cargo/bin:$PATH"
+
+for tool in xvfb-run dbus-run-session /usr/bin/WebKitWebDriver; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "missing $tool: run scripts/desktop-deps.sh" >&2; exit 1; }
+done
+
+echo "== e2e (Xvfb 1280x800, tauri-driver, WebKitWebDriver)"
+tests_started=$(date +%s)
+status=0
+xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
+  python3 tests/e2e/test_desktop.py --binary "$binary" "$@" || status=$?
+finished=$(date +%s)
+echo "e2e: checks $((finished - tests_started)) s, whole run (build included) $((finished - started)) s"
+exit "$status"

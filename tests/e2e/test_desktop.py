@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""End-to-end test of the desktop app in its real webview (WebKitGTK), through tauri-driver
+and WebKitWebDriver, with the engine on the Cloud API channel pointed at loopback fakes.
+
+The app polls the fake CamionBack API, broadcasts order CMD-2025-123 to the fake's carriers
+through the fake Cloud API (two numbers refused), and the test drives the window: the history
+shows the order's rows, the relaunch dialog counts the carriers who did not get it, the
+relaunch sends to exactly them, and no secret reaches the page.
+
+Run through tests/e2e/run.sh (it builds the binary and provides Xvfb and a D-Bus session).
+Standard library only. `--screenshots DIR` also saves full-screen captures (ImageMagick
+`import -window root`) of each screen, with a tray (trayer) and a notification server (dunst).
+"""
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.request
+
+import fakes as fake_services
+
+ORDER_ID = 123
+REFERENCE = "CMD-2025-123"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WebDriverError(Exception):
+    pass
+
+
+class Session:
+    """The few WebDriver calls the test needs, over plain HTTP."""
+
+    def __init__(self, base, application):
+        self.base = base
+        caps = {"capabilities": {"alwaysMatch": {
+            "browserName": "wry",
+            "tauri:options": {"application": application},
+        }}}
+        self.id = self.request("POST", "/session", caps)["sessionId"]
+
+    def request(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        for attempt in range(4):
+            req = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=60) as resp:
+                    return json.loads(resp.read() or b"{}").get("value")
+            except urllib.error.HTTPError as err:
+                raise WebDriverError(f"{method} {path}: {err.code} {err.read()[:500]!r}") from None
+            except (http.client.RemoteDisconnected, ConnectionResetError) as err:
+                # tauri-driver now and then reuses a connection to WebKitWebDriver that the
+                # latter already closed ("client error (SendRequest)" in its log): the request
+                # never reached the webview, so sending it again is safe.
+                if attempt == 3:
+                    raise WebDriverError(f"{method} {path}: {err}") from None
+                time.sleep(0.2)
+
+    def cmd(self, method, path, body=None):
+        return self.request(method, f"/session/{self.id}{path}", body)
+
+    def script(self, source, *args):
+        return self.cmd("POST", "/execute/sync", {"script": source, "args": list(args)})
+
+    def find(self, css):
+        found = self.cmd("POST", "/elements", {"using": "css selector", "value": css})
+        return [next(iter(e.values())) for e in found]
+
+    def click(self, css):
+        elements = self.find(css)
+        if not elements:
+            raise WebDriverError(f"nothing matches {css}")
+        self.cmd("POST", f"/element/{elements[0]}/click", {})
+
+    def text(self, css):
+        elements = self.find(css)
+        if not elements:
+            return None
+        return self.cmd("GET", f"/element/{elements[0]}/text")
+
+    def source(self):
+        return self.cmd("GET", "/source")
+
+    def close(self):
+        try:
+            self.request("DELETE", f"/session/{self.id}")
+        except Exception:
+            pass
+
+
+def wait_for(what, check, timeout=30.0, every=0.25):
+    """Polls `check()` until it returns a truthy value; fails with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (WebDriverError, OSError) as err:
+            last = err
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+class Checks:
+    def __init__(self):
+        self.passed = []
+
+    def ok(self, name):
+        self.passed.append(name)
+        print(f"  ✔ {name}", flush=True)
+
+
+def capture(directory, name, display_wait=0.6):
+    if not directory:
+        return
+    time.sleep(display_wait)
+    path = os.path.join(directory, f"{name}.png")
+    subprocess.run(["import", "-window", "root", path], check=True)
+    print(f"  📸 {path}", flush=True)
+
+
+def statuses(session):
+    return session.script(
+        "return [...document.querySelectorAll('tr.delivery')].map(r => r.dataset.status);"
+    )
+
+
+def run(args, work):
+    checks = Checks()
+    fakes, server = fake_services.start(carriers=args.carriers, failing=2, delay=args.send_delay)
+    fakes.add_order(fake_services.order(ORDER_ID, REFERENCE))
+    fake_url = f"http://127.0.0.1:{server.server_address[1]}"
+
+    env = dict(os.environ)
+    env.update({
+        "RELAY_DATA_DIR": os.path.join(work, "data"),
+        "XDG_DATA_HOME": os.path.join(work, "xdg-data"),
+        "XDG_CACHE_HOME": os.path.join(work, "xdg-cache"),
+        "XDG_CONFIG_HOME": os.path.join(work, "xdg-config"),
+        "RELAY_CHANNEL": "cloud-api",
+        "RELAY_WEBHOOK_ADDR": "127.0.0.1:0",
+        "RELAY_THROTTLE_MS": str(args.throttle_ms),
+        "RELAY_LOG": "info",
+        "CAMIONBACK_API_URL": fake_url,
+        "CAMIONBACK_API_TOKEN": fake_services.CAMIONBACK_TOKEN,
+        "CAMIONBACK_POLL_SECS": "1",
+        "WHATSAPP_API_URL": fake_url,
+        "WHATSAPP_PHONE_NUMBER_ID": fake_services.PHONE_NUMBER_ID,
+        "WHATSAPP_TOKEN": fake_services.WHATSAPP_TOKEN,
+    })
+    helpers = []
+    if args.screenshots:
+        os.makedirs(args.screenshots, exist_ok=True)
+        # A panel with a tray and a notification server, so captures show both.
+        if shutil.which("trayer"):
+            helpers.append(subprocess.Popen(
+                ["trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
+                 "--height", "28", "--transparent", "false", "--tint", "0x10231e", "--SetDockType", "true"],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        if shutil.which("dunst"):
+            # Bottom right, so notifications do not hide the window's buttons in captures.
+            dunstrc = os.path.join(work, "dunstrc")
+            with open(dunstrc, "w") as f:
+                f.write("[global]\norigin = bottom-right\noffset = 16x16\nfont = DejaVu Sans 10\n"
+                        "frame_width = 1\nwidth = 360\n")
+            helpers.append(subprocess.Popen(["dunst", "-config", dunstrc], env=env,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    port = free_port()
+    driver_log = open(os.path.join(work, "tauri-driver.log"), "w")
+    driver = subprocess.Popen(
+        [args.tauri_driver, "--port", str(port), "--native-driver", args.native_driver],
+        env=env, stdout=driver_log, stderr=subprocess.STDOUT)
+    session = None
+    try:
+        wait_for("tauri-driver", lambda: socket.create_connection(("127.0.0.1", port), 0.5).close() or True,
+                 timeout=15)
+        started = time.monotonic()
+        session = Session(f"http://127.0.0.1:{port}", os.path.abspath(args.binary))
+        wait_for("the window's navigation", lambda: session.find("#nav-history"), timeout=30)
+        title = session.cmd("GET", "/title")
+        assert title == "CamionBack Relay", title
+        checks.ok(f"la fenêtre s'ouvre ({time.monotonic() - started:.1f} s), titre « {title} »")
+
+        # The engine starts, polls the fake API, and the broadcast starts.
+        wait_for("the engine running", lambda: session.script(
+            "return document.querySelector('#engine-banner').hidden;"), timeout=30)
+        checks.ok("le moteur démarre (bandeau « démarrage » disparu)")
+        if args.screenshots:
+            wait_for("a broadcast in progress", lambda: session.find(".broadcast"), timeout=30)
+            capture(args.screenshots, "tableau-de-bord-envoi", display_wait=2.5)
+
+        session.click("#nav-history")
+        # The fake lists one blocked, one pending and one unusable number; two of the others
+        # are refused by the fake Cloud API: `eligible` is how many get the order.
+        eligible = args.carriers - 5
+        expected_rows = eligible + 3  # + the two refused numbers + the unusable number
+        wait_for(f"{expected_rows} history rows for {REFERENCE}",
+                 lambda: len(statuses(session)) == expected_rows, timeout=30)
+        first_look = statuses(session)
+        live_shown = session.script("return !document.querySelector('#history-live').hidden;")
+        header = session.text("tr.group")
+        assert REFERENCE in header and "Casablanca → Marrakech" in header, header
+        checks.ok(f"l'historique montre les {expected_rows} envois de {REFERENCE}")
+
+        final = wait_for("the broadcast to finish", lambda: (
+            lambda s: s if not any(x in ("queued", "sending") for x in s) else None)(statuses(session)),
+            timeout=60 + args.carriers * args.throttle_ms / 1000)
+        counts = {s: final.count(s) for s in set(final)}
+        assert counts == {"sent": eligible, "failed": 2, "invalid_number": 1}, counts
+        # The page was never reloaded by the test: the final statuses came from live updates.
+        assert any(s in ("queued", "sending") for s in first_look), f"broadcast over too soon: {first_look}"
+        assert live_shown, "the « en direct » mark was not shown while sending"
+        checks.ok(f"mises à jour en direct (« en direct » affiché) jusqu'aux statuts finaux : {counts}")
+        capture(args.screenshots, "historique")
+
+        messages = fakes.sent_messages()
+        assert len(messages) == eligible + 2, len(messages)
+        assert "Nouvelle commande disponible sur CamionBack" in messages[0]["text"]["body"]
+        checks.ok(f"l'API Cloud factice a reçu {len(messages)} messages, au bon modèle")
+
+        session.click("button.relaunch")
+        wait_for("the relaunch dialog", lambda: session.script(
+            "return document.querySelector('#relaunch-dialog').open;"), timeout=10)
+        missing = session.text("#relaunch-count-missing")
+        everyone = session.text("#relaunch-count-all")
+        sentence = session.text("#relaunch-sentence")
+        assert missing == "(2 transporteurs)", missing
+        assert everyone == f"({eligible + 2} transporteurs)", everyone
+        assert sentence == f"2 transporteurs vont recevoir la commande {REFERENCE}.", sentence
+        assert session.script("return document.querySelector('input[value=missing]').checked;")
+        checks.ok(f"le dialogue de relance compte {missing[1:-1]} (par défaut) sur {everyone[1:-1]}")
+        capture(args.screenshots, "relance")
+
+        session.click("#relaunch-confirm")
+        wait_for("the relaunch batch in the history", lambda: "relance n°1" in (session.text("tr.group") or ""),
+                 timeout=15)
+        wait_for("the relaunch to be sent", lambda: len(fakes.sent_messages()) == eligible + 4, timeout=20)
+        resent = {m["to"] for m in fakes.sent_messages()[eligible + 2:]}
+        assert resent == fakes.failing, (resent, fakes.failing)
+        checks.ok("la relance n'envoie qu'aux 2 transporteurs qui ne l'avaient pas reçue")
+
+        session.click("#nav-carriers")
+        wait_for("the carrier rows", lambda: len(session.find("#carriers-rows tr")) == args.carriers, timeout=10)
+        labels = session.script(
+            "return [...document.querySelectorAll('#carriers-rows .badge')].map(b => b.textContent);")
+        assert labels.count("bloqué") == 1 and labels.count("en attente") == 1, labels
+        checks.ok(f"l'écran Transporteurs liste les {args.carriers} transporteurs et leur statut")
+        capture(args.screenshots, "transporteurs")
+
+        session.click("#nav-settings")
+        wait_for("the settings", lambda: session.find("#template-preview"), timeout=10)
+        token_shown = session.text("dd[data-key=WHATSAPP_TOKEN]")
+        assert token_shown == "🔒 défini (masqué)", token_shown
+        page = session.source()
+        for secret in (fake_services.WHATSAPP_TOKEN, fake_services.CAMIONBACK_TOKEN):
+            assert secret not in page, "a secret reached the webview"
+        checks.ok("Paramètres : secrets masqués, absents de la page")
+        capture(args.screenshots, "parametres")
+        if args.screenshots:
+            session.script("document.querySelector('#template-preview').scrollIntoView();")
+            capture(args.screenshots, "parametres-message")
+
+        session.click("#nav-whatsapp")
+        wait_for("the WhatsApp screen", lambda: "API Cloud" in (session.text("#wa-status") or ""), timeout=10)
+        checks.ok("Connexion WhatsApp : indique le canal API Cloud")
+        capture(args.screenshots, "connexion-whatsapp-cloud-api")
+
+        session.click("#nav-dashboard")
+        wait_for("the dashboard", lambda: session.find("#no-broadcast") and session.find(".count"), timeout=10)
+        capture(args.screenshots, "tableau-de-bord")
+        checks.ok("Tableau de bord : aucun envoi en cours, compteurs du jour")
+    except BaseException:
+        # What the window showed when it failed, for the report.
+        if session:
+            try:
+                with open(os.path.join(work, "page.html"), "w") as f:
+                    f.write(session.source() or "")
+                png = session.cmd("GET", "/screenshot")
+                with open(os.path.join(work, "window.png"), "wb") as f:
+                    f.write(base64.b64decode(png))
+            except Exception:
+                pass
+        raise
+    finally:
+        if session:
+            session.close()
+        driver.send_signal(signal.SIGTERM)
+        try:
+            driver.wait(10)
+        except subprocess.TimeoutExpired:
+            driver.kill()
+        driver_log.close()
+        for helper in helpers:
+            helper.terminate()
+        server.shutdown()
+    return checks
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--tauri-driver", default=shutil.which("tauri-driver") or "tauri-driver")
+    parser.add_argument("--native-driver", default="/usr/bin/WebKitWebDriver")
+    parser.add_argument("--screenshots", default=None)
+    parser.add_argument("--carriers", type=int, default=12)
+    parser.add_argument("--throttle-ms", type=int, default=500)
+    parser.add_argument("--send-delay", type=float, default=0.0)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="relay-e2e-")
+    started = time.monotonic()
+    ok = False
+    try:
+        checks = run(args, work)
+        ok = True
+        print(f"e2e: {len(checks.passed)} vérifications réussies en {time.monotonic() - started:.1f} s")
+    except Exception as err:
+        traceback.print_exc()
+        print(f"e2e: ÉCHEC : {err}", file=sys.stderr)
+        log = os.path.join(work, "tauri-driver.log")
+        if os.path.exists(log):
+            print("--- tauri-driver / application (fin) ---", file=sys.stderr)
+            with open(log, errors="replace") as f:
+                print("".join(f.readlines()[-60:]), file=sys.stderr)
+    finally:
+        if args.keep or not ok:
+            print(f"e2e: fichiers gardés dans {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+// Connexion WhatsApp: links CamionBack's account by QR code (drawn by the Rust side as SVG)
+// or by pairing code, and says where the connection stands. With the Cloud API channel
+// there is nothing to link, and the screen says so.
+
+import { call } from "../lib/ipc.js";
+import { $, errorBox, fill, h, toast } from "../lib/dom.js";
+import { formatDateTime, secondsLeft } from "../lib/format.js";
+
+let countdown = null;
+
+export function enter(ctx) {
+  load(ctx);
+}
+
+export function leave() {
+  clearInterval(countdown);
+  countdown = null;
+}
+
+export function onWhatsApp(ctx, state) {
+  if (ctx.current === "whatsapp") render(state);
+}
+
+async function load(ctx) {
+  try {
+    const state = await call("whatsapp_state");
+    ctx.whatsapp = state;
+    render(state);
+  } catch (err) {
+    fill($("#whatsapp-body"), errorBox(err));
+  }
+}
+
+async function newQr() {
+  try {
+    await call("whatsapp_new_qr");
+    toast("Nouveaux QR codes demandés…");
+  } catch (err) {
+    toast(err.message, "bad");
+  }
+}
+
+function pairingForm() {
+  const input = h("input", {
+    name: "phone",
+    id: "pair-phone",
+    inputmode: "numeric",
+    placeholder: "212664373534",
+    required: true,
+  });
+  const form = h(
+    "form",
+    { class: "pairing", id: "pair-form" },
+    h("h3", {}, "Ou lier avec un code d'appairage"),
+    h("p", { class: "muted small" }, "Numéro du compte WhatsApp CamionBack, indicatif du pays compris, sans le + :"),
+    h("div", { class: "inline" }, input, h("button", { type: "submit" }, "Recevoir un code")),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await call("whatsapp_pair_with_phone", { phone: input.value });
+      toast("Code d'appairage demandé : il s'affiche ici dans quelques secondes.");
+    } catch (err) {
+      toast(err.message, "bad");
+    }
+  });
+  return form;
+}
+
+function statusLine(tone, text) {
+  return h("div", { class: `wa-status tone-${tone}`, id: "wa-status" }, text);
+}
+
+function render(state) {
+  clearInterval(countdown);
+  countdown = null;
+  const body = $("#whatsapp-body");
+  switch (state.kind) {
+    case "not_used":
+      fill(
+        body,
+        h(
+          "div",
+          { class: "card wide" },
+          statusLine("neutral", "Canal : API Cloud officielle de WhatsApp"),
+          h("p", {}, state.description),
+          h("p", { class: "muted small" }, "Le compte est relié côté Meta (numéro et jeton dans les paramètres) : aucune action ici."),
+        ),
+      );
+      return;
+    case "starting":
+    case "connecting":
+      fill(body, h("div", { class: "card wide" }, statusLine("pending", state.description)));
+      return;
+    case "qr": {
+      const qr = h("div", { class: "qr", id: "wa-qr" });
+      // The markup is drawn by the Rust side (qrcode crate) from WhatsApp's pairing payload:
+      // only <svg>, <rect> and <path> elements, no script and no style.
+      qr.innerHTML = state.qr_svg ?? "";
+      const left = h("div", { class: "countdown", id: "wa-countdown" });
+      const tick = () => {
+        const seconds = secondsLeft(state.expires_at_ms, Date.now());
+        left.textContent = seconds > 0 ? `Ce QR code expire dans ${seconds} s` : "Nouveau QR code en cours…";
+      };
+      tick();
+      countdown = setInterval(tick, 1000);
+      fill(
+        body,
+        h(
+          "div",
+          { class: "card wide qr-card" },
+          h(
+            "div",
+            { class: "qr-side" },
+            qr,
+            left,
+          ),
+          h(
+            "div",
+            { class: "qr-help" },
+            statusLine("pending", "WhatsApp non relié"),
+            h(
+              "ol",
+              {},
+              h("li", {}, "Ouvrez WhatsApp sur le téléphone CamionBack (+212 664 373 534)."),
+              h("li", {}, "Menu ⋮ ou Réglages → Appareils connectés → Connecter un appareil."),
+              h("li", {}, "Visez ce QR code. Il change tout seul toutes les 20 secondes environ."),
+            ),
+            h("button", { class: "secondary", id: "wa-new-qr", onclick: newQr }, "🔄 Nouveau QR"),
+            pairingForm(),
+          ),
+        ),
+      );
+      return;
+    }
+    case "qr_expired":
+    case "unlinked":
+    case "logged_out":
+      fill(
+        body,
+        h(
+          "div",
+          { class: "card wide" },
+          statusLine("bad", "WhatsApp non relié"),
+          h("p", {}, state.description),
+          h("button", { id: "wa-new-qr", onclick: newQr }, "🔄 Nouveau QR"),
+          pairingForm(),
+        ),
+      );
+      return;
+    case "pair_code":
+      fill(
+        body,
+        h(
+          "div",
+          { class: "card wide" },
+          statusLine("pending", "Code d'appairage"),
+          h("div", { class: "pair-code", id: "wa-pair-code" }, state.pair_code ?? ""),
+          h("p", {}, "Sur le téléphone : WhatsApp → Appareils connectés → Connecter un appareil → Connecter avec un numéro de téléphone, puis saisissez ce code."),
+          h("button", { class: "secondary", onclick: newQr }, "Revenir au QR code"),
+        ),
+      );
+      return;
+    case "connected":
+      fill(
+        body,
+        h(
+          "div",
+          { class: "card wide" },
+          statusLine("ok", `✅ Connecté (${state.phone ?? ""})`),
+          h("p", { class: "muted" }, "La session est enregistrée : le relais se reconnecte seul après un redémarrage ou une coupure."),
+        ),
+      );
+      return;
+    case "reconnecting":
+      fill(body, h("div", { class: "card wide" }, statusLine("bad", "Connexion perdue"), h("p", {}, state.description)));
+      return;
+    case "banned":
+      fill(
+        body,
+        h(
+          "div",
+          { class: "card wide" },
+          statusLine("bad", "Compte suspendu temporairement"),
+          h("p", {}, state.description),
+          state.until_ms ? h("p", { class: "muted" }, `Reprise prévue le ${formatDateTime(state.until_ms)}.`) : null,
+        ),
+      );
+      return;
+    default:
+      fill(body, h("div", { class: "card wide" }, statusLine("bad", "WhatsApp"), h("p", {}, state.description)));
+  }
+}

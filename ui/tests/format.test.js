@@ -1,0 +1,140 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+import {
+  batchLabel,
+  broadcastSummary,
+  dayRange,
+  formatDateTime,
+  formatDuration,
+  formatRelative,
+  groupRows,
+  plural,
+  progressText,
+  relaunchSentence,
+  secondsLeft,
+  statusLabel,
+  statusTone,
+  timeLeft,
+} from "../lib/format.js";
+
+test("every engine status has a French label, and unknown ones show as they are", () => {
+  assert.equal(statusLabel("sent"), "Envoyé");
+  assert.equal(statusLabel("not_on_whatsapp"), "Pas sur WhatsApp");
+  assert.equal(statusLabel("sent", true), "Envoyé (non confirmé)");
+  assert.equal(statusLabel("bizarre"), "bizarre");
+});
+
+test("statuses fall into colour families", () => {
+  assert.equal(statusTone("read"), "ok");
+  assert.equal(statusTone("invalid_number"), "bad");
+  assert.equal(statusTone("queued"), "pending");
+  assert.equal(statusTone("skipped"), "neutral");
+});
+
+test("dates read day first with a 24-hour clock", () => {
+  // 2025-11-03 14:05 UTC
+  const ms = Date.UTC(2025, 10, 3, 14, 5);
+  assert.equal(formatDateTime(ms, "UTC"), "03/11/2025 14:05");
+  assert.equal(formatDateTime(ms, "Africa/Casablanca"), "03/11/2025 15:05");
+  assert.equal(formatDateTime(null), "—");
+});
+
+test("recent instants read as elapsed time", () => {
+  const now = Date.UTC(2025, 10, 3, 14, 5);
+  assert.equal(formatRelative(now - 2_000, now), "à l'instant");
+  assert.equal(formatRelative(now - 12_000, now), "il y a 12 s");
+  assert.equal(formatRelative(now - 3 * 60_000, now), "il y a 3 min");
+  assert.equal(formatRelative(now - 2 * 3_600_000, now), "il y a 2 h");
+  assert.equal(formatRelative(now - 3 * 86_400_000, now, "UTC"), "le 31/10/2025 14:05");
+  assert.equal(formatRelative(null, now), "jamais");
+});
+
+test("progress and counts read like the issue", () => {
+  assert.equal(progressText(12, 48), "12 / 48");
+  assert.equal(broadcastSummary(48, 2), "48 envoyés, 2 échecs");
+  assert.equal(broadcastSummary(1, 0), "1 envoyé");
+  assert.equal(plural(1, "transporteur"), "1 transporteur");
+  assert.equal(plural(3, "transporteur"), "3 transporteurs");
+  assert.equal(batchLabel(0), "diffusion automatique");
+  assert.equal(batchLabel(2), "relance n°2");
+});
+
+test("time left follows the throttle and half the jitter", () => {
+  assert.equal(timeLeft(36, 1000), "environ 36 s");
+  assert.equal(timeLeft(36, 1000, 1000), "environ 54 s");
+  assert.equal(timeLeft(200, 1000), "environ 3 min 20 s");
+  assert.equal(timeLeft(0, 1000), "terminé");
+  assert.equal(formatDuration(3_900), "1 h 05 min");
+});
+
+test("the QR countdown never goes below zero", () => {
+  assert.equal(secondsLeft(10_500, 1_000), 10);
+  assert.equal(secondsLeft(1_000, 5_000), 0);
+});
+
+test("rows group by order and batch without reordering", () => {
+  const row = (id, order_id, batch) => ({
+    id,
+    order_id,
+    batch,
+    order_reference: `CMD-${order_id}`,
+    route: "Casablanca → Marrakech",
+  });
+  const groups = groupRows([row(9, 2, 1), row(8, 2, 1), row(7, 1, 0), row(6, 2, 0), row(5, 2, 0)]);
+  assert.deepEqual(
+    groups.map((g) => [g.order_reference, g.batch, g.rows.map((r) => r.id)]),
+    [
+      ["CMD-2", 1, [9, 8]],
+      ["CMD-1", 0, [7]],
+      ["CMD-2", 0, [6, 5]],
+    ],
+  );
+  assert.deepEqual(groupRows([]), []);
+});
+
+test("the date filter reads French dates and covers whole local days", () => {
+  const { from_ms, to_ms, invalid } = dayRange("03/11/2025", "3/11/2025");
+  assert.deepEqual(invalid, []);
+  assert.equal(to_ms - from_ms, 24 * 3_600_000);
+  const from = new Date(from_ms);
+  assert.deepEqual([from.getDate(), from.getMonth(), from.getHours()], [3, 10, 0]);
+  assert.equal(dayRange("2025-11-03", "").from_ms, from_ms, "ISO dates are read too");
+  assert.deepEqual(dayRange("", " "), { from_ms: null, to_ms: null, invalid: [] });
+  assert.deepEqual(dayRange("31/02/2025", "demain").invalid, ["de début", "de fin"]);
+});
+
+test("the relaunch dialog says how many carriers the choice reaches", () => {
+  const preview = { reference: "CMD-2025-123", missing: 3, all: 48 };
+  assert.equal(
+    relaunchSentence(preview, "missing"),
+    "3 transporteurs vont recevoir la commande CMD-2025-123.",
+  );
+  assert.equal(
+    relaunchSentence(preview, "all"),
+    "48 transporteurs vont recevoir la commande CMD-2025-123.",
+  );
+  assert.equal(
+    relaunchSentence({ ...preview, missing: 1 }, "missing"),
+    "1 transporteur va recevoir la commande CMD-2025-123.",
+  );
+  assert.match(relaunchSentence({ ...preview, missing: 0 }, "missing"), /déjà reçu/);
+});
+
+test("the sidebar status ranks a lost connection over a pause over sending", async () => {
+  const { activityStatus } = await import("../lib/format.js");
+  const base = { broadcasts: [], paused: false, account_pause: null, whatsapp: null };
+  const sending = {
+    ...base,
+    broadcasts: [{ done: 12, total: 48, reference: "CMD-2025-123" }],
+  };
+  assert.deepEqual(activityStatus(sending), { tone: "pending", text: "Envoi 12/48 — CMD-2025-123" });
+  assert.equal(activityStatus({ ...sending, paused: true }).text, "En pause");
+  assert.equal(
+    activityStatus({ ...sending, paused: true, whatsapp: { kind: "reconnecting", connected: false } }).text,
+    "WhatsApp déconnecté",
+  );
+  assert.equal(activityStatus({ ...base, whatsapp: { kind: "qr", connected: false } }).text, "WhatsApp non relié");
+  assert.equal(activityStatus(base).text, "En attente de commandes");
+  assert.equal(activityStatus(null).text, "Démarrage…");
+});
