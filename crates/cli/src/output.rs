@@ -179,3 +179,40 @@ pub fn print_replies(rows: &[ReplyRow]) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: &str, sent_hours_ago: Option<i64>) -> HistoryRow {
+        let now = Utc::now().timestamp_millis();
+        HistoryRow {
+            id: 1,
+            order_id: 1,
+            order_reference: "CMD-1".into(),
+            carrier_id: 1,
+            carrier_name: "T".into(),
+            phone: "+212612345601".into(),
+            status: status.into(),
+            attempts: 1,
+            error: None,
+            error_code: None,
+            message_id: Some("id".into()),
+            batch: 0,
+            queued_at: now,
+            sent_at: sent_hours_ago.map(|h| now - h * 3_600_000),
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn a_sent_message_without_receipt_after_the_limit_is_unconfirmed_and_nothing_else_is() {
+        let day = Duration::from_secs(24 * 3600);
+        assert!(unconfirmed(&row("sent", Some(25)), day));
+        assert!(!unconfirmed(&row("sent", Some(23)), day), "still within the limit");
+        assert!(!unconfirmed(&row("delivered", Some(48)), day), "a receipt came");
+        assert!(!unconfirmed(&row("failed", Some(48)), day));
+        let json = history_json(&[row("sent", Some(30))], day);
+        assert_eq!(json[0]["unconfirmed"], true);
+    }
+}
