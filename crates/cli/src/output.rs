@@ -209,8 +209,14 @@ mod tests {
     fn a_sent_message_without_receipt_after_the_limit_is_unconfirmed_and_nothing_else_is() {
         let day = Duration::from_secs(24 * 3600);
         assert!(unconfirmed(&row("sent", Some(25)), day));
-        assert!(!unconfirmed(&row("sent", Some(23)), day), "still within the limit");
-        assert!(!unconfirmed(&row("delivered", Some(48)), day), "a receipt came");
+        assert!(
+            !unconfirmed(&row("sent", Some(23)), day),
+            "still within the limit"
+        );
+        assert!(
+            !unconfirmed(&row("delivered", Some(48)), day),
+            "a receipt came"
+        );
         assert!(!unconfirmed(&row("failed", Some(48)), day));
         let json = history_json(&[row("sent", Some(30))], day);
         assert_eq!(json[0]["unconfirmed"], true);
