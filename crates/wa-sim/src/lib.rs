@@ -467,6 +467,21 @@ impl WaSim {
             .await;
     }
 
+    /// `<notification type="companion_reg_refresh">` with its `companion_reg_refresh` child, on
+    /// the current connection (linked or not): since mid-2026 WhatsApp sends it to unpaired
+    /// companions to retire their registration secret. wa-rs 0.2.0 has no handler and emits
+    /// `Event::Notification`. Returns false when no client is connected.
+    pub async fn companion_reg_refresh(&self) -> bool {
+        let node = NodeBuilder::new("notification")
+            .attr("from", "s.whatsapp.net")
+            .attr("type", "companion_reg_refresh")
+            .attr("id", format!("sim-crr-{}", now_secs()))
+            .attr("t", now_secs().to_string())
+            .children([NodeBuilder::new("companion_reg_refresh").build()])
+            .build();
+        self.command(|done| Cmd::Send(vec![node], done)).await
+    }
+
     /// Temporary ban: `<failure reason="402" code=CODE expire=SECS/>` on the current connection
     /// → `TemporaryBan { code, expire }`; logins are refused the same way until it expires.
     pub async fn ban(&self, code: u32, expire_secs: u64) {

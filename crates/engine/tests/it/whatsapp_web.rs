@@ -116,6 +116,37 @@ async fn the_qr_code_is_scanned_once_and_every_restart_connects_without_it() {
 }
 
 #[tokio::test]
+async fn a_companion_reg_refresh_rotates_the_secret_in_the_qr_code_and_linking_still_works() {
+    let sim = WaSim::start().await;
+    let app = world_with(&sim).await.start().await;
+    let ConnectionState::Qr { code: before, .. } =
+        wait_state(&app, "qr", |s| matches!(s, ConnectionState::Qr { .. })).await
+    else {
+        unreachable!()
+    };
+    assert!(sim.companion_reg_refresh().await, "notification delivered");
+    let after = wait_state(
+        &app,
+        "a re-rendered qr",
+        |s| matches!(s, ConnectionState::Qr { code, .. } if *code != before),
+    )
+    .await;
+    let ConnectionState::Qr { code: after, .. } = after else {
+        unreachable!()
+    };
+    let (ref_before, secret_before) = before.rsplit_once(',').expect("qr payload");
+    let (ref_after, secret_after) = after.rsplit_once(',').expect("qr payload");
+    assert_eq!(
+        ref_before, ref_after,
+        "same ref and keys, only the secret changes"
+    );
+    assert_ne!(secret_before, secret_after);
+
+    sim.scan_qr(ACCOUNT).await;
+    wait_state(&app, "connected", ConnectionState::is_connected).await;
+}
+
+#[tokio::test]
 async fn when_the_qr_codes_run_out_new_ones_are_offered_on_request() {
     let sim = WaSim::start().await;
     sim.set_qr_refs(0);
