@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use relay_domain::{DeliveryStatus, Order, OrderFields, OrderId, TemplateFields};
 use relay_engine::clock::now_ms;
-use relay_engine::store::{HistorySearch, RelaunchMode, StateKey, Store};
+use relay_engine::store::{HistoryFilter, RelaunchMode, StateKey, Store};
 use serde::{Deserialize, Serialize};
 use tauri::State;
 
@@ -249,7 +249,7 @@ pub async fn history_page(relay: Shared<'_>, query: HistoryQuery) -> Result<Hist
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE_ROWS);
     // One row more than shown says whether an older page exists.
     let mut rows = store
-        .search_history(&HistorySearch {
+        .history(&HistoryFilter {
             order,
             status,
             from_ms: query.from_ms,

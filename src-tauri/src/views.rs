@@ -9,7 +9,7 @@ use relay_domain::CarrierStatus;
 use relay_engine::Settings;
 use relay_engine::channel::whatsapp_web::ConnectionState;
 use relay_engine::config::ChannelKind;
-use relay_engine::store::{BatchProgress, CarrierRow, GridRow, StateKey, StatusCount};
+use relay_engine::store::{BatchProgress, CarrierRow, HistoryRow, StateKey, StatusCount};
 use serde::Serialize;
 
 use crate::error::UiError;
@@ -238,7 +238,7 @@ pub struct HistoryRowView {
 }
 
 impl HistoryRowView {
-    pub fn of(row: GridRow, unconfirmed_after: Duration, now: i64) -> Self {
+    pub fn of(row: HistoryRow, unconfirmed_after: Duration, now: i64) -> Self {
         let limit = i64::try_from(unconfirmed_after.as_millis()).unwrap_or(i64::MAX);
         let unconfirmed = row.status == "sent"
             && !unconfirmed_after.is_zero()

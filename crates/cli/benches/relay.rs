@@ -738,10 +738,10 @@ async fn history_page(report: &mut Report) {
     ];
     for (label, status, before_id) in cases {
         let filter = HistoryFilter {
-            order: None,
             status,
             before_id,
             limit: 100,
+            ..HistoryFilter::default()
         };
         // One untimed run: the first query on a connection prepares its statement.
         let rows = store.history(&filter).await.expect("history");

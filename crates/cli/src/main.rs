@@ -199,8 +199,8 @@ async fn history(
         .history(&HistoryFilter {
             order,
             status,
-            before_id: None,
             limit,
+            ..HistoryFilter::default()
         })
         .await?;
     if json {

@@ -190,6 +190,8 @@ mod tests {
             id: 1,
             order_id: 1,
             order_reference: "CMD-1".into(),
+            ville_depart: "Casablanca".into(),
+            ville_arrivee: "Marrakech".into(),
             carrier_id: 1,
             carrier_name: "T".into(),
             phone: "+212612345601".into(),

@@ -23,7 +23,7 @@ pub use orders::{FanOut, OrderSource, StoredOrder};
 pub use outbox::{Claim, RelaunchMode};
 pub use reports::ReportOutcome;
 pub use state::StateKey;
-pub use ui::{BatchProgress, GridRow, HistorySearch, OrderSummary};
+pub use ui::{BatchProgress, OrderSummary};
 pub use whatsapp::{NUMBER_CHECK_TTL_MS, ReplyOutcome, ReplyRow};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

@@ -1,8 +1,7 @@
 //! Read-only questions the desktop app asks and the CLI does not: what is being sent right now,
-//! today's counts, the last order received, and the history grid with its search filters.
+//! today's counts and the last order received.
 
-use relay_domain::{DeliveryStatus, OrderId};
-use sqlx::QueryBuilder;
+use relay_domain::OrderId;
 
 use super::{StatusCount, Store, StoreError, parse_status};
 
@@ -42,43 +41,6 @@ pub struct OrderSummary {
     pub source: String,
     pub received_at: i64,
     pub fanned_out_at: Option<i64>,
-}
-
-/// The history grid's filters. Rows come newest first; `before_id` pages back (keyset, so a
-/// page costs the same at row 1,000,000 as at row 1 when the filters are selective).
-#[derive(Debug, Clone, Default)]
-pub struct HistorySearch {
-    pub order: Option<OrderId>,
-    pub status: Option<DeliveryStatus>,
-    /// Queued at or after this unix ms.
-    pub from_ms: Option<i64>,
-    /// Queued before this unix ms.
-    pub to_ms: Option<i64>,
-    /// Part of a carrier name, a phone number or an order reference (case-insensitive).
-    pub text: Option<String>,
-    pub before_id: Option<i64>,
-    pub limit: u32,
-}
-
-/// One row of the history grid: a delivery with its order's route.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct GridRow {
-    pub id: i64,
-    pub order_id: i64,
-    pub order_reference: String,
-    pub ville_depart: String,
-    pub ville_arrivee: String,
-    pub carrier_id: i64,
-    pub carrier_name: String,
-    pub phone: String,
-    pub status: String,
-    pub attempts: i64,
-    pub error: Option<String>,
-    pub error_code: Option<String>,
-    pub batch: i64,
-    pub queued_at: i64,
-    pub sent_at: Option<i64>,
-    pub updated_at: i64,
 }
 
 fn progress_select() -> String {
@@ -180,63 +142,6 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?)
     }
-
-    /// The history grid: newest first, with the filters of [`HistorySearch`].
-    pub async fn search_history(&self, search: &HistorySearch) -> Result<Vec<GridRow>, StoreError> {
-        let mut query = QueryBuilder::new(
-            "SELECT d.id, d.order_id, o.reference AS order_reference, o.ville_depart,
-                    o.ville_arrivee, d.carrier_id, d.carrier_name, d.phone, d.status, d.attempts,
-                    d.error, d.error_code, d.batch, d.queued_at, d.sent_at, d.updated_at
-             FROM deliveries d JOIN orders o ON o.id = d.order_id WHERE 1 = 1",
-        );
-        if let Some(order) = search.order {
-            query.push(" AND d.order_id = ").push_bind(order.0);
-        }
-        if let Some(status) = search.status {
-            query.push(" AND d.status = ").push_bind(status.as_str());
-        }
-        if let Some(from) = search.from_ms {
-            query.push(" AND d.queued_at >= ").push_bind(from);
-        }
-        if let Some(to) = search.to_ms {
-            query.push(" AND d.queued_at < ").push_bind(to);
-        }
-        if let Some(text) = search
-            .text
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
-            let pattern = format!("%{}%", escape_like(text));
-            query
-                .push(" AND (d.carrier_name LIKE ")
-                .push_bind(pattern.clone())
-                .push(" ESCAPE '\\' OR d.phone LIKE ")
-                .push_bind(pattern.clone())
-                .push(" ESCAPE '\\' OR o.reference LIKE ")
-                .push_bind(pattern)
-                .push(" ESCAPE '\\')");
-        }
-        if let Some(before) = search.before_id {
-            query.push(" AND d.id < ").push_bind(before);
-        }
-        query
-            .push(" ORDER BY d.id DESC LIMIT ")
-            .push_bind(i64::from(search.limit));
-        Ok(query.build_query_as().fetch_all(&self.pool).await?)
-    }
-}
-
-/// Makes `%`, `_` and `\` in what staff typed match themselves in a `LIKE … ESCAPE '\'`.
-fn escape_like(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
 }
 
 #[cfg(test)]
@@ -244,13 +149,7 @@ mod tests {
     use relay_domain::{CarrierId, Order, OrderFields};
 
     use super::*;
-    use crate::store::{CarrierRecord, OrderSource};
-
-    #[test]
-    fn typed_wildcards_match_themselves() {
-        assert_eq!(escape_like("50%_a\\b"), "50\\%\\_a\\\\b");
-        assert_eq!(escape_like("Atlas"), "Atlas");
-    }
+    use crate::store::{CarrierRecord, HistoryFilter, OrderSource};
 
     fn order(id: i64, reference: &str) -> Order {
         Order::parse(OrderFields {
@@ -377,48 +276,45 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let now = 1_700_000_000_000;
         let store = store_with_broadcast(dir.path(), now).await;
-        let search = |text: Option<&str>, before_id: Option<i64>, limit: u32| HistorySearch {
+        let search = |text: Option<&str>, before_id: Option<i64>, limit: u32| HistoryFilter {
             text: text.map(str::to_string),
             before_id,
             limit,
-            ..HistorySearch::default()
+            ..HistoryFilter::default()
         };
 
-        let page = store
-            .search_history(&search(None, None, 2))
-            .await
-            .expect("page");
+        let page = store.history(&search(None, None, 2)).await.expect("page");
         assert_eq!(page.len(), 2);
         assert!(page[0].id > page[1].id, "newest first");
         assert_eq!(page[0].ville_arrivee, "Marrakech");
         let rest = store
-            .search_history(&search(None, Some(page[1].id), 2))
+            .history(&search(None, Some(page[1].id), 2))
             .await
             .expect("page");
         assert_eq!(rest.len(), 1, "the third row is on the next page");
 
         let atlas = store
-            .search_history(&search(Some("atlas"), None, 10))
+            .history(&search(Some("atlas"), None, 10))
             .await
             .expect("search");
         assert_eq!(atlas.len(), 1, "case-insensitive name search");
         let literal = store
-            .search_history(&search(Some("100%_"), None, 10))
+            .history(&search(Some("100%_"), None, 10))
             .await
             .expect("search");
         assert_eq!(literal.len(), 1, "% and _ are matched literally");
         assert_eq!(literal[0].carrier_name, "Souss 100%_Fret");
         let by_reference = store
-            .search_history(&search(Some("CMD-2025-1"), None, 10))
+            .history(&search(Some("CMD-2025-1"), None, 10))
             .await
             .expect("search");
         assert_eq!(by_reference.len(), 3);
 
         let later = store
-            .search_history(&HistorySearch {
+            .history(&HistoryFilter {
                 from_ms: Some(now + 1),
                 limit: 10,
-                ..HistorySearch::default()
+                ..HistoryFilter::default()
             })
             .await
             .expect("range");

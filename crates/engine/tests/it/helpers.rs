@@ -133,6 +133,18 @@ impl TestApp {
         self.post_order_raw(body, &headers).await
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     pub async fn history(&self, filter: HistoryFilter) -> Vec<HistoryRow> {
         self.store().history(&filter).await.expect("history")
     }

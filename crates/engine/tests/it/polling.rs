@@ -113,15 +113,7 @@ async fn an_api_that_is_down_or_answers_garbage_is_retried_and_nothing_crashes()
         3,
         "once the API is back, the order is broadcast"
     );
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     assert!(metrics.contains("relay_poll_failing 0"), "{metrics}");
 }
 

@@ -153,15 +153,7 @@ async fn a_refused_token_pauses_sending_without_failing_deliveries() {
             .map(|r| (&r.status, r.attempts))
             .collect::<Vec<_>>()
     );
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     assert!(metrics.contains("relay_sending_paused 1"), "{metrics}");
     let health: serde_json::Value = app
         .http

@@ -364,15 +364,7 @@ async fn a_temporary_ban_stops_all_sending_until_it_expires() {
         "{}",
         banned.describe()
     );
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     assert!(metrics.contains("relay_whatsapp_connected 0"), "{metrics}");
     assert!(
         !metrics.contains("relay_whatsapp_banned_until_timestamp_seconds 0\n"),
