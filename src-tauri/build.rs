@@ -20,6 +20,8 @@ fn main() {
         "sync_carriers",
         "settings_view",
         "set_paused",
+        "autostart_state",
+        "set_autostart",
     ]);
     let attributes = tauri_build::Attributes::new()
         .config_path("../tauri.conf.json")

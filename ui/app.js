@@ -90,7 +90,7 @@ async function boot() {
   try {
     ctx.info = await call("app_info");
   } catch {
-    ctx.info = { version: "", channel: null, pausable: false };
+    ctx.info = { version: "", channel: null };
   }
   $("#version").textContent = ctx.info.version ? `version ${ctx.info.version}` : "";
   $("#brand-channel").textContent = ctx.info.channel ? `canal ${ctx.info.channel}` : "configuration invalide";

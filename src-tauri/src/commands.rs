@@ -23,7 +23,6 @@ const MAX_PAGE_ROWS: u32 = 500;
 pub struct AppInfo {
     pub version: &'static str,
     pub channel: Option<&'static str>,
-    pub pausable: bool,
 }
 
 #[tauri::command]
@@ -31,7 +30,6 @@ pub async fn app_info(relay: Shared<'_>) -> Result<AppInfo, UiError> {
     Ok(AppInfo {
         version: env!("CARGO_PKG_VERSION"),
         channel: relay.settings().ok().map(|s| s.dispatch.channel.as_str()),
-        pausable: relay.pausable(),
     })
 }
 
@@ -97,7 +95,7 @@ pub async fn overview(relay: Shared<'_>) -> Result<Overview, UiError> {
         return Ok(overview);
     };
     let store = &handles.store;
-    overview.activity = Some(views::activity(&relay, &handles).await?);
+    overview.activity = Some(views::activity(&handles).await?);
     overview.today = store
         .status_counts_since(views::local_midnight_ms())
         .await?
@@ -469,23 +467,43 @@ pub async fn set_paused(
     relay: Shared<'_>,
     paused: bool,
 ) -> Result<bool, UiError> {
-    if !relay.pausable() {
-        return Err(UiError::new(
-            "not_pausable",
-            "la pause n'est disponible qu'avec le canal cloud-api dans cette version",
-        ));
-    }
-    relay.pause_switch().set(paused);
-    tracing::info!(
-        "{}",
-        if paused {
-            "envois mis en pause depuis l'application (l'envoi en cours se termine)"
-        } else {
-            "envois repris depuis l'application"
-        }
-    );
+    relay.set_paused(paused).await?;
     crate::tray::refresh_pause_item(&app, paused);
     Ok(paused)
+}
+
+/// Whether the app starts with the desktop session ("Lancer à l'ouverture de session").
+#[tauri::command]
+pub fn autostart_state(app: tauri::AppHandle) -> Result<bool, UiError> {
+    use tauri_plugin_autostart::ManagerExt;
+    app.autolaunch().is_enabled().map_err(|err| {
+        UiError::new(
+            "autostart",
+            format!("démarrage automatique illisible : {err}"),
+        )
+    })
+}
+
+#[tauri::command]
+pub fn set_autostart(app: tauri::AppHandle, enabled: bool) -> Result<bool, UiError> {
+    use tauri_plugin_autostart::ManagerExt;
+    let autolaunch = app.autolaunch();
+    let done = if enabled {
+        autolaunch.enable()
+    } else {
+        autolaunch.disable()
+    };
+    done.map_err(|err| {
+        UiError::new(
+            "autostart",
+            format!("démarrage automatique impossible à modifier : {err}"),
+        )
+    })?;
+    tracing::info!(
+        "démarrage à l'ouverture de session {}",
+        if enabled { "activé" } else { "désactivé" }
+    );
+    Ok(enabled)
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@
 mod commands;
 mod error;
 mod monitor;
-mod pause;
 mod qr;
 mod relay;
 mod tray;
@@ -21,11 +20,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use relay_engine::Settings;
-use tauri::{RunEvent, WindowEvent};
+use tauri::{Manager, RunEvent, WindowEvent};
 use tauri_plugin_window_state::StateFlags;
 
 use crate::error::UiError;
 use crate::relay::Relay;
+
+/// The argument the session's autostart entry passes.
+const STARTED_AT_LOGIN: &str = "--au-demarrage";
 
 fn main() -> ExitCode {
     let settings = Settings::from_env()
@@ -61,6 +63,13 @@ fn main() -> ExitCode {
                 .build(),
         )
         .plugin(tauri_plugin_notification::init())
+        // Off until staff tick it; the entry it writes starts the app hidden in the tray.
+        .plugin(
+            tauri_plugin_autostart::Builder::new()
+                .app_name("CamionBack Relay")
+                .arg(STARTED_AT_LOGIN)
+                .build(),
+        )
         .manage(relay.clone())
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
@@ -75,9 +84,17 @@ fn main() -> ExitCode {
             commands::sync_carriers,
             commands::settings_view,
             commands::set_paused,
+            commands::autostart_state,
+            commands::set_autostart,
         ])
         .setup(move |app| {
-            tray::build(app.handle(), relay.pausable())?;
+            tray::build(app.handle())?;
+            // Started with the session: sending starts, the window waits for "Ouvrir".
+            if std::env::args().any(|arg| arg == STARTED_AT_LOGIN)
+                && let Some(window) = app.get_webview_window("main")
+            {
+                let _ = window.hide();
+            }
             #[cfg(unix)]
             tauri::async_runtime::spawn(quit_on_sigterm(app.handle().clone()));
             let handle = app.handle().clone();

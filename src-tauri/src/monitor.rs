@@ -1,7 +1,8 @@
 //! Watches the running relay for the shell: every second it reads what is being sent, pushes
 //! it to the webview (`relay:activity`), updates the tray, and raises a notification when a
-//! broadcast finishes or the CamionBack API has been unreachable for five minutes. A second
-//! task follows the WhatsApp Web connection (`relay:whatsapp`) and notifies when it drops.
+//! broadcast finishes, the account stops being able to send (refused token…), or the CamionBack
+//! API has been unreachable for five minutes. A second task follows the WhatsApp Web
+//! connection (`relay:whatsapp`) and notifies when it drops, is logged out or banned.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use tauri_plugin_notification::NotificationExt;
 
 use crate::relay::{PhaseKind, Relay};
 use crate::tray::{self, TrayStatus};
-use crate::views::{self, ActivityView, WhatsAppView};
+use crate::views::{self, AccountPause, ActivityView, WhatsAppView};
 
 pub const ACTIVITY_EVENT: &str = "relay:activity";
 pub const WHATSAPP_EVENT: &str = "relay:whatsapp";
@@ -137,6 +138,35 @@ impl ApiWatch {
     }
 }
 
+/// What to tell staff when the engine's account pause changes between two looks: once when
+/// sending stops (a refused token, a suspended account), once when it resumes. WhatsApp Web
+/// losing its connection is told by `follow_whatsapp`, so it is not told twice here.
+pub fn account_pause_notice(
+    before: Option<&AccountPause>,
+    now: &ActivityView,
+) -> Option<(&'static str, String)> {
+    let whatsapp_down = now.whatsapp.as_ref().is_some_and(|w| !w.connected);
+    match (before, &now.account_pause) {
+        (None, Some(pause)) if !whatsapp_down => {
+            let until = pause
+                .until_ms
+                .map(|ms| {
+                    format!(
+                        " (nouvel essai à {})",
+                        relay_engine::clock::format_local(ms)
+                    )
+                })
+                .unwrap_or_default();
+            Some(("Envois suspendus", format!("{}{until}", pause.reason)))
+        }
+        (Some(_), None) => Some((
+            "Envois repris",
+            "Le compte WhatsApp accepte de nouveau les messages.".to_string(),
+        )),
+        _ => None,
+    }
+}
+
 pub async fn run_until_stopped(app: AppHandle, relay: Arc<Relay>) {
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -160,7 +190,7 @@ pub async fn run_until_stopped(app: AppHandle, relay: Arc<Relay>) {
                 PhaseKind::Starting | PhaseKind::Running => continue,
             },
         };
-        let activity = match views::activity(&relay, &handles).await {
+        let activity = match views::activity(&handles).await {
             Ok(activity) => activity,
             Err(err) => {
                 tracing::warn!("état du relais illisible : {}", err.message);
@@ -174,6 +204,12 @@ pub async fn run_until_stopped(app: AppHandle, relay: Arc<Relay>) {
                 }
             }
             Err(err) => tracing::warn!("suivi des diffusions : {err}"),
+        }
+        let before = last_activity
+            .as_ref()
+            .and_then(|a| a.account_pause.as_ref());
+        if let Some((title, body)) = account_pause_notice(before, &activity) {
+            notify(&app, title, &body);
         }
         match api.look(&handles.store, now_ms()).await {
             Ok(Some(body)) => notify(&app, "API CamionBack injoignable", &body),
@@ -230,6 +266,53 @@ mod tests {
         assert_eq!(finished_summary(1, 1), "1 envoyé, 1 échec");
         assert_eq!(finished_summary(5, 0), "5 envoyés");
         assert_eq!(finished_summary(0, 3), "0 envoyé, 3 échecs");
+    }
+
+    fn activity(
+        account_pause: Option<AccountPause>,
+        whatsapp_connected: Option<bool>,
+    ) -> ActivityView {
+        ActivityView {
+            broadcasts: Vec::new(),
+            queue_depth: 0,
+            paused: false,
+            account_pause,
+            whatsapp: whatsapp_connected.map(|connected| crate::views::WhatsAppBrief {
+                kind: if connected {
+                    "connected"
+                } else {
+                    "reconnecting"
+                },
+                connected,
+                description: String::new(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_refused_token_is_told_once_when_sending_stops_and_once_when_it_resumes() {
+        let refused = AccountPause {
+            until_ms: None,
+            reason: "jeton Cloud API refusé (401) : renouvelez-le dans Paramètres".into(),
+        };
+        let (title, body) =
+            account_pause_notice(None, &activity(Some(refused.clone()), None)).expect("told");
+        assert_eq!(title, "Envois suspendus");
+        assert!(body.contains("jeton Cloud API refusé"), "{body}");
+        assert_eq!(
+            account_pause_notice(Some(&refused), &activity(Some(refused.clone()), None)),
+            None,
+            "not again while it lasts"
+        );
+        assert_eq!(
+            account_pause_notice(Some(&refused), &activity(None, None)).map(|n| n.0),
+            Some("Envois repris")
+        );
+        // WhatsApp Web cut off: its own notice says so already.
+        assert_eq!(
+            account_pause_notice(None, &activity(Some(refused), Some(false))),
+            None
+        );
     }
 
     #[test]

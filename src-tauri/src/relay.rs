@@ -4,15 +4,11 @@
 use std::sync::Arc;
 
 use relay_engine::carrier_sync::CarrierSync;
-use relay_engine::channel::Channel;
-use relay_engine::channel::cloud_api::CloudApi;
 use relay_engine::channel::whatsapp_web::WhatsAppWeb;
-use relay_engine::config::ChannelKind;
 use relay_engine::{Engine, Settings, Store};
 use tokio::sync::RwLock;
 
 use crate::error::UiError;
-use crate::pause::{PausableChannel, PauseSwitch};
 
 /// Where the engine is in its life.
 enum Phase {
@@ -45,7 +41,6 @@ pub struct Relay {
     /// The settings as loaded at launch; an error here is shown instead of every screen.
     settings: Result<Arc<Settings>, UiError>,
     phase: RwLock<Phase>,
-    pause: PauseSwitch,
 }
 
 impl Relay {
@@ -57,22 +52,11 @@ impl Relay {
         Self {
             settings: settings.map(Arc::new),
             phase: RwLock::new(phase),
-            pause: PauseSwitch::new(),
         }
     }
 
     pub fn settings(&self) -> Result<Arc<Settings>, UiError> {
         self.settings.clone()
-    }
-
-    /// Staff can pause sending only where the shell controls the channel (Cloud API): with
-    /// WhatsApp Web the engine builds the channel itself and offers no pause yet.
-    pub fn pausable(&self) -> bool {
-        matches!(&self.settings, Ok(s) if s.dispatch.channel == ChannelKind::CloudApi)
-    }
-
-    pub fn pause_switch(&self) -> &PauseSwitch {
-        &self.pause
     }
 
     /// Starts the engine with the settings loaded at launch. Called once, in the background,
@@ -82,19 +66,7 @@ impl Relay {
             Ok(settings) => settings.as_ref().clone(),
             Err(err) => return Err(err.clone()),
         };
-        let started = if settings.dispatch.channel == ChannelKind::CloudApi {
-            // The shell builds the Cloud API channel itself to put the pause switch in front.
-            match CloudApi::new(&settings.cloud_api, settings.dispatch.send_timeout) {
-                Ok(cloud_api) => {
-                    let inner: Arc<dyn Channel> = Arc::new(cloud_api);
-                    let channel = Arc::new(PausableChannel::new(inner, self.pause.clone()));
-                    Engine::start_with_channel(settings, channel).await
-                }
-                Err(err) => Err(err.into()),
-            }
-        } else {
-            Engine::start(settings).await
-        };
+        let started = Engine::start(settings).await;
         let mut phase = self.phase.write().await;
         match started {
             // "Quitter" came while starting: stop what just started instead of running on.
@@ -131,6 +103,24 @@ impl Relay {
                 carriers: engine.carriers().clone(),
                 whatsapp: engine.whatsapp().cloned(),
             }),
+            Phase::Starting => Err(UiError::starting()),
+            Phase::Failed(err) => Err(err.clone()),
+            Phase::Stopping | Phase::Stopped => Err(UiError::stopping()),
+        }
+    }
+
+    /// Pauses or resumes sending (the engine keeps the choice across restarts); returns the
+    /// new state. The send in flight always finishes.
+    pub async fn set_paused(&self, paused: bool) -> Result<bool, UiError> {
+        match &*self.phase.read().await {
+            Phase::Running(engine) => {
+                if paused {
+                    engine.pause_sending().await?;
+                } else {
+                    engine.resume_sending().await?;
+                }
+                Ok(paused)
+            }
             Phase::Starting => Err(UiError::starting()),
             Phase::Failed(err) => Err(err.clone()),
             Phase::Stopping | Phase::Stopped => Err(UiError::stopping()),

@@ -120,31 +120,18 @@ impl TrayStatus {
     }
 }
 
-/// The pause entry, kept to relabel it; absent when the channel cannot be paused.
-struct PauseItem(Option<MenuItem<Wry>>);
+/// The pause entry, kept to relabel it.
+struct PauseItem(MenuItem<Wry>);
 
 /// Set once "Quitter" was chosen: a second click does not start a second shutdown.
 struct Quitting(AtomicBool);
 
-pub fn build(app: &AppHandle, pausable: bool) -> tauri::Result<()> {
+pub fn build(app: &AppHandle) -> tauri::Result<()> {
     let open = MenuItem::with_id(app, MENU_OPEN, "Ouvrir", true, None::<&str>)?;
     let quit_item = MenuItem::with_id(app, MENU_QUIT, "Quitter", true, None::<&str>)?;
     let separator = PredefinedMenuItem::separator(app)?;
-    let pause = if pausable {
-        Some(MenuItem::with_id(
-            app,
-            MENU_PAUSE,
-            "Mettre en pause",
-            true,
-            None::<&str>,
-        )?)
-    } else {
-        None
-    };
-    let menu = match &pause {
-        Some(pause) => Menu::with_items(app, &[&open, pause, &separator, &quit_item])?,
-        None => Menu::with_items(app, &[&open, &separator, &quit_item])?,
-    };
+    let pause = MenuItem::with_id(app, MENU_PAUSE, "Mettre en pause", true, None::<&str>)?;
+    let menu = Menu::with_items(app, &[&open, &pause, &separator, &quit_item])?;
     app.manage(PauseItem(pause));
     app.manage(Quitting(AtomicBool::new(false)));
     let status = TrayStatus::Idle;
@@ -183,7 +170,7 @@ pub fn show_main_window(app: &AppHandle) {
 }
 
 pub fn refresh_pause_item(app: &AppHandle, paused: bool) {
-    if let Some(PauseItem(Some(item))) = app.try_state::<PauseItem>().as_deref() {
+    if let Some(PauseItem(item)) = app.try_state::<PauseItem>().as_deref() {
         let _ = item.set_text(if paused {
             "Reprendre les envois"
         } else {
@@ -193,21 +180,19 @@ pub fn refresh_pause_item(app: &AppHandle, paused: bool) {
 }
 
 fn toggle_pause(app: &AppHandle) {
-    let relay = app.state::<Arc<Relay>>();
-    if !relay.pausable() {
-        return;
-    }
-    let paused = !relay.pause_switch().is_paused();
-    relay.pause_switch().set(paused);
-    tracing::info!(
-        "{}",
-        if paused {
-            "envois mis en pause depuis la barre système (l'envoi en cours se termine)"
-        } else {
-            "envois repris depuis la barre système"
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let relay = app.state::<Arc<Relay>>().inner().clone();
+        let flipped = async {
+            let store = relay.handles().await?.store;
+            let paused = store.paused_by_staff_since().await?.is_none();
+            relay.set_paused(paused).await
+        };
+        match flipped.await {
+            Ok(paused) => refresh_pause_item(&app, paused),
+            Err(err) => tracing::warn!("pause depuis la barre système impossible : {err}"),
         }
-    );
-    refresh_pause_item(app, paused);
+    });
 }
 
 /// "Quitter": the send in flight is finished and recorded, then the app exits.
@@ -240,7 +225,6 @@ mod tests {
             broadcasts: Vec::new(),
             queue_depth: 0,
             paused: false,
-            pausable: true,
             account_pause: None,
             whatsapp: None,
         }

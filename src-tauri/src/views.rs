@@ -13,7 +13,7 @@ use relay_engine::store::{BatchProgress, CarrierRow, HistoryRow, StateKey, Statu
 use serde::Serialize;
 
 use crate::error::UiError;
-use crate::relay::{Handles, Relay};
+use crate::relay::Handles;
 
 /// Unix ms of today's local midnight: "today" as staff mean it.
 pub fn local_midnight_ms() -> i64 {
@@ -75,16 +75,15 @@ pub struct WhatsAppBrief {
 pub struct ActivityView {
     pub broadcasts: Vec<BroadcastView>,
     pub queue_depth: i64,
-    /// Paused by staff ("Pause" in the tray or the dashboard).
+    /// Paused by staff ("Pause" in the tray, the dashboard or `camionback-relay pause`).
     pub paused: bool,
-    pub pausable: bool,
     /// Paused by the engine because the account cannot send (refused token, WhatsApp down).
     pub account_pause: Option<AccountPause>,
     /// `None` with the Cloud API channel.
     pub whatsapp: Option<WhatsAppBrief>,
 }
 
-pub async fn activity(relay: &Relay, handles: &Handles) -> Result<ActivityView, UiError> {
+pub async fn activity(handles: &Handles) -> Result<ActivityView, UiError> {
     let store = &handles.store;
     let account_pause = store.get_state(StateKey::SendingPaused).await?.map(|raw| {
         let timed = crate::commands::split_timed(&raw);
@@ -101,8 +100,7 @@ pub async fn activity(relay: &Relay, handles: &Handles) -> Result<ActivityView, 
             .map(BroadcastView::from)
             .collect(),
         queue_depth: store.queue_depth().await?,
-        paused: relay.pause_switch().is_paused(),
-        pausable: relay.pausable(),
+        paused: store.paused_by_staff_since().await?.is_some(),
         account_pause,
         whatsapp: handles.whatsapp.as_ref().map(|w| {
             let state = w.state().borrow().clone();

@@ -91,7 +91,7 @@ function render(ctx, overview) {
   const body = $("#dashboard-body");
   const pauseButton = $("#pause-toggle");
   const activity = overview.activity;
-  pauseButton.hidden = !(activity?.pausable ?? false);
+  pauseButton.hidden = !activity;
   if (activity) {
     pauseButton.textContent = activity.paused ? "▶ Reprendre les envois" : "⏸ Mettre en pause";
     pauseButton.classList.toggle("warn", activity.paused);

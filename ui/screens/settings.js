@@ -3,6 +3,7 @@
 
 import { call } from "../lib/ipc.js";
 import { $, errorBox, fill, h } from "../lib/dom.js";
+import { autostartCard } from "./autostart.js";
 
 export function enter() {
   load();
@@ -58,6 +59,7 @@ async function load() {
             h("dd", { class: "mono" }, view.log_dir),
           ),
         ),
+        autostartCard(),
       ),
       h(
         "div",

@@ -69,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: CarriersCommand,
     },
+    /// Met les envois en pause (l'envoi en cours se termine), y compris pour le relais déjà
+    /// lancé ; la pause survit aux redémarrages.
+    Pause,
+    /// Reprend les envois mis en pause.
+    Resume,
 }
 
 #[derive(Subcommand)]
@@ -138,6 +143,28 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Carriers { command } => {
             let _logs = relay_engine::telemetry::init("warn", None);
             carriers(settings, command).await
+        }
+        Command::Pause => {
+            let _logs = relay_engine::telemetry::init("warn", None);
+            let store = engine::open_store(&settings).await?;
+            if store.pause_sending(now_ms()).await? {
+                println!(
+                    "Envois en pause : l'envoi en cours se termine, rien d'autre ne part avant `camionback-relay resume`."
+                );
+            } else {
+                println!("Les envois étaient déjà en pause.");
+            }
+            Ok(())
+        }
+        Command::Resume => {
+            let _logs = relay_engine::telemetry::init("warn", None);
+            let store = engine::open_store(&settings).await?;
+            if store.resume_sending().await? {
+                println!("Envois repris : le relais en cours d'exécution reprend dans la seconde.");
+            } else {
+                println!("Les envois n'étaient pas en pause.");
+            }
+            Ok(())
         }
     }
 }

@@ -5,3 +5,13 @@
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+
+/// A stored unix ms as local time for people reading logs (`21/11/2026 14:05`).
+pub fn format_local(ms: i64) -> String {
+    use chrono::TimeZone;
+    chrono::Local
+        .timestamp_millis_opt(ms)
+        .single()
+        .map(|time| time.format("%d/%m/%Y %H:%M").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}

@@ -48,6 +48,8 @@ pub enum Step {
     Idle { next_due: Option<i64> },
     /// The account cannot send; sending resumes after this long.
     Paused(Duration),
+    /// Staff paused sending: nothing is claimed until they resume.
+    Held,
 }
 
 struct Rendered {
@@ -110,6 +112,11 @@ impl Dispatcher {
 
     /// Claims the next due delivery and settles it: sends it, or records why not.
     pub async fn try_once(&mut self) -> Result<Step, StoreError> {
+        // Read at each claim rather than cached: the pause may come from another process on
+        // this database (the CLI next to `serve`), and the query costs tens of microseconds.
+        if self.store.paused_by_staff_since().await?.is_some() {
+            return Ok(Step::Held);
+        }
         let Some(claim) = self.store.claim_next(self.last_order, now_ms()).await? else {
             return Ok(Step::Idle {
                 next_due: self.store.next_due_at().await?,
@@ -302,6 +309,13 @@ impl Dispatcher {
                 Step::Attempted => next_send_at = started + self.gap(),
                 Step::Settled => {}
                 Step::Paused(wait) => next_send_at = Instant::now() + wait,
+                Step::Held => {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(IDLE_POLL) => {}
+                    }
+                }
                 Step::Idle { next_due } => {
                     let until_due = next_due
                         .map(|due| {

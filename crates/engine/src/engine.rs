@@ -127,6 +127,12 @@ impl Engine {
         let store = open_store(&settings).await?;
         // A pause belongs to the process that saw it; this one will find out for itself.
         store.clear_state(StateKey::SendingPaused).await?;
+        if let Some(since) = store.paused_by_staff_since().await? {
+            tracing::warn!(
+                "envois en pause depuis {} (demandé par l'équipe) : rien ne part avant « Reprendre les envois » ou `camionback-relay resume`",
+                crate::clock::format_local(since)
+            );
+        }
         let interrupted = store.interrupt_in_flight(now_ms()).await?;
         if interrupted > 0 {
             tracing::warn!(
@@ -273,6 +279,26 @@ impl Engine {
     /// Tells the dispatcher new deliveries are queued (a relaunch from this process).
     pub fn wake_dispatcher(&self) {
         self.dispatcher_wake.notify_one();
+    }
+
+    /// Pauses sending: the send in flight finishes, nothing more is claimed, across restarts,
+    /// until `resume_sending`. Returns false when it already was paused.
+    pub async fn pause_sending(&self) -> Result<bool, StoreError> {
+        let paused = self.store.pause_sending(now_ms()).await?;
+        if paused {
+            tracing::info!("envois mis en pause (l'envoi en cours se termine)");
+        }
+        Ok(paused)
+    }
+
+    /// Lifts the pause and wakes the dispatcher. Returns false when it was not paused.
+    pub async fn resume_sending(&self) -> Result<bool, StoreError> {
+        let resumed = self.store.resume_sending().await?;
+        if resumed {
+            tracing::info!("envois repris");
+            self.dispatcher_wake.notify_one();
+        }
+        Ok(resumed)
     }
 
     /// Stops every task; a send in flight is finished and recorded first.

@@ -76,10 +76,11 @@ async fn healthz(State(state): State<HttpState>) -> Response {
     let checked = async {
         let depth = state.store.queue_depth().await?;
         let paused = state.store.get_state(StateKey::SendingPaused).await?;
-        Ok::<_, StoreError>((depth, paused))
+        let held = state.store.paused_by_staff_since().await?;
+        Ok::<_, StoreError>((depth, paused, held))
     };
     match checked.await {
-        Ok((depth, paused)) => {
+        Ok((depth, paused, held)) => {
             // Stored as "<until ms> <reason>": the reason says what to fix, and holds no secret.
             let paused = paused.map(|p| match p.split_once(' ') {
                 Some((_, reason)) => reason.to_string(),
@@ -90,6 +91,7 @@ async fn healthz(State(state): State<HttpState>) -> Response {
                 "channel": state.channel,
                 "queue_depth": depth,
                 "sending_paused": paused,
+                "paused_by_staff_since_ms": held,
                 "whatsapp": state.whatsapp.as_ref().map(|w| w.borrow().describe()),
             }))
             .into_response()
@@ -185,6 +187,13 @@ async fn render_metrics(
     );
     let _ = writeln!(out, "# TYPE relay_sending_paused gauge");
     let _ = writeln!(out, "relay_sending_paused {}", u8::from(paused));
+    let held = store.paused_by_staff_since().await?.is_some();
+    let _ = writeln!(
+        out,
+        "# HELP relay_paused_by_staff 1 while staff paused sending (app or `camionback-relay pause`)."
+    );
+    let _ = writeln!(out, "# TYPE relay_paused_by_staff gauge");
+    let _ = writeln!(out, "relay_paused_by_staff {}", u8::from(held));
     let last_sync = store.get_state_i64(StateKey::LastCarrierSyncAt).await?;
     let _ = writeln!(
         out,

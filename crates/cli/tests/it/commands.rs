@@ -293,3 +293,51 @@ async fn secrets_never_reach_the_logs_and_numbers_are_masked() {
         }
     }
 }
+
+#[tokio::test]
+async fn staff_pause_holds_every_send_across_a_restart_until_resume() {
+    let world = World::new(Duration::ZERO).await;
+    add_carriers(&world.camionback, 3);
+    let relay = world.serve(&[]).await;
+
+    let paused = world.run(&["pause"]);
+    assert!(paused.status.success());
+    assert!(String::from_utf8_lossy(&paused.stdout).contains("Envois en pause"));
+    assert!(String::from_utf8_lossy(&world.run(&["pause"]).stdout).contains("déjà en pause"));
+
+    assert_eq!(world.post_order(order(5)).await, 202);
+    eventually(Duration::from_secs(10), || {
+        (world.history("5").len() == 3).then_some(())
+    })
+    .await;
+    // Queued, and held: the running relay claims nothing while paused.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        world.cloud.received().is_empty(),
+        "nothing sent while paused"
+    );
+    assert!(statuses(&world.history("5")).iter().all(|s| s == "queued"));
+
+    // The pause is a decision, not a state of the process: a restart keeps it.
+    assert!(relay.terminate().status.success());
+    let relay = world.serve(&[]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        world.cloud.received().is_empty(),
+        "still paused after a restart"
+    );
+
+    let resumed = world.run(&["resume"]);
+    assert!(resumed.status.success());
+    assert!(String::from_utf8_lossy(&resumed.stdout).contains("Envois repris"));
+    eventually(Duration::from_secs(10), || {
+        statuses(&world.history("5"))
+            .iter()
+            .all(|s| s == "sent")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(world.cloud.received().len(), 3, "each carrier once");
+    assert!(String::from_utf8_lossy(&world.run(&["resume"]).stdout).contains("pas en pause"));
+    assert!(relay.terminate().status.success());
+}

@@ -16,6 +16,9 @@ pub enum StateKey {
     LastCarrierSyncError,
     /// Set while the account cannot send: `<until unix ms> <reason>`.
     SendingPaused,
+    /// Set while staff paused sending ("Pause" in the app, `camionback-relay pause`): the unix
+    /// ms it started. Kept across restarts: a relay paused on purpose stays paused.
+    PausedByStaff,
 }
 
 impl StateKey {
@@ -28,6 +31,7 @@ impl StateKey {
             Self::LastCarrierSyncAt => "last_carrier_sync_at",
             Self::LastCarrierSyncError => "last_carrier_sync_error",
             Self::SendingPaused => "sending_paused",
+            Self::PausedByStaff => "paused_by_staff",
         }
     }
 }
@@ -60,6 +64,33 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Pauses sending on staff's request; returns false when it already was (the first
+    /// pause's time is kept). The dispatcher of any process on this database stops claiming.
+    pub async fn pause_sending(&self, now_ms: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO relay_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(StateKey::PausedByStaff.as_str())
+        .bind(now_ms.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Lifts staff's pause; returns false when sending was not paused.
+    pub async fn resume_sending(&self) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM relay_state WHERE key = ?")
+            .bind(StateKey::PausedByStaff.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Since when staff paused sending (unix ms), if they did.
+    pub async fn paused_by_staff_since(&self) -> Result<Option<i64>, StoreError> {
+        self.get_state_i64(StateKey::PausedByStaff).await
     }
 
     pub async fn get_state_i64(&self, key: StateKey) -> Result<Option<i64>, StoreError> {
