@@ -35,6 +35,9 @@ const MAX_RESTART_DELAY: Duration = Duration::from_secs(120);
 /// listen to `disconnect`).
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// The name a pairing code request gives the phone (see `on_command`).
+const PAIR_CODE_DISPLAY: &str = "Chrome (Linux)";
+
 /// Replies that opt a carrier out, compared without case or surrounding punctuation.
 const OPT_OUT_WORDS: [&str; 4] = ["STOP", "ARRET", "ARRÊT", "توقف"];
 const OPT_OUT_CONFIRMATION: &str =
@@ -415,7 +418,13 @@ fn on_command(session: &Session, command: Command) {
                 }
                 let options = wa_rs_core::pair_code::PairCodeOptions {
                     phone_number: phone.chars().filter(char::is_ascii_digit).collect(),
-                    ..Default::default()
+                    // Only shown in the phone's "enter the code" notification, and WhatsApp
+                    // refuses (400) any name that is not a common `Browser (OS)`. The device
+                    // is listed afterwards under its DeviceProps: "CamionBack Relay", desktop.
+                    platform_id: wa_rs_core::pair_code::PlatformId::Chrome,
+                    platform_display: PAIR_CODE_DISPLAY.to_string(),
+                    show_push_notification: true,
+                    custom_code: None,
                 };
                 if let Err(err) = client.pair_with_code(options).await {
                     tracing::warn!("WhatsApp : code d'appairage refusé : {err}");
@@ -443,6 +452,10 @@ async fn on_event(
     restarts: &mut ExponentialBackoff,
 ) -> Option<Ending> {
     match event {
+        // wa-rs keeps rotating QR codes while a pairing code waits to be typed: the code stays
+        // on screen until the round of QR codes ends, which closes the socket and the code.
+        WaEvent::Qr { .. }
+            if matches!(*shared.state.borrow(), ConnectionState::PairCode { .. }) => {}
         WaEvent::Qr { code, timeout } => {
             let expires_at = Utc::now() + chrono::Duration::from_std(timeout).unwrap_or_default();
             // wa-rs renders every code of a round up front: carry the current secret, which a
