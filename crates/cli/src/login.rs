@@ -38,17 +38,17 @@ pub async fn login(settings: Settings, phone: Option<String>) -> Result<()> {
     outcome
 }
 
-/// The account's number as WhatsApp's pairing wants it: digits, country code first.
-fn account_number(raw: &str) -> Result<String> {
+/// The account's number, whichever way it is typed.
+fn account_number(raw: &str) -> Result<PhoneNumber> {
     match PhoneNumber::parse(raw) {
-        Ok(number) => Ok(number.digits().to_string()),
+        Ok(number) => Ok(number),
         Err(err) => bail!(
             "--phone : {err}. Donnez le numéro du compte WhatsApp de CamionBack avec l'indicatif du pays, par exemple 212664373534 ou +212 664 37 35 34"
         ),
     }
 }
 
-async fn follow(whatsapp: &WhatsAppWeb, phone: Option<String>) -> Result<()> {
+async fn follow(whatsapp: &WhatsAppWeb, phone: Option<PhoneNumber>) -> Result<()> {
     let mut states = whatsapp.state();
     let mut asked_pair_code = false;
     loop {
@@ -65,8 +65,8 @@ async fn follow(whatsapp: &WhatsAppWeb, phone: Option<String>) -> Result<()> {
             {
                 asked_pair_code = true;
                 if let Some(phone) = &phone {
-                    whatsapp.command(Command::PairWithPhone(phone.clone()));
-                    println!("Demande d'un code d'appairage pour +{phone}…");
+                    println!("Demande d'un code d'appairage pour {phone}…");
+                    whatsapp.pair_with_phone(phone).await?;
                 }
             }
             ConnectionState::Qr { code, expires_at } if phone.is_none() => {

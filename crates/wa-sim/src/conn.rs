@@ -492,17 +492,25 @@ impl Conn<'_> {
                 )
                 .unwrap_or_default()
                 .to_vec();
-                let checked = pair_code::check_hello(&phone, &display)
-                    .and_then(|()| (wrapped.len() == 80).then_some(()).ok_or("bad-request"));
                 let mut st = self.shared.state();
+                let checked = pair_code::check_hello(&phone, &display)
+                    .and_then(|()| (wrapped.len() == 80).then_some(()).ok_or("bad-request"))
+                    .map_err(|text| (400, text))
+                    .and_then(|()| {
+                        if st.refuse_pair_codes {
+                            Err((429, "rate-overlimit"))
+                        } else {
+                            Ok(())
+                        }
+                    });
                 st.pair_code_requests.push(PairCodeRequest {
                     phone: phone.clone(),
                     platform_id: text("companion_platform_id"),
                     platform_display: display,
                     accepted: checked.is_ok(),
                 });
-                if let Err(text) = checked {
-                    return Reply::one(iq_error(id, 400, text));
+                if let Err((code, text)) = checked {
+                    return Reply::one(iq_error(id, code, text));
                 }
                 let pairing_ref = pair_code::pairing_ref();
                 st.link_code = Some(LinkCodeRequest {

@@ -14,7 +14,16 @@
 //!   disconnects and ends its run loop without any event. [`WaSim::scan_qr`] plays the phone:
 //!   `pair-success` with an `ADVSignedDeviceIdentity` signed by that phone's identity key; the
 //!   client answers `pair-device-sign`, the server sends `<stream:error code="515"/>` and closes,
-//!   the client reconnects at once with a login payload and gets `<success>`.
+//!   the client reconnects at once with a login payload and gets `<success>`. What the companion
+//!   says of itself at registration (`DeviceProps` os and platform) is recorded
+//!   ([`WaSim::registered_device`]).
+//! * **Pairing codes**: the `link_code_companion_reg` IQ stages `companion_hello` (answered with a
+//!   pairing ref, or 400 when the display name is not `Browser (OS)`; recorded as
+//!   [`WaSim::pair_code_requests`]) and `companion_finish`, and the `primary_hello` notification in
+//!   between, when [`WaSim::enter_pair_code`] plays the user typing the code on the phone. The
+//!   phone's side does the real key derivations (PBKDF2 of the code, X25519, HKDF, AES-CTR and
+//!   AES-GCM; see `pair_code.rs`), so only the code the client generated links, and then
+//!   `pair-success` follows as for a QR scan.
 //! * **Login**: `<success t lid>`; the client then asks the pre-key count (answered from what it
 //!   uploaded to this simulator, so a fresh session uploads 50 keys), sets itself active, and
 //!   only then emits `Event::Connected`. Right after `<success>` the server sends what it queued
@@ -37,6 +46,8 @@
 //!   phone, its text recorded ([`WaSim::received`]) and acknowledged with `<ack class="message">`.
 //!   Unregistered numbers have no devices: wa-rs then sends a message with no recipients, and
 //!   still returns `Ok(id)`.
+//! * **Typing**: `<chatstate>` stanzas are only logged, like every client stanza, with the time
+//!   they were read ([`WaSim::client_stanzas_timed`]).
 //! * **Receipts and replies**: [`WaSim::send_receipt`] and [`WaSim::send_text_from`]; they are
 //!   kept until the client acknowledges them (`<ack class=… id=… [type=…]>`) and sent again after
 //!   each `<success>`, like the real server's offline queue: one caught by a disconnect may
@@ -44,6 +55,12 @@
 //!
 //! # wa-rs 0.2.0 behaviours seen against it
 //!
+//! * Pairing code: `pair_with_code` after the QR refs (the socket must be up) returns the code
+//!   and emits `PairingCode` (timeout 180 s, but the socket still closes when the QR round ends);
+//!   `PairingQrCode` rotations go on meanwhile. A wrong code typed on the phone: wa-rs still
+//!   answers `companion_finish` and nothing links. Its source shows it then leaves its waiting
+//!   state, so a second try on the same request is ignored ("not in waiting state"): a new code
+//!   must be asked for (tested that way in the engine).
 //! * Linking: `PairingQrCode` at once, then after `scan_qr`: `PairSuccess`,
 //!   `OfflineSyncCompleted`, `Connected` (two connections). A second `Bot` on the same SQLite
 //!   file gets `OfflineSyncCompleted`, `Connected`, no QR.
@@ -60,7 +77,9 @@
 //! One client at a time: the control methods act on the latest connection.
 //!
 //! Not modelled: LID addressing (no `lid` in usync answers), groups, media, app-state data,
-//! history sync, retry receipts, pair codes, the `companion_reg_refresh` notification.
+//! history sync, retry receipts, the HMAC of `pair-success` after a QR scan (the server cannot
+//! know the QR's secret; wa-rs 0.2.0 does not check it). `companion_reg_refresh` is sent on
+//! request ([`WaSim::companion_reg_refresh`]), never by itself.
 //!
 //! # Example
 //!
@@ -256,6 +275,7 @@ pub(crate) struct State {
     pub(crate) link_code: Option<pair_code::LinkCodeRequest>,
     /// Whether the phone could open each `companion_finish`, by pairing ref.
     pub(crate) link_code_results: HashMap<String, bool>,
+    pub(crate) refuse_pair_codes: bool,
 }
 
 impl State {
@@ -382,6 +402,7 @@ impl WaSim {
                 pair_code_requests: Vec::new(),
                 link_code: None,
                 link_code_results: HashMap::new(),
+                refuse_pair_codes: false,
             }),
             phones: tokio::sync::Mutex::new(HashMap::new()),
             changed: watch::channel(0).0,
@@ -561,6 +582,12 @@ impl WaSim {
             Some(false) => Err(PairCodeRefused::WrongCode),
             None => Err(PairCodeRefused::NoAnswer),
         }
+    }
+
+    /// From now on, `companion_hello` is answered `429 rate-overlimit` (too many pairing code
+    /// requests for the number), or served again with `false`.
+    pub fn refuse_pair_codes(&self, refuse: bool) {
+        self.shared.state().refuse_pair_codes = refuse;
     }
 
     /// Every `companion_hello` received so far, in order.

@@ -202,3 +202,31 @@ async fn login_with_an_invalid_phone_number_says_so_and_changes_nothing() {
         .collect();
     assert!(created.is_empty(), "nothing written: {created:?}");
 }
+
+#[tokio::test]
+async fn login_with_a_phone_number_says_so_when_whatsapp_gives_no_code() {
+    let sim = WaSim::start().await;
+    sim.refuse_pair_codes(true);
+    let world = World::new(Duration::ZERO).await;
+    let env = web_env(&sim);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let login = world
+        .command(&["login", "--phone", ACCOUNT], &env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("login starts");
+    let output = tokio::task::spawn_blocking(move || login.wait_with_output())
+        .await
+        .expect("join")
+        .expect("login exits");
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "login succeeded");
+    assert!(
+        error.contains("pas de code d'appairage") && error.contains("WhatsApp a refusé"),
+        "{error}"
+    );
+    assert_eq!(sim.pair_code_requests().len(), 1, "asked once");
+    assert_eq!(sim.linked_phone(), None);
+}
