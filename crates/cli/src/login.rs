@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use qrcode::QrCode;
 use qrcode::render::unicode::Dense1x2;
+use relay_domain::PhoneNumber;
 use relay_engine::Settings;
 use relay_engine::channel::whatsapp_web::{Command, ConnectionState, WhatsAppWeb};
 use relay_engine::lock::InstanceLock;
@@ -14,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub async fn login(settings: Settings, phone: Option<String>) -> Result<()> {
+    // Checked before anything is created or any connection opened.
+    let phone = phone.as_deref().map(account_number).transpose()?;
     relay_engine::fs::create_private_dir(&settings.data_dir)
         .with_context(|| format!("dossier {}", settings.data_dir.display()))?;
     // The session file is the running relay's: linking while it runs would fight over it.
@@ -35,7 +38,17 @@ pub async fn login(settings: Settings, phone: Option<String>) -> Result<()> {
     outcome
 }
 
-async fn follow(whatsapp: &WhatsAppWeb, phone: Option<String>) -> Result<()> {
+/// The account's number, whichever way it is typed.
+fn account_number(raw: &str) -> Result<PhoneNumber> {
+    match PhoneNumber::parse(raw) {
+        Ok(number) => Ok(number),
+        Err(err) => bail!(
+            "--phone : {err}. Donnez le numéro du compte WhatsApp de CamionBack avec l'indicatif du pays, par exemple 212664373534 ou +212 664 37 35 34"
+        ),
+    }
+}
+
+async fn follow(whatsapp: &WhatsAppWeb, phone: Option<PhoneNumber>) -> Result<()> {
     let mut states = whatsapp.state();
     let mut asked_pair_code = false;
     loop {
@@ -52,11 +65,8 @@ async fn follow(whatsapp: &WhatsAppWeb, phone: Option<String>) -> Result<()> {
             {
                 asked_pair_code = true;
                 if let Some(phone) = &phone {
-                    whatsapp.command(Command::PairWithPhone(phone.clone()));
-                    println!(
-                        "Demande d'un code d'appairage pour +{}…",
-                        phone.trim_start_matches('+')
-                    );
+                    println!("Demande d'un code d'appairage pour {phone}…");
+                    whatsapp.pair_with_phone(phone).await?;
                 }
             }
             ConnectionState::Qr { code, expires_at } if phone.is_none() => {
@@ -65,20 +75,30 @@ async fn follow(whatsapp: &WhatsAppWeb, phone: Option<String>) -> Result<()> {
             ConnectionState::PairCode { code } => {
                 println!("\n{}\n\n    {code}\n", state.describe());
             }
+            // The linking socket closes when its round of QR codes ends, and a pairing code
+            // asked on it ends with it.
             ConnectionState::QrExpired => {
-                println!("{}", state.describe());
+                let (expired, again) = if phone.is_some() {
+                    (
+                        "le code d'appairage a expiré sans être saisi",
+                        "un nouveau code",
+                    )
+                } else {
+                    (
+                        "les QR codes ont expiré sans être scannés",
+                        "de nouveaux QR codes",
+                    )
+                };
+                println!("{expired}.");
                 if !std::io::stdin().is_terminal() {
-                    bail!(
-                        "les QR codes ont expiré sans être scannés : relancez « camionback-relay login »"
-                    );
+                    bail!("{expired} : relancez « camionback-relay login »");
                 }
-                print!(
-                    "Appuyez sur Entrée pour obtenir de nouveaux QR codes (Ctrl+C pour abandonner)… "
-                );
+                print!("Appuyez sur Entrée pour obtenir {again} (Ctrl+C pour abandonner)… ");
                 std::io::stdout().flush()?;
                 let mut line = String::new();
                 tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line))
                     .await??;
+                asked_pair_code = false;
                 whatsapp.command(Command::NewQr);
             }
             ConnectionState::LoggedOut

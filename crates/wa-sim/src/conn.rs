@@ -16,8 +16,12 @@ use wa_rs_core::framing::FrameDecoder;
 use wa_rs_proto::whatsapp as wa;
 
 use crate::handshake::{FrameCipher, ServerHandshake, Step};
+use crate::pair_code::{self, LinkCodeRequest};
 use crate::signal::{PeerBundle, SimDevice};
-use crate::{Account, Cmd, ConnHandle, ReceivedText, Session, Shared, lid_for, now_secs, unpad};
+use crate::{
+    Account, Cmd, CompanionDevice, ConnHandle, PairCodeRequest, ReceivedText, Session, Shared,
+    lid_for, now_secs, unpad,
+};
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -34,6 +38,16 @@ pub(crate) fn ban_failure(code: u32, expire_secs: u64) -> Node {
         .attr("reason", "402")
         .attr("code", code.to_string())
         .attr("expire", expire_secs.to_string())
+        .build()
+}
+
+fn iq_error(id: &str, code: u16, text: &str) -> Node {
+    NodeBuilder::new("iq")
+        .attrs([("from", SERVER_JID), ("id", id), ("type", "error")])
+        .children([NodeBuilder::new("error")
+            .attr("code", code.to_string())
+            .attr("text", text)
+            .build()])
         .build()
 }
 
@@ -65,6 +79,18 @@ fn session_of(payload: &wa::ClientPayload) -> anyhow::Result<Session> {
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| anyhow!("pairing data: bad {name}"))
     };
+    let props = reg
+        .device_props
+        .as_deref()
+        .and_then(|b| wa::DeviceProps::decode(b).ok())
+        .unwrap_or_default();
+    let device = CompanionDevice {
+        os: props.os,
+        platform: props.platform_type.map(|p| {
+            wa::device_props::PlatformType::try_from(p)
+                .map_or_else(|_| p.to_string(), |t| t.as_str_name().to_string())
+        }),
+    };
     let regid = reg.e_regid.as_deref().unwrap_or_default();
     let skey_id = reg.e_skey_id.as_deref().unwrap_or_default();
     Ok(Session::Registration {
@@ -76,6 +102,7 @@ fn session_of(payload: &wa::ClientPayload) -> anyhow::Result<Session> {
             signed_signature: reg.e_skey_sig.clone().unwrap_or_default(),
             prekeys: Vec::new(),
         },
+        device,
     })
 }
 
@@ -141,6 +168,9 @@ async fn serve_inner(shared: &Arc<Shared>, tcp: TcpStream) -> anyhow::Result<()>
     let id = {
         let mut st = shared.state();
         st.connections += 1;
+        if let Session::Registration { device, .. } = &session {
+            st.registrations.push(device.clone());
+        }
         st.next_id += 1;
         let id = st.next_id;
         st.current = Some(ConnHandle {
@@ -215,7 +245,7 @@ impl Conn<'_> {
             while !silent && let Some(frame) = decoder.decode_frame() {
                 let node = self.cipher.open(&frame)?;
                 log::debug!(target: "WaSim", "conn {} <-- {}", self.id, node.tag);
-                self.shared.state().log.push(node.clone());
+                self.shared.state().log.push((Instant::now(), node.clone()));
                 let reply = self.handle(node).await;
                 self.shared.bump();
                 if let Some(delay) = reply.delay {
@@ -431,7 +461,107 @@ impl Conn<'_> {
                     .build(),
             ])),
             ("privacy", _) => Reply::one(result(vec![NodeBuilder::new("privacy").build()])),
+            ("md", "link_code_companion_reg") => self.link_code(&id, &children[0]).await,
             _ => Reply::one(result(Vec::new())),
+        }
+    }
+
+    /// `companion_hello` (a companion asks for a pairing code) or `companion_finish` (its key
+    /// bundle, after the phone typed a code). See `pair_code.rs`.
+    async fn link_code(&mut self, id: &str, reg: &Node) -> Reply {
+        let result = NodeBuilder::new("iq")
+            .attrs([("from", SERVER_JID), ("id", id), ("type", "result")])
+            .build();
+        let Session::Registration { bundle, .. } = self.session.clone() else {
+            return Reply::one(iq_error(id, 400, "bad-request"));
+        };
+        let text = |tag: &str| {
+            bytes_of(reg.get_optional_child(tag))
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        };
+        let phone = attr(reg, "jid")
+            .and_then(|j| j.parse::<Jid>().ok())
+            .map(|j| j.user)
+            .unwrap_or_default();
+        match attr(reg, "stage").as_deref() {
+            Some("companion_hello") => {
+                let display = text("companion_platform_display");
+                let wrapped = bytes_of(
+                    reg.get_optional_child("link_code_pairing_wrapped_companion_ephemeral_pub"),
+                )
+                .unwrap_or_default()
+                .to_vec();
+                let mut st = self.shared.state();
+                let checked = pair_code::check_hello(&phone, &display)
+                    .and_then(|()| (wrapped.len() == 80).then_some(()).ok_or("bad-request"))
+                    .map_err(|text| (400, text))
+                    .and_then(|()| {
+                        if st.refuse_pair_codes {
+                            Err((429, "rate-overlimit"))
+                        } else {
+                            Ok(())
+                        }
+                    });
+                st.pair_code_requests.push(PairCodeRequest {
+                    phone: phone.clone(),
+                    platform_id: text("companion_platform_id"),
+                    platform_display: display,
+                    accepted: checked.is_ok(),
+                });
+                if let Err((code, text)) = checked {
+                    return Reply::one(iq_error(id, code, text));
+                }
+                let pairing_ref = pair_code::pairing_ref();
+                st.link_code = Some(LinkCodeRequest {
+                    pairing_ref: pairing_ref.clone(),
+                    phone,
+                    wrapped_companion_ephemeral: wrapped,
+                    primary: None,
+                });
+                Reply::one(pair_code::hello_result(id, &pairing_ref))
+            }
+            Some("companion_finish") => {
+                let pairing_ref = text("link_code_pairing_ref");
+                let request = self
+                    .shared
+                    .state()
+                    .link_code
+                    .clone()
+                    .filter(|r| r.pairing_ref == pairing_ref && r.phone == phone);
+                let Some((request, primary)) =
+                    request.and_then(|r| r.primary.clone().map(|p| (r, p)))
+                else {
+                    return Reply::one(iq_error(id, 404, "item-not-found"));
+                };
+                let wrapped =
+                    bytes_of(reg.get_optional_child("link_code_pairing_wrapped_key_bundle"))
+                        .unwrap_or_default();
+                let identity = bytes_of(reg.get_optional_child("companion_identity_public"))
+                    .unwrap_or_default();
+                let finished = pair_code::open_bundle(&primary, wrapped, identity)
+                    .filter(|f| f.companion_identity == bundle.identity);
+                let Some(finished) = finished else {
+                    log::debug!(target: "WaSim", "companion_finish does not open: wrong code");
+                    self.shared
+                        .state()
+                        .link_code_results
+                        .insert(request.pairing_ref, false);
+                    return Reply::one(result);
+                };
+                let success =
+                    crate::pair_success(self.shared, &request.phone, bundle, &finished.adv_secret)
+                        .await;
+                let mut st = self.shared.state();
+                st.link_code = None;
+                st.link_code_results.insert(request.pairing_ref, true);
+                Reply {
+                    delay: None,
+                    nodes: vec![result, success],
+                    close: false,
+                }
+            }
+            _ => Reply::one(iq_error(id, 400, "bad-request")),
         }
     }
 

@@ -14,7 +14,16 @@
 //!   disconnects and ends its run loop without any event. [`WaSim::scan_qr`] plays the phone:
 //!   `pair-success` with an `ADVSignedDeviceIdentity` signed by that phone's identity key; the
 //!   client answers `pair-device-sign`, the server sends `<stream:error code="515"/>` and closes,
-//!   the client reconnects at once with a login payload and gets `<success>`.
+//!   the client reconnects at once with a login payload and gets `<success>`. What the companion
+//!   says of itself at registration (`DeviceProps` os and platform) is recorded
+//!   ([`WaSim::registered_device`]).
+//! * **Pairing codes**: the `link_code_companion_reg` IQ stages `companion_hello` (answered with a
+//!   pairing ref, or 400 when the display name is not `Browser (OS)`; recorded as
+//!   [`WaSim::pair_code_requests`]) and `companion_finish`, and the `primary_hello` notification in
+//!   between, when [`WaSim::enter_pair_code`] plays the user typing the code on the phone. The
+//!   phone's side does the real key derivations (PBKDF2 of the code, X25519, HKDF, AES-CTR and
+//!   AES-GCM; see `pair_code.rs`), so only the code the client generated links, and then
+//!   `pair-success` follows as for a QR scan.
 //! * **Login**: `<success t lid>`; the client then asks the pre-key count (answered from what it
 //!   uploaded to this simulator, so a fresh session uploads 50 keys), sets itself active, and
 //!   only then emits `Event::Connected`. Right after `<success>` the server sends what it queued
@@ -37,6 +46,8 @@
 //!   phone, its text recorded ([`WaSim::received`]) and acknowledged with `<ack class="message">`.
 //!   Unregistered numbers have no devices: wa-rs then sends a message with no recipients, and
 //!   still returns `Ok(id)`.
+//! * **Typing**: `<chatstate>` stanzas are only logged, like every client stanza, with the time
+//!   they were read ([`WaSim::client_stanzas_timed`]).
 //! * **Receipts and replies**: [`WaSim::send_receipt`] and [`WaSim::send_text_from`]; they are
 //!   kept until the client acknowledges them (`<ack class=… id=… [type=…]>`) and sent again after
 //!   each `<success>`, like the real server's offline queue: one caught by a disconnect may
@@ -44,6 +55,12 @@
 //!
 //! # wa-rs 0.2.0 behaviours seen against it
 //!
+//! * Pairing code: `pair_with_code` after the QR refs (the socket must be up) returns the code
+//!   and emits `PairingCode` (timeout 180 s, but the socket still closes when the QR round ends);
+//!   `PairingQrCode` rotations go on meanwhile. A wrong code typed on the phone: wa-rs still
+//!   answers `companion_finish` and nothing links. Its source shows it then leaves its waiting
+//!   state, so a second try on the same request is ignored ("not in waiting state"): a new code
+//!   must be asked for (tested that way in the engine).
 //! * Linking: `PairingQrCode` at once, then after `scan_qr`: `PairSuccess`,
 //!   `OfflineSyncCompleted`, `Connected` (two connections). A second `Bot` on the same SQLite
 //!   file gets `OfflineSyncCompleted`, `Connected`, no QR.
@@ -60,7 +77,9 @@
 //! One client at a time: the control methods act on the latest connection.
 //!
 //! Not modelled: LID addressing (no `lid` in usync answers), groups, media, app-state data,
-//! history sync, retry receipts, pair codes, the `companion_reg_refresh` notification.
+//! history sync, retry receipts, the HMAC of `pair-success` after a QR scan (the server cannot
+//! know the QR's secret; wa-rs 0.2.0 does not check it). `companion_reg_refresh` is sent on
+//! request ([`WaSim::companion_reg_refresh`]), never by itself.
 //!
 //! # Example
 //!
@@ -84,6 +103,7 @@
 
 mod conn;
 mod handshake;
+mod pair_code;
 mod pairing;
 mod signal;
 
@@ -115,6 +135,42 @@ pub struct ReceivedText {
     pub message_id: String,
     /// When the simulator decrypted it.
     pub at: Instant,
+}
+
+/// What a companion says of itself when it registers (the `DeviceProps` in its
+/// `devicePairingData`): the phone lists the linked device under this name and icon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompanionDevice {
+    /// `DeviceProps.os`: the name shown under "Linked devices".
+    pub os: Option<String>,
+    /// `DeviceProps.platformType` by its protobuf name (`DESKTOP`, `CHROME`, `UNKNOWN`…).
+    pub platform: Option<String>,
+}
+
+/// A `companion_hello` the simulator received: a companion asking to link to `phone` with a
+/// pairing code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairCodeRequest {
+    /// The account to link to, digits.
+    pub phone: String,
+    /// `companion_platform_id` (the `DeviceProps.PlatformType` number, as text).
+    pub platform_id: String,
+    /// `companion_platform_display`, shown in the phone's notification.
+    pub platform_display: String,
+    /// Whether the server was answered a pairing ref (false: refused with 400).
+    pub accepted: bool,
+}
+
+/// Why [`WaSim::enter_pair_code`] did not link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairCodeRefused {
+    /// No connected companion asked for a code for this phone's number.
+    NoRequest,
+    /// The companion answered, but its key bundle does not open with the code typed: the phone
+    /// says the code is wrong and nothing is linked.
+    WrongCode,
+    /// The companion never sent `companion_finish` (within 20 s).
+    NoAnswer,
 }
 
 /// Which receipt [`WaSim::send_receipt`] sends.
@@ -168,7 +224,10 @@ pub(crate) struct PendingPair {
 #[derive(Clone)]
 pub(crate) enum Session {
     /// No stored session: the client wants to link (its keys, from `devicePairingData`).
-    Registration { bundle: PeerBundle },
+    Registration {
+        bundle: PeerBundle,
+        device: CompanionDevice,
+    },
     /// A linked companion logging in.
     Login { phone: String, device: u32 },
 }
@@ -207,7 +266,16 @@ pub(crate) struct State {
     /// after each `<success>`, like the real server's offline queue (so a stanza caught by a
     /// disconnect can arrive twice).
     pub(crate) unacked: Vec<Node>,
-    pub(crate) log: Vec<Node>,
+    /// Every stanza the client sent, with when the simulator read it.
+    pub(crate) log: Vec<(Instant, Node)>,
+    /// Companions that registered (one per linking connection), in order.
+    pub(crate) registrations: Vec<CompanionDevice>,
+    pub(crate) pair_code_requests: Vec<PairCodeRequest>,
+    /// The latest companion waiting for its pairing code to be typed.
+    pub(crate) link_code: Option<pair_code::LinkCodeRequest>,
+    /// Whether the phone could open each `companion_finish`, by pairing ref.
+    pub(crate) link_code_results: HashMap<String, bool>,
+    pub(crate) refuse_pair_codes: bool,
 }
 
 impl State {
@@ -262,6 +330,50 @@ pub(crate) fn unpad(plain: &[u8]) -> Option<&[u8]> {
     Some(&plain[..plain.len() - n])
 }
 
+/// The `pair-success` IQ the phone `phone` sends to link the companion whose keys are
+/// `bundle`, its device identity signed with the phone's identity key and HMAC'd with
+/// `hmac_key`; the pairing is pending until the client answers `pair-device-sign`.
+pub(crate) async fn pair_success(
+    shared: &Shared,
+    phone: &str,
+    bundle: PeerBundle,
+    hmac_key: &[u8; 32],
+) -> Node {
+    let identity = {
+        let mut phones = shared.phones.lock().await;
+        phones
+            .entry(phone.to_string())
+            .or_insert_with(SimDevice::new)
+            .identity()
+            .clone()
+    };
+    let key_index = 1;
+    let device_identity =
+        pairing::signed_device_identity(&identity, &bundle.identity, key_index, hmac_key);
+    let (id, device) = {
+        let mut st = shared.state();
+        let device = st.accounts.get(phone).map_or(2, |a| a.device + 1);
+        let id = st.next_id("pair-");
+        st.pending_pairs.insert(
+            id.clone(),
+            PendingPair {
+                phone: phone.to_string(),
+                device,
+                bundle,
+            },
+        );
+        (id, device)
+    };
+    let lid = lid_for(phone);
+    pairing::pair_success_iq(
+        &id,
+        device_identity,
+        key_index,
+        &format!("{phone}:{device}@s.whatsapp.net"),
+        &format!("{lid}:{device}@lid"),
+    )
+}
+
 impl WaSim {
     /// Starts a simulator on `127.0.0.1` with a random free port.
     pub async fn start() -> Self {
@@ -286,6 +398,11 @@ impl WaSim {
                 pending_pairs: HashMap::new(),
                 unacked: Vec::new(),
                 log: Vec::new(),
+                registrations: Vec::new(),
+                pair_code_requests: Vec::new(),
+                link_code: None,
+                link_code_results: HashMap::new(),
+                refuse_pair_codes: false,
             }),
             phones: tokio::sync::Mutex::new(HashMap::new()),
             changed: watch::channel(0).0,
@@ -357,10 +474,47 @@ impl WaSim {
             match &st.current {
                 Some(ConnHandle {
                     tx,
-                    session: Session::Registration { bundle },
+                    session: Session::Registration { bundle, .. },
                     ..
                 }) => (tx.clone(), bundle.clone()),
                 _ => panic!("scan_qr: no unlinked client is connected"),
+            }
+        };
+        // The real HMAC key is the ADV secret from the QR code, which the server never sees;
+        // wa-rs 0.2.0 does not check it.
+        let node = pair_success(&self.shared, &phone, bundle, &[0u8; 32]).await;
+        let (done, wait) = oneshot::channel();
+        if tx.send(Cmd::Send(vec![node], done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// The user of the phone `phone` (digits) types `code` under "Link with phone number" (a
+    /// `-` or spaces in it are ignored, letters may be lower case). The phone unwraps the
+    /// companion's key with what was typed and the server sends the companion `primary_hello`;
+    /// when the companion's `companion_finish` opens with the same code, the phone sends
+    /// `pair-success` and this returns `Ok` (the client then emits `PairSuccess`, reconnects
+    /// and logs in as after a QR scan). A wrong code links nothing: `Err(WrongCode)`.
+    pub async fn enter_pair_code(&self, phone: &str, code: &str) -> Result<(), PairCodeRefused> {
+        let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
+        let code: String = code
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        let (tx, request) = {
+            let st = self.shared.state();
+            let request = st.link_code.clone().filter(|r| r.phone == phone);
+            match (&st.current, request) {
+                (
+                    Some(ConnHandle {
+                        tx,
+                        session: Session::Registration { .. },
+                        ..
+                    }),
+                    Some(request),
+                ) => (tx.clone(), request),
+                _ => return Err(PairCodeRefused::NoRequest),
             }
         };
         let identity = {
@@ -371,35 +525,80 @@ impl WaSim {
                 .identity()
                 .clone()
         };
-        let key_index = 1;
-        let device_identity =
-            pairing::signed_device_identity(&identity, &bundle.identity, key_index);
-        let (id, device) = {
-            let mut st = self.shared.state();
-            let device = st.accounts.get(&phone).map_or(2, |a| a.device + 1);
-            let id = st.next_id("pair-");
-            st.pending_pairs.insert(
-                id.clone(),
-                PendingPair {
-                    phone: phone.clone(),
-                    device,
-                    bundle,
-                },
-            );
-            (id, device)
+        // Two PBKDF2 derivations of 2^17 rounds: off the runtime's threads.
+        let wrapped = request.wrapped_companion_ephemeral.clone();
+        let typed = code.clone();
+        let Ok(Some((companion_ephemeral, ephemeral, wrapped_primary))) =
+            tokio::task::spawn_blocking(move || {
+                let companion = pair_code::unwrap_ephemeral(&wrapped, &typed)?;
+                let ephemeral =
+                    wa_rs_core::libsignal::protocol::KeyPair::generate(&mut rand::rng());
+                let public: [u8; 32] = ephemeral.public_key.public_key_bytes().try_into().ok()?;
+                Some((
+                    companion,
+                    ephemeral,
+                    pair_code::wrap_ephemeral(&public, &typed),
+                ))
+            })
+            .await
+        else {
+            return Err(PairCodeRefused::WrongCode);
         };
-        let lid = lid_for(&phone);
-        let node = pairing::pair_success_iq(
+        let primary_identity = identity.public_key().public_key_bytes().to_vec();
+        let id = {
+            let mut st = self.shared.state();
+            let id = st.next_id("lc-");
+            match st.link_code.as_mut() {
+                Some(r) if r.pairing_ref == request.pairing_ref => {
+                    r.primary = Some(pair_code::PrimarySide {
+                        ephemeral,
+                        companion_ephemeral,
+                        identity,
+                    });
+                }
+                _ => return Err(PairCodeRefused::NoRequest),
+            }
+            st.link_code_results.remove(&request.pairing_ref);
+            id
+        };
+        let node = pair_code::primary_hello(
             &id,
-            device_identity,
-            key_index,
-            &format!("{phone}:{device}@s.whatsapp.net"),
-            &format!("{lid}:{device}@lid"),
+            &request.pairing_ref,
+            wrapped_primary,
+            &primary_identity,
         );
         let (done, wait) = oneshot::channel();
-        if tx.send(Cmd::Send(vec![node], done)).is_ok() {
-            let _ = wait.await;
+        if tx.send(Cmd::Send(vec![node], done)).is_err() || wait.await.is_err() {
+            return Err(PairCodeRefused::NoRequest);
         }
+        let pairing_ref = request.pairing_ref;
+        match self
+            .wait_until(Duration::from_secs(20), |st| {
+                st.link_code_results.get(&pairing_ref).copied()
+            })
+            .await
+        {
+            Some(true) => Ok(()),
+            Some(false) => Err(PairCodeRefused::WrongCode),
+            None => Err(PairCodeRefused::NoAnswer),
+        }
+    }
+
+    /// From now on, `companion_hello` is answered `429 rate-overlimit` (too many pairing code
+    /// requests for the number), or served again with `false`.
+    pub fn refuse_pair_codes(&self, refuse: bool) {
+        self.shared.state().refuse_pair_codes = refuse;
+    }
+
+    /// Every `companion_hello` received so far, in order.
+    pub fn pair_code_requests(&self) -> Vec<PairCodeRequest> {
+        self.shared.state().pair_code_requests.clone()
+    }
+
+    /// What the latest companion that registered (connected without a session) said of
+    /// itself; `None` before any.
+    pub fn registered_device(&self) -> Option<CompanionDevice> {
+        self.shared.state().registrations.last().cloned()
     }
 
     async fn command(&self, make: impl FnOnce(oneshot::Sender<()>) -> Cmd) -> bool {
@@ -542,12 +741,25 @@ impl WaSim {
         timeout: Duration,
         pred: impl Fn(&Node) -> bool,
     ) -> Option<Node> {
-        self.wait_until(timeout, |st| st.log.iter().find(|n| pred(n)).cloned())
-            .await
+        self.wait_until(timeout, |st| {
+            st.log.iter().map(|(_, n)| n).find(|n| pred(n)).cloned()
+        })
+        .await
     }
 
     /// Every stanza the client sent, decrypted, in order (all connections).
     pub fn client_stanzas(&self) -> Vec<Node> {
+        self.shared
+            .state()
+            .log
+            .iter()
+            .map(|(_, n)| n.clone())
+            .collect()
+    }
+
+    /// Every stanza the client sent, in order, with when the simulator read it: to compare
+    /// gaps between stanzas (typing indicators before a message).
+    pub fn client_stanzas_timed(&self) -> Vec<(Instant, Node)> {
         self.shared.state().log.clone()
     }
 

@@ -53,6 +53,7 @@ pub(crate) fn signed_device_identity(
     phone_identity: &IdentityKeyPair,
     companion_identity: &[u8],
     key_index: u32,
+    hmac_key: &[u8; 32],
 ) -> Vec<u8> {
     let mut rng = rand::rng();
     let now = std::time::SystemTime::now()
@@ -82,9 +83,7 @@ pub(crate) fn signed_device_identity(
         device_signature: None,
     }
     .encode_to_vec();
-    // The real HMAC key is the ADV secret from the QR code, which the server never sees; wa-rs
-    // 0.2.0 does not check it.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&[0u8; 32]).expect("hmac key");
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(hmac_key).expect("hmac key");
     mac.update(&signed);
     wa::AdvSignedDeviceIdentityHmac {
         details: Some(signed),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use relay_domain::DeliveryStatus;
 use relay_engine::channel::whatsapp_web::{Command, ConnectionState};
-use relay_wa_sim::{ReceiptKind, WaSim};
+use relay_wa_sim::{CompanionDevice, PairCodeRefused, ReceiptKind, WaSim};
 
 use crate::helpers::*;
 
@@ -84,6 +84,11 @@ async fn the_qr_code_is_scanned_once_and_every_restart_connects_without_it() {
         }
     );
     assert_eq!(sim.linked_phone().as_deref(), Some(ACCOUNT));
+    assert_eq!(
+        sim.registered_device(),
+        Some(camionback_relay_desktop()),
+        "the phone lists the relay by name, as a desktop"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -113,6 +118,137 @@ async fn the_qr_code_is_scanned_once_and_every_restart_connects_without_it() {
             .any(|s| matches!(s, ConnectionState::Qr { .. } | ConnectionState::Unlinked)),
         "no QR code after a restart: {seen:?}"
     );
+}
+
+/// What the phone shows under "Appareils connectés" for the relay.
+fn camionback_relay_desktop() -> CompanionDevice {
+    CompanionDevice {
+        os: Some("CamionBack Relay".into()),
+        platform: Some("DESKTOP".into()),
+    }
+}
+
+async fn ask_pair_code(app: &TestApp) -> String {
+    let whatsapp = app.engine().whatsapp().expect("channel");
+    // Not the code shown before, if any: a new request gives a new code.
+    let before = match whatsapp.state().borrow().clone() {
+        ConnectionState::PairCode { code } => Some(code),
+        _ => None,
+    };
+    whatsapp.command(Command::PairWithPhone(ACCOUNT.into()));
+    let state = wait_state(
+        app,
+        "a pairing code",
+        |s| matches!(s, ConnectionState::PairCode { code } if Some(code) != before.as_ref()),
+    )
+    .await;
+    let ConnectionState::PairCode { code } = state else {
+        unreachable!()
+    };
+    code
+}
+
+#[tokio::test]
+async fn a_pairing_code_typed_on_the_phone_links_once_and_every_restart_connects_without_it() {
+    let sim = WaSim::start().await;
+    let mut app = world_with(&sim).await.start().await;
+    wait_state(&app, "unlinked", |s| {
+        matches!(s, ConnectionState::Unlinked | ConnectionState::Qr { .. })
+    })
+    .await;
+
+    let code = ask_pair_code(&app).await;
+    assert_eq!(code.len(), 8, "{code}");
+    let requests = sim.pair_code_requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].phone, ACCOUNT);
+    assert!(requests[0].accepted, "WhatsApp accepts the request");
+    assert!(
+        app.engine()
+            .whatsapp()
+            .expect("channel")
+            .state()
+            .borrow()
+            .describe()
+            .contains(&code),
+        "staff are told the code to type"
+    );
+
+    assert_eq!(sim.enter_pair_code(ACCOUNT, &code).await, Ok(()));
+    let connected = wait_state(&app, "connected", ConnectionState::is_connected).await;
+    assert_eq!(
+        connected,
+        ConnectionState::Connected {
+            phone: ACCOUNT.into()
+        }
+    );
+    assert_eq!(sim.linked_phone().as_deref(), Some(ACCOUNT));
+    assert_eq!(sim.registered_device(), Some(camionback_relay_desktop()));
+
+    app.stop().await;
+    let connections = sim.connections();
+    let app = app.start().await;
+    let mut states = app.engine().whatsapp().expect("channel").state();
+    let mut seen = vec![states.borrow().clone()];
+    tokio::time::timeout(LIMIT, async {
+        while !seen.last().is_some_and(ConnectionState::is_connected) {
+            states.changed().await.expect("stream");
+            seen.push(states.borrow().clone());
+        }
+    })
+    .await
+    .expect("connects again");
+    assert!(
+        !seen.iter().any(|s| matches!(
+            s,
+            ConnectionState::Qr { .. }
+                | ConnectionState::PairCode { .. }
+                | ConnectionState::Unlinked
+        )),
+        "neither a code nor a QR after a restart: {seen:?}"
+    );
+    assert_eq!(sim.connections(), connections + 1, "one login, no linking");
+    assert_eq!(sim.pair_code_requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_wrong_pairing_code_links_nothing_and_a_new_code_can_be_asked_for() {
+    let sim = WaSim::start().await;
+    let app = world_with(&sim).await.start().await;
+    wait_state(&app, "unlinked", |s| {
+        matches!(s, ConnectionState::Unlinked | ConnectionState::Qr { .. })
+    })
+    .await;
+    let code = ask_pair_code(&app).await;
+    let wrong = if code == "ZZZZZZZZ" {
+        "YYYYYYYY"
+    } else {
+        "ZZZZZZZZ"
+    };
+
+    assert_eq!(
+        sim.enter_pair_code(ACCOUNT, wrong).await,
+        Err(PairCodeRefused::WrongCode)
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sim.linked_phone(), None, "nothing linked");
+    let state = app
+        .engine()
+        .whatsapp()
+        .expect("channel")
+        .state()
+        .borrow()
+        .clone();
+    assert!(
+        matches!(state, ConnectionState::PairCode { .. }),
+        "still waiting for a code: {state:?}"
+    );
+
+    let again = ask_pair_code(&app).await;
+    assert_ne!(again, code);
+    assert_eq!(sim.enter_pair_code(ACCOUNT, &again).await, Ok(()));
+    wait_state(&app, "connected", ConnectionState::is_connected).await;
+    assert_eq!(sim.linked_phone().as_deref(), Some(ACCOUNT));
 }
 
 #[tokio::test]
@@ -224,6 +360,85 @@ async fn a_broadcast_reaches_each_registered_carrier_once_with_the_exact_text_at
     assert!(
         gap >= Duration::from_millis(180),
         "sends {gap:?} apart, throttle is 200 ms"
+    );
+    assert!(
+        !sim.client_stanzas().iter().any(|n| n.tag == "chatstate"),
+        "no typing indicator unless RELAY_TYPING=1"
+    );
+}
+
+/// With `RELAY_TYPING=1`, each carrier sees "en train d'écrire…" before each message, for
+/// longer when the text is longer.
+#[tokio::test]
+async fn with_typing_on_each_message_follows_a_typing_indicator_as_long_as_the_text() {
+    let sim = WaSim::start().await;
+    sim.set_registered(&["212612345601"]);
+    let mut settings = web_settings(&sim);
+    settings.push(("RELAY_TYPING", "1".into()));
+    let overrides: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = world(&overrides).await;
+    // The message is the kind of goods only, so its length is the test's to choose.
+    std::fs::write(app.dir.path().join("template.txt"), "{{type_colis}}").expect("template");
+    add_usual_carriers(&app.camionback);
+    let app = app.start().await;
+    wait_state(&app, "qr", |s| matches!(s, ConnectionState::Qr { .. })).await;
+    sim.scan_qr(ACCOUNT).await;
+    wait_state(&app, "connected", ConnectionState::is_connected).await;
+
+    let short = "Sable";
+    let long = "Palettes de carreaux en céramique, sacs de ciment, fers à béton et \
+                menuiseries aluminium : chargement au quai nord, manutention par le client";
+    for (id, goods) in [(21, short), (22, long)] {
+        let mut order = order(id);
+        order["type_marchandise"] = goods.into();
+        app.post_order(order).await;
+        app.wait_for_broadcast(id).await;
+    }
+    let received = sim.wait_for_received(2, LIMIT).await.expect("two messages");
+    assert_eq!(
+        received.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(),
+        [short, long]
+    );
+
+    // What the carrier's phone got, in order: composing, paused, message, twice.
+    let carrier = "212612345601@s.whatsapp.net";
+    let to_carrier: Vec<(std::time::Instant, String)> = sim
+        .client_stanzas_timed()
+        .into_iter()
+        .filter(|(_, n)| n.attrs.get("to").is_some_and(|to| *to == carrier))
+        .filter_map(|(at, n)| {
+            let what = match n.tag.as_str() {
+                "chatstate" => n.children()?.first()?.tag.clone(),
+                "message" => "message".to_string(),
+                _ => return None,
+            };
+            Some((at, what))
+        })
+        .collect();
+    let kinds: Vec<&str> = to_carrier.iter().map(|(_, k)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "composing",
+            "paused",
+            "message",
+            "composing",
+            "paused",
+            "message"
+        ]
+    );
+    let typing = |i: usize| to_carrier[i + 2].0.duration_since(to_carrier[i].0);
+    let (for_short, for_long) = (typing(0), typing(3));
+    println!(
+        "typing before {} chars: {for_short:?}, before {} chars: {for_long:?}",
+        short.chars().count(),
+        long.chars().count()
+    );
+    // 5 then 141 characters (1 s then 3.5 s of typing): a ratio leaves room for the delays a
+    // busy machine adds to both, and fails if the duration did not follow the text.
+    assert!(
+        for_long.as_secs_f64() > 1.5 * for_short.as_secs_f64(),
+        "a longer text is typed for longer: {for_short:?} then {for_long:?}"
     );
 }
 

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
-use relay_wa_sim::WaSim;
+use relay_wa_sim::{PairCodeRefused, WaSim};
+use wa_rs::pair_code::PairCodeOptions;
 use wa_rs::types::events::Event;
 
 use crate::common::{init_log, name, start_bot};
@@ -87,4 +88,120 @@ async fn running_out_of_qr_codes_ends_the_run_loop_silently() {
     assert!(events.is_empty(), "no event at all: {events:?}");
     assert_eq!(sim.connections(), 1);
     assert!(!bot.client.is_connected());
+}
+
+/// Pairing code: `pair_with_code` (companion_hello → ref) gives `PairingCode`; the phone types
+/// it (primary_hello notification → companion_finish → pair-success), then the client links and
+/// logs in as after a QR scan. What it said of itself at registration is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_the_pairing_code_on_the_phone_links_the_companion() {
+    init_log();
+    let sim = WaSim::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut bot = start_bot(&sim, &dir.path().join("session.db")).await;
+    bot.wait_event(Duration::from_secs(10), |e| {
+        matches!(e, Event::PairingQrCode { .. })
+    })
+    .await;
+
+    let code = bot
+        .client
+        .pair_with_code(PairCodeOptions {
+            phone_number: format!("+{PHONE}"),
+            ..Default::default()
+        })
+        .await
+        .expect("pair code");
+    assert_eq!(code.len(), 8);
+    let requests = sim.pair_code_requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].phone, PHONE);
+    assert_eq!(requests[0].platform_display, "Chrome (Linux)");
+    assert!(requests[0].accepted);
+
+    // Typed as a person would, lower case with a dash.
+    let typed = format!("{}-{}", &code[..4], &code[4..]).to_lowercase();
+    assert_eq!(sim.enter_pair_code(PHONE, &typed).await, Ok(()));
+    let success = bot
+        .wait_event(Duration::from_secs(10), |e| {
+            matches!(e, Event::PairSuccess(_) | Event::PairError(_))
+        })
+        .await;
+    let Event::PairSuccess(success) = success else {
+        panic!("pair error: {success:?}")
+    };
+    assert_eq!(success.id.user, PHONE);
+    bot.wait_event(Duration::from_secs(10), |e| {
+        matches!(e, Event::Connected(_))
+    })
+    .await;
+    assert_eq!(sim.linked_phone().as_deref(), Some(PHONE));
+    assert_eq!(bot.client.get_pn().await.expect("pn").user, PHONE);
+    let device = sim.registered_device().expect("registered");
+    assert_eq!(device.os.as_deref(), Some("rust"), "wa-rs's default name");
+    bot.stop().await;
+}
+
+/// A code typed wrong on the phone: the companion still answers (AES-CTR cannot tell a wrong
+/// code), but its key bundle does not open, so nothing is linked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_pairing_code_links_nothing() {
+    init_log();
+    let sim = WaSim::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut bot = start_bot(&sim, &dir.path().join("session.db")).await;
+    bot.wait_event(Duration::from_secs(10), |e| {
+        matches!(e, Event::PairingQrCode { .. })
+    })
+    .await;
+    let code = bot
+        .client
+        .pair_with_code(PairCodeOptions {
+            phone_number: PHONE.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("pair code");
+    let wrong = if code == "ZZZZZZZZ" {
+        "YYYYYYYY"
+    } else {
+        "ZZZZZZZZ"
+    };
+
+    assert_eq!(
+        sim.enter_pair_code("212699999999", &code).await,
+        Err(PairCodeRefused::NoRequest),
+        "another phone than the one asked for"
+    );
+    assert_eq!(
+        sim.enter_pair_code(PHONE, wrong).await,
+        Err(PairCodeRefused::WrongCode)
+    );
+    let events: Vec<String> = bot
+        .drain_events(Duration::from_millis(500))
+        .await
+        .iter()
+        .map(name)
+        .collect();
+    assert!(
+        !events
+            .iter()
+            .any(|e| e == "PairSuccess" || e == "Connected"),
+        "{events:?}"
+    );
+    assert_eq!(sim.linked_phone(), None);
+    assert!(bot.client.get_pn().await.is_none());
+
+    // A display name that is not `Browser (OS)` is refused by the server.
+    let refused = bot
+        .client
+        .pair_with_code(PairCodeOptions {
+            phone_number: PHONE.into(),
+            platform_display: "CamionBack Relay".into(),
+            ..Default::default()
+        })
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(!sim.pair_code_requests().last().expect("request").accepted);
+    bot.stop().await;
 }

@@ -28,7 +28,7 @@ pub use state::ConnectionState;
 use super::{Accepted, Channel, OutgoingMessage, SendError};
 use crate::clock::now_ms;
 use crate::store::Store;
-use relay_domain::DeliveryStatus;
+use relay_domain::{DeliveryStatus, PhoneNumber};
 
 /// Numbers checked together with the one about to be sent to (others queued next).
 const NUMBER_CHECK_BATCH: u32 = 50;
@@ -54,6 +54,8 @@ pub struct WhatsAppWebSettings {
 pub enum WhatsAppWebError {
     #[error("session WhatsApp {path} : {message}")]
     Session { path: String, message: String },
+    #[error("pas de code d'appairage : {0}")]
+    PairCode(String),
 }
 
 /// What staff can ask of the connection.
@@ -137,6 +139,16 @@ impl WhatsAppWeb {
     /// The connection state, as it changes.
     pub fn state(&self) -> watch::Receiver<ConnectionState> {
         self.shared.state.subscribe()
+    }
+
+    /// Asks WhatsApp for a pairing code for the account `phone`, to type on that phone
+    /// instead of scanning a QR code. The code then comes as [`ConnectionState::PairCode`];
+    /// an error says why there is none (no linking connection, WhatsApp refused).
+    pub async fn pair_with_phone(&self, phone: &PhoneNumber) -> Result<(), WhatsAppWebError> {
+        let client = self.shared.client().ok_or_else(|| {
+            WhatsAppWebError::PairCode("la connexion WhatsApp n'est pas démarrée".into())
+        })?;
+        supervisor::request_pair_code(&client, phone.digits()).await
     }
 
     pub fn command(&self, command: Command) {

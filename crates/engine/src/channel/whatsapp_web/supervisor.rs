@@ -35,6 +35,11 @@ const MAX_RESTART_DELAY: Duration = Duration::from_secs(120);
 /// listen to `disconnect`).
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// The name a pairing code request gives the phone (see `request_pair_code`).
+const PAIR_CODE_DISPLAY: &str = "Chrome (Linux)";
+/// How long a pairing code request waits for the linking connection to be up.
+const PAIR_CODE_SOCKET_WAIT: Duration = Duration::from_secs(30);
+
 /// Replies that opt a carrier out, compared without case or surrounding punctuation.
 const OPT_OUT_WORDS: [&str; 4] = ["STOP", "ARRET", "ARRÊT", "توقف"];
 const OPT_OUT_CONFIRMATION: &str =
@@ -409,20 +414,56 @@ fn on_command(session: &Session, command: Command) {
         Command::PairWithPhone(phone) => {
             let client = session.client.clone();
             tokio::spawn(async move {
-                if let Err(err) = client.wait_for_socket(Duration::from_secs(30)).await {
-                    tracing::warn!("WhatsApp : code d'appairage impossible : {err}");
-                    return;
-                }
-                let options = wa_rs_core::pair_code::PairCodeOptions {
-                    phone_number: phone.chars().filter(char::is_ascii_digit).collect(),
-                    ..Default::default()
-                };
-                if let Err(err) = client.pair_with_code(options).await {
-                    tracing::warn!("WhatsApp : code d'appairage refusé : {err}");
+                if let Err(err) = request_pair_code(&client, &phone).await {
+                    tracing::warn!("WhatsApp : {err}");
                 }
             });
         }
     }
+}
+
+/// `pair_with_code` on the linking connection; its `PairingCode` event sets the state.
+pub(super) async fn request_pair_code(
+    client: &Arc<Client>,
+    digits: &str,
+) -> Result<(), WhatsAppWebError> {
+    use wa_rs_core::pair_code::{PairCodeError, PairCodeOptions, PlatformId};
+    if client.get_pn().await.is_some() {
+        return Err(WhatsAppWebError::PairCode(
+            "le relais est déjà relié à un compte WhatsApp".into(),
+        ));
+    }
+    client
+        .wait_for_socket(PAIR_CODE_SOCKET_WAIT)
+        .await
+        .map_err(|_| WhatsAppWebError::PairCode("WhatsApp ne répond pas".into()))?;
+    let options = PairCodeOptions {
+        phone_number: digits.chars().filter(char::is_ascii_digit).collect(),
+        // Only shown in the phone's "enter the code" notification, and WhatsApp refuses (400)
+        // any name that is not a common `Browser (OS)`. The device is listed afterwards under
+        // its DeviceProps: "CamionBack Relay", desktop.
+        platform_id: PlatformId::Chrome,
+        platform_display: PAIR_CODE_DISPLAY.to_string(),
+        show_push_notification: true,
+        custom_code: None,
+    };
+    client
+        .pair_with_code(options)
+        .await
+        .map(drop)
+        .map_err(|err| {
+            WhatsAppWebError::PairCode(match err {
+                PairCodeError::PhoneNumberRequired
+                | PairCodeError::PhoneNumberTooShort
+                | PairCodeError::PhoneNumberNotInternational => {
+                    "numéro invalide : indicatif du pays attendu (ex. 212664373534)".into()
+                }
+                PairCodeError::RequestFailed(reason) => {
+                    format!("WhatsApp a refusé la demande ({reason})")
+                }
+                other => format!("échec de la demande ({other})"),
+            })
+        })
 }
 
 async fn alive(client: &Client, deadline: Duration) -> bool {
@@ -443,6 +484,10 @@ async fn on_event(
     restarts: &mut ExponentialBackoff,
 ) -> Option<Ending> {
     match event {
+        // wa-rs keeps rotating QR codes while a pairing code waits to be typed: the code stays
+        // on screen until the round of QR codes ends, which closes the socket and the code.
+        WaEvent::Qr { .. }
+            if matches!(*shared.state.borrow(), ConnectionState::PairCode { .. }) => {}
         WaEvent::Qr { code, timeout } => {
             let expires_at = Utc::now() + chrono::Duration::from_std(timeout).unwrap_or_default();
             // wa-rs renders every code of a round up front: carry the current secret, which a
