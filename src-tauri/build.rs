@@ -19,6 +19,9 @@ fn main() {
         "list_carriers",
         "sync_carriers",
         "settings_view",
+        "preview_message",
+        "save_settings",
+        "open_folder",
         "set_paused",
     ]);
     let attributes = tauri_build::Attributes::new()

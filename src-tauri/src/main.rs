@@ -14,6 +14,7 @@ mod monitor;
 mod pause;
 mod qr;
 mod relay;
+mod settings;
 mod tray;
 mod views;
 
@@ -73,7 +74,10 @@ fn main() -> ExitCode {
             commands::relaunch_order,
             commands::list_carriers,
             commands::sync_carriers,
-            commands::settings_view,
+            settings::settings_view,
+            settings::preview_message,
+            settings::save_settings,
+            settings::open_folder,
             commands::set_paused,
         ])
         .setup(move |app| {

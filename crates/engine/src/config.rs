@@ -409,10 +409,22 @@ impl Values {
 
     fn check_url(&self, key: &'static str, value: &str, origin: &str) -> Result<Url, ConfigError> {
         let url = Url::parse(value).map_err(|err| {
+            let why = match err {
+                url::ParseError::RelativeUrlWithoutBase => "il manque http:// ou https://",
+                url::ParseError::EmptyHost => "il manque le nom du serveur",
+                url::ParseError::InvalidPort => "port invalide",
+                url::ParseError::InvalidIpv4Address | url::ParseError::InvalidIpv6Address => {
+                    "adresse IP invalide"
+                }
+                url::ParseError::InvalidDomainCharacter | url::ParseError::IdnaError => {
+                    "nom de serveur invalide"
+                }
+                _ => "adresse mal formée",
+            };
             self.invalid(
                 key,
                 origin,
-                format!("« {value} » n'est pas une URL ({err})"),
+                format!("« {value} » n'est pas une URL ({why})"),
             )
         })?;
         if !matches!(url.scheme(), "http" | "https") {
