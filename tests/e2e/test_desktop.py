@@ -169,7 +169,7 @@ def check_settings_bad_url(session, checks, data_dir, screenshots):
     config = os.path.join(data_dir, "config.toml")
     before = read(config)
     note = session.text("dd[data-key=CAMIONBACK_API_URL] .origin") or ""
-    assert "variable d'environnement CAMIONBACK_API_URL" in note, note
+    assert "variable d'environnement" in note and "n'aura pas d'effet" in note, note
     set_field(session, "#field-CAMIONBACK_API_URL", "camionback.com/api")
     session.click("#settings-save")
     error = wait_for("the URL error next to its field",
@@ -184,7 +184,7 @@ def check_settings_bad_url(session, checks, data_dir, screenshots):
     session.click("#settings-reset")
 
 
-def check_settings_edit_applies(session, checks, fakes, data_dir, eligible):
+def check_settings_edit_applies(session, checks, fakes, data_dir, eligible, screenshots):
     """Throttle + template changed: the preview follows typing, the save is applied (the relay
     restarts), and the next order reaches carriers with exactly the new text."""
     set_field(session, "#template-input", "Commande {{reference}} : {{trajet}}")
@@ -207,6 +207,7 @@ def check_settings_edit_applies(session, checks, fakes, data_dir, eligible):
     assert oct(os.stat(os.path.join(data_dir, "config.toml")).st_mode & 0o777) == "0o600"
     assert session.script("return document.querySelector('#field-RELAY_THROTTLE_MS').value;") == "300"
     checks.ok(f"Paramètres : enregistré et appliqué (« {message} »)")
+    capture(screenshots, "parametres-enregistre")
 
     already = len(fakes.sent_messages())
     fakes.add_order(fake_services.order(ORDER_ID + 1, "CMD-2025-124", route=1))
@@ -357,7 +358,7 @@ def run(args, work):
             session.script("document.querySelector('#template-preview').scrollIntoView();")
             capture(args.screenshots, "parametres-message")
         check_settings_bad_url(session, checks, data_dir, args.screenshots)
-        check_settings_edit_applies(session, checks, fakes, data_dir, eligible)
+        check_settings_edit_applies(session, checks, fakes, data_dir, eligible, args.screenshots)
         page = session.source()
         for secret in (fake_services.WHATSAPP_TOKEN, fake_services.CAMIONBACK_TOKEN):
             assert secret not in page, "a secret reached the webview after saving"

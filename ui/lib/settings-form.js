@@ -60,12 +60,11 @@ export function secretState(field, cleared = false) {
   return field.set ? "🔒 défini (masqué)" : "non défini";
 }
 
-/** Where a value comes from, as a short note under the field (or null). */
+/** Where a value comes from, as a short note under the field, when it matters (or null). */
 export function originNote(field) {
   if (field.origin === "env") {
-    return `Imposé par la variable d'environnement ${field.key} : une valeur enregistrée ici n'aura d'effet qu'une fois cette variable retirée.`;
+    return "⚠ Imposé par une variable d'environnement : ce que vous enregistrez ici n'aura pas d'effet tant qu'elle est définie.";
   }
-  if (field.origin === "default") return "valeur par défaut";
   return null;
 }
 

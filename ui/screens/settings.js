@@ -118,6 +118,12 @@ function draw(view) {
       { id: "settings-form", autocomplete: "off", onsubmit: onSave },
       h(
         "div",
+        { class: "form-actions" },
+        h("button", { type: "submit", id: "settings-save" }, "💾 Enregistrer et appliquer"),
+        h("button", { type: "button", class: "secondary", id: "settings-reset", onclick: () => draw(state.view) }, "Annuler les modifications"),
+      ),
+      h(
+        "div",
         { class: "cards" },
         view.groups.map((group) =>
           h(
@@ -173,12 +179,6 @@ function draw(view) {
             h("pre", { class: "bubble", id: "template-preview" }, view.preview.text),
           ),
         ),
-      ),
-      h(
-        "div",
-        { class: "form-actions" },
-        h("button", { type: "submit", id: "settings-save" }, "💾 Enregistrer et appliquer"),
-        h("button", { type: "button", class: "secondary", id: "settings-reset", onclick: () => draw(state.view) }, "Annuler les modifications"),
       ),
     ),
   );
@@ -256,6 +256,7 @@ async function onSave(event) {
     // An engine that had failed to start may run now: its banner no longer applies.
     if (outcome.applied) $("#engine-banner").hidden = true;
     showStatus(outcome.message, outcome.applied && outcome.overridden.length === 0 ? "ok" : "warn");
+    $("#settings-status").scrollIntoView({ block: "start" });
     toast(outcome.applied ? "Réglages enregistrés et appliqués." : "Réglages enregistrés, non appliqués.", outcome.applied ? "ok" : "bad");
   } catch (err) {
     const errors = fieldErrors(err);
@@ -269,7 +270,13 @@ async function onSave(event) {
     }
     const others = hiddenErrors(errors, shown);
     showStatus([err.message, ...others].join(" — "), "bad");
-    $(".has-error input, .has-error select, #template-input.has-error")?.focus();
+    const first = $(".has-error input, .has-error select");
+    if (first) {
+      // Scrolled by hand, with room for its label below the sticky buttons.
+      const main = first.closest("main");
+      if (main) main.scrollTop += first.getBoundingClientRect().top - main.getBoundingClientRect().top - 160;
+      first.focus({ preventScroll: true });
+    }
   } finally {
     state.saving = false;
     const again = $("#settings-save");
