@@ -606,6 +606,63 @@ mod tests {
         );
     }
 
+    /// Staff save a new throttle from the screen: the relay restarts with it, over the same
+    /// database, and a later "Quitter" stops it cleanly.
+    #[tokio::test]
+    async fn a_saved_edit_restarts_the_relay_with_the_new_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().display().to_string();
+        let env = move |key: &str| match key {
+            "RELAY_DATA_DIR" => Some(data_dir.clone()),
+            "RELAY_CHANNEL" => Some("cloud-api".into()),
+            "RELAY_WEBHOOK_ADDR" => Some("127.0.0.1:0".into()),
+            // Nothing is sent in this test: the Cloud API is never called.
+            "WHATSAPP_API_URL" => Some("http://127.0.0.1:9".into()),
+            "WHATSAPP_PHONE_NUMBER_ID" => Some("106540352242922".into()),
+            "WHATSAPP_TOKEN" => Some("meta-token".into()),
+            _ => None,
+        };
+        let relay = Relay::new(Ok(Settings::load(&env).expect("valid settings")));
+        relay.start().await.expect("starts");
+        let first_store = relay.handles().await.expect("running").store;
+        let key = relay_engine::store::StateKey::LastCarrierSyncAt;
+        first_store
+            .set_state(key, "1700000000000")
+            .await
+            .expect("write");
+
+        let saved = edit::save(
+            &env,
+            &SettingsForm {
+                changes: BTreeMap::from([("RELAY_THROTTLE_MS".into(), Some("2500".into()))]),
+                template: None,
+            }
+            .into_edit(),
+        )
+        .expect("saved");
+        relay.restart(saved.settings).await.expect("restarted");
+
+        assert_eq!(
+            relay.settings().expect("settings").dispatch.throttle,
+            Duration::from_millis(2500)
+        );
+        assert_eq!(relay.phase().await.0, crate::relay::PhaseKind::Running);
+        // The new engine answers from the same database file.
+        let store = relay.handles().await.expect("running again").store;
+        assert_eq!(
+            store.get_state(key).await.expect("read").as_deref(),
+            Some("1700000000000")
+        );
+        relay.shutdown().await;
+        assert_eq!(relay.phase().await.0, crate::relay::PhaseKind::Stopping);
+        assert!(
+            relay
+                .restart(Settings::load(&env).expect("valid"))
+                .await
+                .is_err()
+        );
+    }
+
     #[test]
     fn a_form_becomes_an_edit_with_null_meaning_clear() {
         let form: SettingsForm = serde_json::from_str(

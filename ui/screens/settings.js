@@ -252,7 +252,11 @@ async function onSave(event) {
   showStatus("Enregistrement… le relais redémarre après l'envoi en cours.", "");
   try {
     const outcome = await call("save_settings", { form });
-    if (outcome.view) draw(outcome.view);
+    if (outcome.view) {
+      draw(outcome.view);
+      const channel = fieldsByKey(outcome.view).RELAY_CHANNEL?.value;
+      if (outcome.applied && channel) $("#brand-channel").textContent = `canal ${channel}`;
+    }
     // An engine that had failed to start may run now: its banner no longer applies.
     if (outcome.applied) $("#engine-banner").hidden = true;
     showStatus(outcome.message, outcome.applied && outcome.overridden.length === 0 ? "ok" : "warn");

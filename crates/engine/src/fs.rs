@@ -57,7 +57,8 @@ pub fn write_private_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // Unique per call: two saves at once never write into each other's temporary file.
+    let temp = dir.join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
     let written = (|| {
         let mut options = OpenOptions::new();
         options.write(true).create(true).truncate(true);
