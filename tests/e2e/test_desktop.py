@@ -198,6 +198,7 @@ def check_settings_edit_applies(session, checks, fakes, data_dir, eligible, scre
     checks.ok(f"Paramètres : l'aperçu suit la saisie (« {expected_preview} »), variable inconnue signalée")
 
     set_field(session, "#field-RELAY_THROTTLE_MS", "300")
+    started = time.monotonic()
     session.click("#settings-save")
     message = wait_for("the saved-and-applied message", lambda: (
         lambda t: t if t and "appliqués" in t else None)(session.text("#settings-message")), timeout=60)
@@ -206,7 +207,8 @@ def check_settings_edit_applies(session, checks, fakes, data_dir, eligible, scre
     assert read(os.path.join(data_dir, "template.txt")) == NEW_TEMPLATE + "\n"
     assert oct(os.stat(os.path.join(data_dir, "config.toml")).st_mode & 0o777) == "0o600"
     assert session.script("return document.querySelector('#field-RELAY_THROTTLE_MS').value;") == "300"
-    checks.ok(f"Paramètres : enregistré et appliqué (« {message} »)")
+    applied_in = time.monotonic() - started
+    checks.ok(f"Paramètres : enregistré et appliqué en {applied_in:.1f} s, redémarrage compris (« {message} »)")
     capture(screenshots, "parametres-enregistre")
 
     already = len(fakes.sent_messages())
