@@ -592,6 +592,14 @@ mod tests {
                 .find(|f| f.key == key)
                 .expect("field")
         };
+        for key in edit::SECRET_KEYS {
+            let secret = field(key);
+            assert_eq!(
+                (secret.kind, &secret.value),
+                (FieldKind::Secret, &None),
+                "{key}"
+            );
+        }
         let token = field("WHATSAPP_TOKEN");
         assert_eq!(
             (token.kind, token.set, &token.value),
