@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use relay_domain::{DeliveryStatus, Order, OrderFields, OrderId, TemplateFields};
+use relay_domain::{DeliveryStatus, Order, OrderId};
 use relay_engine::clock::now_ms;
 use relay_engine::store::{HistoryFilter, RelaunchMode, StateKey, Store};
 use serde::{Deserialize, Serialize};
@@ -417,51 +417,6 @@ pub async fn sync_carriers(relay: Shared<'_>) -> Result<SyncOutcome, UiError> {
 }
 
 #[tauri::command]
-pub async fn settings_view(relay: Shared<'_>) -> Result<views::SettingsView, UiError> {
-    let settings = relay.settings()?;
-    // The preview uses the newest order when there is one, so staff see a real message.
-    let sample = match relay.handles().await {
-        Ok(handles) => match handles.store.last_order().await? {
-            Some(last) => handles
-                .store
-                .get_order(OrderId(last.id))
-                .await?
-                .map(|s| s.order),
-            None => None,
-        },
-        Err(_) => None,
-    };
-    let sample = match sample {
-        Some(order) => order,
-        None => sample_order()?,
-    };
-    let preview = settings
-        .template
-        .render(&TemplateFields::of(&sample, &settings.order_link_base));
-    Ok(views::SettingsView::of(
-        &settings,
-        preview,
-        &sample.reference,
-    ))
-}
-
-/// The order the template preview uses before any real one has arrived.
-fn sample_order() -> Result<Order, UiError> {
-    Order::parse(OrderFields {
-        id: 123,
-        reference: "CMD-2025-123".into(),
-        ville_depart: "Casablanca".into(),
-        ville_arrivee: "Marrakech".into(),
-        date_souhaitee: "2025-11-03".into(),
-        prix: 4500.0,
-        type_marchandise: "Palettes".into(),
-        statut: None,
-        created_at: None,
-    })
-    .map_err(|err| UiError::new("internal", err.to_string()))
-}
-
-#[tauri::command]
 pub async fn set_paused(
     app: tauri::AppHandle,
     relay: Shared<'_>,
@@ -528,10 +483,5 @@ mod tests {
         let bare = split_timed("texte seul");
         assert_eq!(bare.at, None);
         assert_eq!(bare.message, "texte seul");
-    }
-
-    #[test]
-    fn the_sample_order_parses() {
-        assert_eq!(sample_order().expect("valid").reference, "CMD-2025-123");
     }
 }

@@ -7,6 +7,16 @@ use serde::Serialize;
 pub struct UiError {
     pub code: &'static str,
     pub message: String,
+    /// Refused form fields, each shown next to its input (settings); absent otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldProblem>,
+}
+
+/// One refused field: a setting name (or `template`) and why, in French.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
 }
 
 impl UiError {
@@ -14,6 +24,18 @@ impl UiError {
         Self {
             code,
             message: message.into(),
+            fields: Vec::new(),
+        }
+    }
+
+    pub fn with_fields(
+        code: &'static str,
+        message: impl Into<String>,
+        fields: Vec<FieldProblem>,
+    ) -> Self {
+        Self {
+            fields,
+            ..Self::new(code, message)
         }
     }
 

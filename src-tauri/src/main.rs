@@ -13,6 +13,7 @@ mod error;
 mod monitor;
 mod qr;
 mod relay;
+mod settings;
 mod tray;
 mod views;
 
@@ -82,7 +83,10 @@ fn main() -> ExitCode {
             commands::relaunch_order,
             commands::list_carriers,
             commands::sync_carriers,
-            commands::settings_view,
+            settings::settings_view,
+            settings::preview_message,
+            settings::save_settings,
+            settings::open_folder,
             commands::set_paused,
             commands::autostart_state,
             commands::set_autostart,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use relay_engine::carrier_sync::CarrierSync;
 use relay_engine::channel::whatsapp_web::WhatsAppWeb;
 use relay_engine::{Engine, Settings, Store};
-use tokio::sync::RwLock;
+use tokio::sync::{Mutex, RwLock};
 
 use crate::error::UiError;
 
@@ -38,9 +38,13 @@ pub enum PhaseKind {
 }
 
 pub struct Relay {
-    /// The settings as loaded at launch; an error here is shown instead of every screen.
-    settings: Result<Arc<Settings>, UiError>,
+    /// The settings the engine runs with: loaded at launch, replaced by a saved edit. An error
+    /// here (at launch) is shown instead of every screen.
+    settings: std::sync::RwLock<Result<Arc<Settings>, UiError>>,
     phase: RwLock<Phase>,
+    /// Held by a restart and by the final shutdown, so "Quitter" during a restart waits for
+    /// the send in flight instead of exiting under it.
+    lifecycle: Mutex<()>,
 }
 
 impl Relay {
@@ -50,22 +54,24 @@ impl Relay {
             Err(err) => Phase::Failed(err.clone()),
         };
         Self {
-            settings: settings.map(Arc::new),
+            settings: std::sync::RwLock::new(settings.map(Arc::new)),
             phase: RwLock::new(phase),
+            lifecycle: Mutex::new(()),
         }
     }
 
     pub fn settings(&self) -> Result<Arc<Settings>, UiError> {
-        self.settings.clone()
+        // A writer never panics while holding the lock; a poisoned one still holds settings.
+        self.settings
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
-    /// Starts the engine with the settings loaded at launch. Called once, in the background,
-    /// so the window opens at once and shows "démarrage" meanwhile.
+    /// Starts the engine with the current settings: at launch, in the background, so the
+    /// window opens at once and shows "démarrage" meanwhile; and by [`Relay::restart`].
     pub async fn start(&self) -> Result<(), UiError> {
-        let settings = match &self.settings {
-            Ok(settings) => settings.as_ref().clone(),
-            Err(err) => return Err(err.clone()),
-        };
+        let settings = self.settings()?.as_ref().clone();
         let started = Engine::start(settings).await;
         let mut phase = self.phase.write().await;
         match started {
@@ -85,6 +91,39 @@ impl Relay {
                 Err(err)
             }
         }
+    }
+
+    /// Runs the relay with `settings` from now on: the running engine stops (the send in
+    /// flight is finished and recorded; queued deliveries stay queued in the database), then
+    /// a new one starts with them. Also starts an engine that had failed to start.
+    pub async fn restart(&self, settings: Settings) -> Result<(), UiError> {
+        let _one_at_a_time = self.lifecycle.lock().await;
+        let engine = {
+            let mut phase = self.phase.write().await;
+            match &*phase {
+                Phase::Stopping | Phase::Stopped => return Err(UiError::stopping()),
+                Phase::Starting => {
+                    return Err(UiError::new(
+                        "starting",
+                        "le relais démarre encore : les réglages enregistrés s'appliqueront au prochain lancement",
+                    ));
+                }
+                Phase::Running(_) | Phase::Failed(_) => {}
+            }
+            // "Starting" meanwhile: commands wait for the new engine, the monitor keeps going.
+            match std::mem::replace(&mut *phase, Phase::Starting) {
+                Phase::Running(engine) => Some(engine),
+                _ => None,
+            }
+        };
+        if let Some(engine) = engine {
+            engine.shutdown().await;
+        }
+        *self
+            .settings
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Ok(Arc::new(settings));
+        self.start().await
     }
 
     pub async fn phase(&self) -> (PhaseKind, Option<UiError>) {
@@ -137,6 +176,7 @@ impl Relay {
     /// Stops the engine: the send in flight is finished and recorded first. Safe to call
     /// more than once; only the first call waits for anything.
     pub async fn shutdown(&self) {
+        let _after_any_restart = self.lifecycle.lock().await;
         let engine = {
             let mut phase = self.phase.write().await;
             match std::mem::replace(&mut *phase, Phase::Stopping) {

@@ -144,6 +144,82 @@ def statuses(session):
     )
 
 
+# --- Paramètres: editing, validation, preview, applying (issue 4) ---
+
+NEW_TEMPLATE = "Commande {{reference}} : {{ville_depart}} → {{ville_arrivee}}, {{prix}} MAD"
+
+
+def set_field(session, css, value):
+    """Types into a field as the page sees it (value, then an `input` event)."""
+    session.script(
+        "const el = document.querySelector(arguments[0]); el.value = arguments[1];"
+        "el.dispatchEvent(new Event('input', {bubbles: true}));", css, value)
+
+
+def read(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def check_settings_bad_url(session, checks, data_dir, screenshots):
+    """A URL without scheme is refused next to its field; config.toml is not touched."""
+    config = os.path.join(data_dir, "config.toml")
+    before = read(config)
+    note = session.text("dd[data-key=CAMIONBACK_API_URL] .origin") or ""
+    assert "variable d'environnement" in note and "n'aura pas d'effet" in note, note
+    set_field(session, "#field-CAMIONBACK_API_URL", "camionback.com/api")
+    session.click("#settings-save")
+    error = wait_for("the URL error next to its field",
+                     lambda: session.text("#error-CAMIONBACK_API_URL"), timeout=10)
+    assert "camionback.com/api" in error and "n'est pas une URL" in error, error
+    status = session.text("#settings-message") or ""
+    assert "rien n'a été enregistré" in status, status
+    assert read(config) == before, "a refused edit changed config.toml"
+    assert read(os.path.join(data_dir, "template.txt")) is None
+    checks.ok(f"Paramètres : URL invalide refusée à côté du champ (« {error[:60]}… »), config.toml inchangé")
+    capture(screenshots, "parametres-erreur")
+    session.click("#settings-reset")
+
+
+def check_settings_edit_applies(session, checks, fakes, data_dir, eligible, screenshots):
+    """Throttle + template changed: the preview follows typing, the save is applied (the relay
+    restarts), and the next order reaches carriers with exactly the new text."""
+    set_field(session, "#template-input", "Commande {{reference}} : {{trajet}}")
+    wait_for("the unknown placeholder error", lambda: "{{trajet}}" in (session.text("#error-template") or ""),
+             timeout=10)
+    set_field(session, "#template-input", NEW_TEMPLATE)
+    expected_preview = f"Commande {REFERENCE} : Casablanca → Marrakech, 4 500 MAD"
+    wait_for("the preview of the new template",
+             lambda: session.text("#template-preview") == expected_preview, timeout=10)
+    assert not session.text("#error-template"), session.text("#error-template")
+    checks.ok(f"Paramètres : l'aperçu suit la saisie (« {expected_preview} »), variable inconnue signalée")
+
+    set_field(session, "#field-RELAY_THROTTLE_MS", "300")
+    started = time.monotonic()
+    session.click("#settings-save")
+    message = wait_for("the saved-and-applied message", lambda: (
+        lambda t: t if t and "appliqués" in t else None)(session.text("#settings-message")), timeout=60)
+    config = read(os.path.join(data_dir, "config.toml")) or ""
+    assert "RELAY_THROTTLE_MS = 300" in config, config
+    assert read(os.path.join(data_dir, "template.txt")) == NEW_TEMPLATE + "\n"
+    assert oct(os.stat(os.path.join(data_dir, "config.toml")).st_mode & 0o777) == "0o600"
+    assert session.script("return document.querySelector('#field-RELAY_THROTTLE_MS').value;") == "300"
+    applied_in = time.monotonic() - started
+    checks.ok(f"Paramètres : enregistré et appliqué en {applied_in:.1f} s, redémarrage compris (« {message} »)")
+    capture(screenshots, "parametres-enregistre")
+
+    already = len(fakes.sent_messages())
+    fakes.add_order(fake_services.order(ORDER_ID + 1, "CMD-2025-124", route=1))
+    wait_for("the next order sent with the new template",
+             lambda: len(fakes.sent_messages()) >= already + eligible + 2, timeout=60)
+    texts = {m["text"]["body"] for m in fakes.sent_messages()[already:]}
+    assert texts == {"Commande CMD-2025-124 : Tanger → Agadir, 4 500 MAD"}, texts
+    checks.ok("la commande suivante part avec le nouveau modèle (texte exact reçu par l'API Cloud factice)")
+
+
 def run(args, work):
     checks = Checks()
     fakes, server = fake_services.start(carriers=args.carriers, failing=2, delay=args.send_delay)
@@ -158,7 +234,6 @@ def run(args, work):
         "XDG_CONFIG_HOME": os.path.join(work, "xdg-config"),
         "RELAY_CHANNEL": "cloud-api",
         "RELAY_WEBHOOK_ADDR": "127.0.0.1:0",
-        "RELAY_THROTTLE_MS": str(args.throttle_ms),
         "RELAY_LOG": "info",
         "CAMIONBACK_API_URL": fake_url,
         "CAMIONBACK_API_TOKEN": fake_services.CAMIONBACK_TOKEN,
@@ -167,6 +242,12 @@ def run(args, work):
         "WHATSAPP_PHONE_NUMBER_ID": fake_services.PHONE_NUMBER_ID,
         "WHATSAPP_TOKEN": fake_services.WHATSAPP_TOKEN,
     })
+    # The throttle comes from config.toml, as staff would set it, so the settings screen can
+    # change it (a value from the environment would win over the file).
+    data_dir = env["RELAY_DATA_DIR"]
+    os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    with open(os.path.join(data_dir, "config.toml"), "w") as f:
+        f.write(f"# écrit par test_desktop.py\nRELAY_THROTTLE_MS = {args.throttle_ms}\n")
     helpers = []
     if args.screenshots:
         os.makedirs(args.screenshots, exist_ok=True)
@@ -268,7 +349,7 @@ def run(args, work):
 
         session.click("#nav-settings")
         wait_for("the settings", lambda: session.find("#template-preview"), timeout=10)
-        token_shown = session.text("dd[data-key=WHATSAPP_TOKEN]")
+        token_shown = session.text("dd[data-key=WHATSAPP_TOKEN] .secret-state")
         assert token_shown == "🔒 défini (masqué)", token_shown
         page = session.source()
         for secret in (fake_services.WHATSAPP_TOKEN, fake_services.CAMIONBACK_TOKEN):
@@ -278,6 +359,11 @@ def run(args, work):
         if args.screenshots:
             session.script("document.querySelector('#template-preview').scrollIntoView();")
             capture(args.screenshots, "parametres-message")
+        check_settings_bad_url(session, checks, data_dir, args.screenshots)
+        check_settings_edit_applies(session, checks, fakes, data_dir, eligible, args.screenshots)
+        page = session.source()
+        for secret in (fake_services.WHATSAPP_TOKEN, fake_services.CAMIONBACK_TOKEN):
+            assert secret not in page, "a secret reached the webview after saving"
 
         session.click("#nav-whatsapp")
         wait_for("the WhatsApp screen", lambda: "API Cloud" in (session.text("#wa-status") or ""), timeout=10)

@@ -6,7 +6,10 @@ const tauri = window.__TAURI__;
 /** Any thrown value as `{code, message}`, the shape every command error has. */
 export function asUiError(err) {
   if (err && typeof err === "object" && typeof err.message === "string" && "code" in err) {
-    return { code: String(err.code), message: err.message };
+    // `fields`: the refused inputs of a form, each shown next to its field.
+    return Array.isArray(err.fields)
+      ? { code: String(err.code), message: err.message, fields: err.fields }
+      : { code: String(err.code), message: err.message };
   }
   return { code: "internal", message: String(err) };
 }

@@ -17,6 +17,13 @@ enum Placeholder {
 }
 
 impl Placeholder {
+    fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map_or("", |(name, _)| name)
+    }
+
     const NAMES: [(&'static str, Placeholder); 7] = [
         ("ville_depart", Self::VilleDepart),
         ("ville_arrivee", Self::VilleArrivee),
@@ -149,6 +156,23 @@ impl MessageTemplate {
         Ok(Self { segments })
     }
 
+    /// The template as staff write it, `{{name}}` for each placeholder: what the settings
+    /// form starts from. Parsing it again gives the same template.
+    pub fn text(&self) -> String {
+        let mut out = String::with_capacity(512);
+        for segment in &self.segments {
+            match segment {
+                Segment::Text(text) => out.push_str(text),
+                Segment::Field(placeholder) => {
+                    out.push_str("{{");
+                    out.push_str(placeholder.name());
+                    out.push_str("}}");
+                }
+            }
+        }
+        out
+    }
+
     pub fn render(&self, fields: &TemplateFields) -> String {
         let mut out = String::with_capacity(512);
         for segment in &self.segments {
@@ -194,6 +218,18 @@ mod tests {
             MessageTemplate::parse(DEFAULT_TEMPLATE),
             Ok(MessageTemplate::default())
         );
+    }
+
+    #[test]
+    fn the_text_of_a_template_is_what_was_written() {
+        assert_eq!(
+            MessageTemplate::default().text(),
+            DEFAULT_TEMPLATE.trim_end_matches('\n')
+        );
+        let spaced =
+            MessageTemplate::parse("Trajet {{ ville_depart }} → {{ville_arrivee}}").expect("valid");
+        assert_eq!(spaced.text(), "Trajet {{ville_depart}} → {{ville_arrivee}}");
+        assert_eq!(MessageTemplate::parse(&spaced.text()), Ok(spaced));
     }
 
     #[test]

@@ -11,6 +11,8 @@ use relay_domain::{MessageTemplate, TemplateError};
 use secrecy::SecretString;
 use url::Url;
 
+pub mod edit;
+
 /// Every setting, by its environment name. The config file takes the same names, in any case.
 pub const KEYS: &[&str] = &[
     "RELAY_WEBHOOK_ADDR",
@@ -159,21 +161,16 @@ impl Settings {
 
     /// Loads the settings with `env` standing for the environment (tests pass a map).
     pub fn load(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let data_dir = match env("RELAY_DATA_DIR").filter(|v| !v.trim().is_empty()) {
-            Some(dir) => PathBuf::from(dir),
-            None => dirs::data_dir()
-                .ok_or(ConfigError::NoDataDir)?
-                .join("camionback-relay"),
-        };
+        let data_dir = data_dir_from(&env)?;
         let mut raw = read_config_file(&data_dir.join(CONFIG_FILE))?;
-        for key in KEYS {
-            if let Some(value) = env(key) {
-                raw.insert(key, (value, format!("variable d'environnement {key}")));
-            }
-        }
-        let values = Values(raw);
+        overlay_env(&mut raw, &env);
         let template = read_template(&data_dir.join(TEMPLATE_FILE))?;
+        Self::build(data_dir, raw, template)
+    }
 
+    /// Checks every value of `raw` (file and environment merged) into settings.
+    fn build(data_dir: PathBuf, raw: Raw, template: MessageTemplate) -> Result<Self, ConfigError> {
+        let values = Values(raw);
         Ok(Self {
             log_filter: values.string("RELAY_LOG")?.unwrap_or_else(|| "info".into()),
             camionback: CamionBackSettings {
@@ -249,24 +246,55 @@ impl Settings {
     }
 }
 
+/// `RELAY_DATA_DIR`, else the OS data directory.
+fn data_dir_from(env: &impl Fn(&str) -> Option<String>) -> Result<PathBuf, ConfigError> {
+    match env("RELAY_DATA_DIR").filter(|v| !v.trim().is_empty()) {
+        Some(dir) => Ok(PathBuf::from(dir)),
+        None => Ok(dirs::data_dir()
+            .ok_or(ConfigError::NoDataDir)?
+            .join("camionback-relay")),
+    }
+}
+
+fn overlay_env(raw: &mut Raw, env: &impl Fn(&str) -> Option<String>) {
+    for key in KEYS {
+        if let Some(value) = env(key) {
+            raw.insert(key, (value, env_origin(key)));
+        }
+    }
+}
+
+fn env_origin(key: &str) -> String {
+    format!("variable d'environnement {key}")
+}
+
 type Raw = BTreeMap<&'static str, (String, String)>;
 
+/// The file's text, or `None` when there is no file yet.
+fn read_config_text(path: &Path) -> Result<Option<String>, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ConfigError::File {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 fn read_config_file(path: &Path) -> Result<Raw, ConfigError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Raw::new()),
-        Err(source) => {
-            return Err(ConfigError::File {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
+    let Some(text) = read_config_text(path)? else {
+        return Ok(Raw::new());
     };
     // The file holds tokens: whoever wrote it, it stays readable by its owner only.
     crate::fs::restrict(path).map_err(|source| ConfigError::File {
         path: path.to_path_buf(),
         source,
     })?;
+    parse_config(path, &text)
+}
+
+fn parse_config(path: &Path, text: &str) -> Result<Raw, ConfigError> {
     let table: toml::Table = text
         .parse()
         .map_err(|err: toml::de::Error| ConfigError::Toml {
@@ -381,10 +409,22 @@ impl Values {
 
     fn check_url(&self, key: &'static str, value: &str, origin: &str) -> Result<Url, ConfigError> {
         let url = Url::parse(value).map_err(|err| {
+            let why = match err {
+                url::ParseError::RelativeUrlWithoutBase => "il manque http:// ou https://",
+                url::ParseError::EmptyHost => "il manque le nom du serveur",
+                url::ParseError::InvalidPort => "port invalide",
+                url::ParseError::InvalidIpv4Address | url::ParseError::InvalidIpv6Address => {
+                    "adresse IP invalide"
+                }
+                url::ParseError::InvalidDomainCharacter | url::ParseError::IdnaError => {
+                    "nom de serveur invalide"
+                }
+                _ => "adresse mal formée",
+            };
             self.invalid(
                 key,
                 origin,
-                format!("« {value} » n'est pas une URL ({err})"),
+                format!("« {value} » n'est pas une URL ({why})"),
             )
         })?;
         if !matches!(url.scheme(), "http" | "https") {

@@ -31,6 +31,17 @@ pub fn settings_for(
     cloud: &FakeCloudApi,
     overrides: &[(String, String)],
 ) -> Settings {
+    let env = env_for(dir, camionback, cloud, overrides);
+    Settings::load(|key| env.get(key).cloned()).expect("test settings are valid")
+}
+
+/// The environment a test relay runs in (see [`settings_for`]).
+pub fn env_for(
+    dir: &TempDir,
+    camionback: &FakeCamionBack,
+    cloud: &FakeCloudApi,
+    overrides: &[(String, String)],
+) -> HashMap<String, String> {
     let mut env: HashMap<String, String> = [
         ("RELAY_DATA_DIR", dir.path().display().to_string()),
         ("RELAY_WEBHOOK_ADDR", "127.0.0.1:0".into()),
@@ -55,7 +66,7 @@ pub fn settings_for(
     for (k, v) in overrides {
         env.insert(k.clone(), v.clone());
     }
-    Settings::load(|key| env.get(key).cloned()).expect("test settings are valid")
+    env
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -7,6 +7,7 @@ mod helpers;
 mod polling;
 mod relaunch;
 mod sending;
+mod settings_edit;
 mod status_webhooks;
 mod webhook_intake;
 mod whatsapp_web;

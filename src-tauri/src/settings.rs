@@ -1,0 +1,707 @@
+//! The Paramètres screen's commands: the settings as a form (secrets only as "défini" or "non
+//! défini", never their value), saving an edit through the engine's `config::edit` (which
+//! checks and writes it) then restarting the relay with it, the live message preview, and the
+//! data / log folder buttons.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use relay_engine::Settings;
+use relay_engine::config::edit::{self, Change, EditError, Origin, SettingsEdit};
+use serde::{Deserialize, Serialize};
+use tauri::State;
+
+use crate::error::{FieldProblem, UiError};
+use crate::relay::Relay;
+
+type Shared<'a> = State<'a, Arc<Relay>>;
+
+fn process_env(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
+/// How the form draws a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldKind {
+    Text,
+    Number,
+    Secret,
+    Choice,
+    Flag,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SettingField {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub kind: FieldKind,
+    /// The effective value as the input starts with it. Always `None` for a secret.
+    pub value: Option<String>,
+    /// For a secret: whether one is set (shown as "défini (masqué)").
+    pub set: bool,
+    /// `default`, `file` (config.toml) or `env` (an environment variable wins).
+    pub origin: &'static str,
+    pub unit: Option<&'static str>,
+    pub hint: Option<&'static str>,
+    pub choices: Vec<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SettingGroup {
+    pub id: &'static str,
+    pub title: &'static str,
+    /// Shown only while this channel is chosen (`None`: always).
+    pub channel: Option<&'static str>,
+    pub fields: Vec<SettingField>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SettingsView {
+    pub groups: Vec<SettingGroup>,
+    /// The running template, as staff write it (`{{reference}}`…).
+    pub template: String,
+    pub preview: PreviewView,
+    /// With an approved Cloud API template, WhatsApp shows Meta's text, not this one.
+    pub approved_template: Option<String>,
+    pub data_dir: String,
+    pub log_dir: String,
+    pub config_file: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PreviewView {
+    pub text: String,
+    pub reference: String,
+    pub placeholder: bool,
+}
+
+fn origin_name(origin: Origin) -> &'static str {
+    match origin {
+        Origin::Default => "default",
+        Origin::File => "file",
+        Origin::Env => "env",
+    }
+}
+
+/// A URL as shown: without any user name or password it may carry.
+fn shown_url(url: &url::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
+fn millis(d: Duration) -> Option<String> {
+    Some(d.as_millis().to_string())
+}
+
+fn secs(d: Duration) -> Option<String> {
+    Some(d.as_secs().to_string())
+}
+
+/// The form's groups and fields, from the running settings and where each one comes from.
+pub fn groups(settings: &Settings, origins: &BTreeMap<&'static str, Origin>) -> Vec<SettingGroup> {
+    let field = |key: &'static str, label: &'static str, kind: FieldKind, value: Option<String>| {
+        SettingField {
+            key,
+            label,
+            kind,
+            value,
+            set: false,
+            origin: origin_name(origins.get(key).copied().unwrap_or(Origin::Default)),
+            unit: None,
+            hint: None,
+            choices: Vec::new(),
+        }
+    };
+    let secret = |key: &'static str, label: &'static str, set: bool| SettingField {
+        set,
+        ..field(key, label, FieldKind::Secret, None)
+    };
+    let unit = |f: SettingField, unit: &'static str| SettingField {
+        unit: Some(unit),
+        ..f
+    };
+    let hint = |f: SettingField, hint: &'static str| SettingField {
+        hint: Some(hint),
+        ..f
+    };
+    let cb = &settings.camionback;
+    let cloud = &settings.cloud_api;
+    vec![
+        SettingGroup {
+            id: "sending",
+            title: "Envoi",
+            channel: None,
+            fields: vec![
+                SettingField {
+                    choices: vec!["whatsapp-web", "cloud-api", "twilio"],
+                    ..field(
+                        "RELAY_CHANNEL",
+                        "Canal",
+                        FieldKind::Choice,
+                        Some(settings.dispatch.channel.as_str().into()),
+                    )
+                },
+                hint(
+                    unit(
+                        field(
+                            "RELAY_THROTTLE_MS",
+                            "Délai entre deux envois",
+                            FieldKind::Number,
+                            millis(settings.dispatch.throttle),
+                        ),
+                        "ms",
+                    ),
+                    "entre 100 ms et 1 h",
+                ),
+                hint(
+                    unit(
+                        field(
+                            "RELAY_JITTER_MS",
+                            "Variation aléatoire ajoutée",
+                            FieldKind::Number,
+                            millis(settings.dispatch.jitter),
+                        ),
+                        "ms",
+                    ),
+                    "jusqu'à 1 h ; rend le rythme moins régulier",
+                ),
+                unit(
+                    field(
+                        "RELAY_SEND_TIMEOUT_SECS",
+                        "Délai maximal d'un envoi",
+                        FieldKind::Number,
+                        secs(settings.dispatch.send_timeout),
+                    ),
+                    "s",
+                ),
+                field(
+                    "ORDER_LINK_BASE",
+                    "Lien des commandes",
+                    FieldKind::Text,
+                    Some(settings.order_link_base.clone()),
+                ),
+            ],
+        },
+        SettingGroup {
+            id: "camionback",
+            title: "API CamionBack",
+            channel: None,
+            fields: vec![
+                hint(
+                    field(
+                        "CAMIONBACK_API_URL",
+                        "Adresse de l'API",
+                        FieldKind::Text,
+                        cb.api_url.as_ref().map(shown_url),
+                    ),
+                    "ex. https://camionback.com",
+                ),
+                secret(
+                    "CAMIONBACK_API_TOKEN",
+                    "Jeton de l'API",
+                    cb.api_token.is_some(),
+                ),
+                hint(
+                    unit(
+                        field(
+                            "CAMIONBACK_POLL_SECS",
+                            "Interrogation des commandes",
+                            FieldKind::Number,
+                            secs(cb.poll_interval),
+                        ),
+                        "s",
+                    ),
+                    "0 désactive l'interrogation",
+                ),
+                unit(
+                    field(
+                        "CAMIONBACK_CARRIER_SYNC_SECS",
+                        "Synchronisation des transporteurs",
+                        FieldKind::Number,
+                        secs(cb.carrier_sync_interval),
+                    ),
+                    "s",
+                ),
+            ],
+        },
+        SettingGroup {
+            id: "webhook",
+            title: "Webhook des commandes",
+            channel: None,
+            fields: vec![
+                hint(
+                    field(
+                        "RELAY_WEBHOOK_ADDR",
+                        "Adresse d'écoute",
+                        FieldKind::Text,
+                        Some(settings.webhook.addr.to_string()),
+                    ),
+                    "IP:port, ex. 127.0.0.1:8787",
+                ),
+                secret(
+                    "RELAY_WEBHOOK_SECRET",
+                    "Secret de signature",
+                    settings.webhook.secret.is_some(),
+                ),
+            ],
+        },
+        SettingGroup {
+            id: "cloud-api",
+            title: "WhatsApp — API Cloud",
+            channel: Some("cloud-api"),
+            fields: vec![
+                field(
+                    "WHATSAPP_PHONE_NUMBER_ID",
+                    "Identifiant du numéro",
+                    FieldKind::Text,
+                    cloud.phone_number_id.clone(),
+                ),
+                secret("WHATSAPP_TOKEN", "Jeton d'accès", cloud.token.is_some()),
+                field(
+                    "WHATSAPP_API_URL",
+                    "API Cloud",
+                    FieldKind::Text,
+                    Some(shown_url(&cloud.api_url)),
+                ),
+                field(
+                    "WHATSAPP_API_VERSION",
+                    "Version de l'API Cloud",
+                    FieldKind::Text,
+                    Some(cloud.api_version.clone()),
+                ),
+                hint(
+                    field(
+                        "WHATSAPP_TEMPLATE",
+                        "Modèle approuvé",
+                        FieldKind::Text,
+                        cloud.template.clone(),
+                    ),
+                    "vide : le message ci-dessous est envoyé en texte",
+                ),
+                field(
+                    "WHATSAPP_TEMPLATE_LANG",
+                    "Langue du modèle approuvé",
+                    FieldKind::Text,
+                    Some(cloud.template_lang.clone()),
+                ),
+                secret(
+                    "WHATSAPP_VERIFY_TOKEN",
+                    "Jeton de vérification du webhook",
+                    cloud.verify_token.is_some(),
+                ),
+                secret(
+                    "WHATSAPP_APP_SECRET",
+                    "Secret de l'application Meta",
+                    cloud.app_secret.is_some(),
+                ),
+            ],
+        },
+        SettingGroup {
+            id: "whatsapp-web",
+            title: "WhatsApp Web",
+            channel: Some("whatsapp-web"),
+            fields: vec![
+                hint(
+                    field(
+                        "RELAY_TYPING",
+                        "Afficher « en train d'écrire » avant chaque message",
+                        FieldKind::Flag,
+                        Some(
+                            if settings.whatsapp_web.typing {
+                                "1"
+                            } else {
+                                "0"
+                            }
+                            .into(),
+                        ),
+                    ),
+                    "plus naturel, un peu plus lent",
+                ),
+                field(
+                    "WHATSAPP_WEB_URL",
+                    "Serveur WhatsApp Web",
+                    FieldKind::Text,
+                    Some(settings.whatsapp_web.url.clone()),
+                ),
+            ],
+        },
+        SettingGroup {
+            id: "twilio",
+            title: "Twilio",
+            channel: Some("twilio"),
+            fields: Vec::new(),
+        },
+    ]
+}
+
+async fn store_of(relay: &Relay) -> Option<relay_engine::Store> {
+    relay.handles().await.ok().map(|h| h.store)
+}
+
+async fn preview_of(
+    relay: &Relay,
+    settings: &Settings,
+    template: &str,
+) -> Result<PreviewView, UiError> {
+    let store = store_of(relay).await;
+    let preview = edit::preview(store.as_ref(), template, &settings.order_link_base)
+        .await
+        .map_err(|err| match err {
+            edit::PreviewError::Template(err) => UiError::new("invalid_template", err.to_string()),
+            other => UiError::new("store", other.to_string()),
+        })?;
+    Ok(PreviewView {
+        text: preview.text,
+        reference: preview.reference,
+        placeholder: preview.placeholder,
+    })
+}
+
+pub async fn view(relay: &Relay) -> Result<SettingsView, UiError> {
+    let settings = relay.settings()?;
+    let origins =
+        edit::origins(process_env).map_err(|err| UiError::new("config", err.to_string()))?;
+    let template = settings.template.text();
+    let preview = preview_of(relay, &settings, &template).await?;
+    Ok(SettingsView {
+        groups: groups(&settings, &origins),
+        preview,
+        template,
+        approved_template: (settings.dispatch.channel
+            == relay_engine::config::ChannelKind::CloudApi)
+            .then(|| settings.cloud_api.template.clone())
+            .flatten(),
+        data_dir: settings.data_dir.display().to_string(),
+        log_dir: settings.log_dir().display().to_string(),
+        config_file: settings
+            .data_dir
+            .join(relay_engine::config::CONFIG_FILE)
+            .display()
+            .to_string(),
+    })
+}
+
+#[tauri::command]
+pub async fn settings_view(relay: Shared<'_>) -> Result<SettingsView, UiError> {
+    view(&relay).await
+}
+
+/// The message as carriers would read it with `template`, for the newest order.
+#[tauri::command]
+pub async fn preview_message(relay: Shared<'_>, template: String) -> Result<PreviewView, UiError> {
+    let settings = relay.settings()?;
+    preview_of(&relay, &settings, &template).await
+}
+
+/// What the form sends: the fields staff changed (a value, or `null` to clear one) and the
+/// template when it was edited. Secrets left empty are simply not sent.
+#[derive(Debug, Default, Deserialize)]
+pub struct SettingsForm {
+    #[serde(default)]
+    pub changes: BTreeMap<String, Option<String>>,
+    pub template: Option<String>,
+}
+
+impl SettingsForm {
+    pub fn into_edit(self) -> SettingsEdit {
+        SettingsEdit {
+            changes: self
+                .changes
+                .into_iter()
+                .map(|(key, value)| (key, value.map_or(Change::Clear, Change::Set)))
+                .collect(),
+            template: self.template,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct SaveOutcome {
+    /// The relay was restarted with the new settings.
+    pub applied: bool,
+    /// What to tell staff, in French.
+    pub message: String,
+    /// Changed settings an environment variable still overrides.
+    pub overridden: Vec<&'static str>,
+    pub view: Option<SettingsView>,
+}
+
+/// The refused fields of an edit, or why it could not be saved at all.
+pub fn edit_error(err: EditError) -> UiError {
+    match err {
+        EditError::Invalid(errors) => UiError::with_fields(
+            "invalid_settings",
+            format!(
+                "{} : rien n'a été enregistré",
+                if errors.len() == 1 {
+                    "1 réglage refusé".to_string()
+                } else {
+                    format!("{} réglages refusés", errors.len())
+                }
+            ),
+            errors
+                .into_iter()
+                .map(|e| FieldProblem {
+                    field: e.field,
+                    message: e.message,
+                })
+                .collect(),
+        ),
+        EditError::Current(err) => UiError::new(
+            "config",
+            format!("{err} — corrigez ce fichier à la main, rien n'a été enregistré"),
+        ),
+        err @ EditError::Write { .. } => UiError::new("write", err.to_string()),
+    }
+}
+
+/// "Enregistrer": the engine checks and writes the edit; then the relay restarts with it (the
+/// send in flight finishes first; what is queued stays queued).
+#[tauri::command]
+pub async fn save_settings(
+    app: tauri::AppHandle,
+    relay: Shared<'_>,
+    form: SettingsForm,
+) -> Result<SaveOutcome, UiError> {
+    let saved = edit::save(process_env, &form.into_edit()).map_err(edit_error)?;
+    tracing::info!("réglages enregistrés depuis l'application ; redémarrage du relais");
+    let overridden = saved.overridden.clone();
+    let (applied, mut message) = match relay.restart(saved.settings).await {
+        Ok(()) => (
+            true,
+            "Réglages enregistrés et appliqués : le relais a redémarré.".to_string(),
+        ),
+        Err(err) => (
+            false,
+            format!(
+                "Réglages enregistrés, mais le relais n'a pas redémarré : {}",
+                err.message
+            ),
+        ),
+    };
+    if !overridden.is_empty() {
+        message.push_str(&format!(
+            " Sans effet tant que la variable d'environnement est définie : {}.",
+            overridden.join(", ")
+        ));
+    }
+    if applied
+        && let Ok(handles) = relay.handles().await
+        && let Some(whatsapp) = handles.whatsapp
+    {
+        // The new engine has a new WhatsApp connection: follow it as the launch did.
+        tauri::async_runtime::spawn(crate::monitor::follow_whatsapp(app, whatsapp));
+    }
+    Ok(SaveOutcome {
+        applied,
+        message,
+        overridden,
+        view: view(&relay).await.ok(),
+    })
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Folder {
+    Data,
+    Logs,
+}
+
+fn folder_path(settings: &Settings, folder: Folder) -> PathBuf {
+    match folder {
+        Folder::Data => settings.data_dir.clone(),
+        Folder::Logs => settings.log_dir(),
+    }
+}
+
+/// "Ouvrir le dossier des données / des journaux" in the system's file manager. The webview
+/// names which folder, never a path: it cannot open anything else.
+#[tauri::command]
+pub async fn open_folder(relay: Shared<'_>, folder: Folder) -> Result<(), UiError> {
+    let settings = relay.settings()?;
+    let path = folder_path(&settings, folder);
+    relay_engine::fs::create_private_dir(&path)
+        .map_err(|err| UiError::new("open_folder", format!("{} : {err}", path.display())))?;
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    let mut child = tokio::process::Command::new(opener)
+        .arg(&path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|err| {
+            UiError::new(
+                "open_folder",
+                format!(
+                    "impossible d'ouvrir {} ({opener} : {err}) : ouvrez ce dossier à la main",
+                    path.display()
+                ),
+            )
+        })?;
+    // Reaped in the background: some file managers stay in the foreground.
+    tauri::async_runtime::spawn(async move {
+        let _ = child.wait().await;
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn settings_with_secrets() -> Settings {
+        let dir = std::env::temp_dir().join("relay-desktop-settings-view-test");
+        let env = |key: &str| match key {
+            "RELAY_DATA_DIR" => Some(dir.display().to_string()),
+            "RELAY_CHANNEL" => Some("cloud-api".into()),
+            "WHATSAPP_PHONE_NUMBER_ID" => Some("106540352242922".into()),
+            "CAMIONBACK_API_URL" => Some("https://relais:motdepasse@camionback.test/".into()),
+            _ => None,
+        };
+        let mut settings = Settings::load(env).expect("valid settings");
+        settings.cloud_api.token = Some(SecretString::from("meta-token-1234"));
+        settings.webhook.secret = Some(SecretString::from("whsec-5678"));
+        settings
+    }
+
+    #[test]
+    fn the_form_never_carries_a_secret_only_whether_it_is_set() {
+        let settings = settings_with_secrets();
+        let origins = BTreeMap::from([("RELAY_CHANNEL", Origin::Env)]);
+        let json = serde_json::to_string(&groups(&settings, &origins)).expect("json");
+        for secret in ["meta-token-1234", "whsec-5678", "motdepasse"] {
+            assert!(!json.contains(secret), "{secret} reached the view: {json}");
+        }
+        let groups = groups(&settings, &origins);
+        let field = |key: &str| {
+            groups
+                .iter()
+                .flat_map(|g| &g.fields)
+                .find(|f| f.key == key)
+                .expect("field")
+        };
+        for key in edit::SECRET_KEYS {
+            let secret = field(key);
+            assert_eq!(
+                (secret.kind, &secret.value),
+                (FieldKind::Secret, &None),
+                "{key}"
+            );
+        }
+        let token = field("WHATSAPP_TOKEN");
+        assert_eq!(
+            (token.kind, token.set, &token.value),
+            (FieldKind::Secret, true, &None)
+        );
+        assert!(!field("CAMIONBACK_API_TOKEN").set);
+        assert_eq!(field("RELAY_CHANNEL").origin, "env");
+        assert_eq!(field("RELAY_CHANNEL").value.as_deref(), Some("cloud-api"));
+        assert_eq!(
+            field("CAMIONBACK_API_URL").value.as_deref(),
+            Some("https://camionback.test/")
+        );
+    }
+
+    /// Staff save a new throttle from the screen: the relay restarts with it, over the same
+    /// database, and a later "Quitter" stops it cleanly.
+    #[tokio::test]
+    async fn a_saved_edit_restarts_the_relay_with_the_new_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().display().to_string();
+        let env = move |key: &str| match key {
+            "RELAY_DATA_DIR" => Some(data_dir.clone()),
+            "RELAY_CHANNEL" => Some("cloud-api".into()),
+            "RELAY_WEBHOOK_ADDR" => Some("127.0.0.1:0".into()),
+            // Nothing is sent in this test: the Cloud API is never called.
+            "WHATSAPP_API_URL" => Some("http://127.0.0.1:9".into()),
+            "WHATSAPP_PHONE_NUMBER_ID" => Some("106540352242922".into()),
+            "WHATSAPP_TOKEN" => Some("meta-token".into()),
+            _ => None,
+        };
+        let relay = Relay::new(Ok(Settings::load(&env).expect("valid settings")));
+        relay.start().await.expect("starts");
+        let first_store = relay.handles().await.expect("running").store;
+        let key = relay_engine::store::StateKey::LastCarrierSyncAt;
+        first_store
+            .set_state(key, "1700000000000")
+            .await
+            .expect("write");
+
+        let saved = edit::save(
+            &env,
+            &SettingsForm {
+                changes: BTreeMap::from([("RELAY_THROTTLE_MS".into(), Some("2500".into()))]),
+                template: None,
+            }
+            .into_edit(),
+        )
+        .expect("saved");
+        relay.restart(saved.settings).await.expect("restarted");
+
+        assert_eq!(
+            relay.settings().expect("settings").dispatch.throttle,
+            Duration::from_millis(2500)
+        );
+        assert_eq!(relay.phase().await.0, crate::relay::PhaseKind::Running);
+        // The new engine answers from the same database file.
+        let store = relay.handles().await.expect("running again").store;
+        assert_eq!(
+            store.get_state(key).await.expect("read").as_deref(),
+            Some("1700000000000")
+        );
+        relay.shutdown().await;
+        assert_eq!(relay.phase().await.0, crate::relay::PhaseKind::Stopping);
+        assert!(
+            relay
+                .restart(Settings::load(&env).expect("valid"))
+                .await
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_form_becomes_an_edit_with_null_meaning_clear() {
+        let form: SettingsForm = serde_json::from_str(
+            r#"{"changes":{"RELAY_THROTTLE_MS":"2500","WHATSAPP_TOKEN":null},"template":"Commande {{reference}}"}"#,
+        )
+        .expect("form");
+        let edit = form.into_edit();
+        assert_eq!(
+            edit.changes.get("RELAY_THROTTLE_MS"),
+            Some(&Change::Set("2500".into()))
+        );
+        assert_eq!(edit.changes.get("WHATSAPP_TOKEN"), Some(&Change::Clear));
+        assert_eq!(edit.template.as_deref(), Some("Commande {{reference}}"));
+    }
+
+    #[test]
+    fn refused_fields_reach_the_webview_one_by_one() {
+        let err = edit_error(EditError::Invalid(vec![
+            edit::FieldError {
+                field: "CAMIONBACK_API_URL".into(),
+                message: "« x » n'est pas une URL".into(),
+            },
+            edit::FieldError {
+                field: "template".into(),
+                message: "variable inconnue {{ville}}".into(),
+            },
+        ]));
+        assert_eq!(err.code, "invalid_settings");
+        assert_eq!(err.message, "2 réglages refusés : rien n'a été enregistré");
+        let json = serde_json::to_value(&err).expect("json");
+        assert_eq!(json["fields"][0]["field"], "CAMIONBACK_API_URL");
+        assert_eq!(json["fields"][1]["message"], "variable inconnue {{ville}}");
+    }
+}
