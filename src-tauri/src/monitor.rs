@@ -216,6 +216,10 @@ pub async fn run_until_stopped(app: AppHandle, relay: Arc<Relay>) {
             Ok(None) => {}
             Err(err) => tracing::warn!("suivi de l'API : {err}"),
         }
+        // The pause may come from elsewhere (the CLI, a previous run): the menu follows it.
+        if last_activity.as_ref().map(|a| a.paused) != Some(activity.paused) {
+            tray::refresh_pause_item(&app, activity.paused);
+        }
         let status = TrayStatus::of(&activity);
         if last_status.as_ref() != Some(&status) {
             tray::show(&app, &status);

@@ -220,6 +220,29 @@ def check_settings_edit_applies(session, checks, fakes, data_dir, eligible, scre
     checks.ok("la commande suivante part avec le nouveau modèle (texte exact reçu par l'API Cloud factice)")
 
 
+# --- Tableau de bord: pause / resume (engine-level, every channel) ---
+
+def check_dashboard_pause(session, checks, fakes, eligible, screenshots):
+    """Paused from the dashboard, a new order is queued but nothing leaves until "Reprendre"."""
+    session.click("#pause-toggle")
+    wait_for("the paused notice", lambda: "Envois en pause" in (session.text("#dashboard-body") or ""),
+             timeout=10)
+    assert "Reprendre" in session.text("#pause-toggle"), session.text("#pause-toggle")
+    already = len(fakes.sent_messages())
+    fakes.add_order(fake_services.order(ORDER_ID + 2, "CMD-2025-125", route=2))
+    queued = wait_for("the new order queued while paused", lambda: (
+        lambda n: n if n and n >= eligible + 2 else None)(int(session.text("#queue-depth") or 0)), timeout=60)
+    capture(screenshots, "tableau-de-bord-pause")
+    time.sleep(1.5)
+    assert len(fakes.sent_messages()) == already, "a message left while paused"
+    checks.ok(f"Tableau de bord : en pause, la commande suivante reste en file ({queued} messages), rien n'est envoyé")
+
+    session.click("#pause-toggle")
+    wait_for("sending resumed", lambda: len(fakes.sent_messages()) >= already + eligible + 2, timeout=60)
+    assert "Mettre en pause" in session.text("#pause-toggle"), session.text("#pause-toggle")
+    checks.ok("Tableau de bord : « Reprendre les envois » envoie la file")
+
+
 def run(args, work):
     checks = Checks()
     fakes, server = fake_services.start(carriers=args.carriers, failing=2, delay=args.send_delay)
@@ -374,6 +397,7 @@ def run(args, work):
         wait_for("the dashboard", lambda: session.find("#no-broadcast") and session.find(".count"), timeout=10)
         capture(args.screenshots, "tableau-de-bord")
         checks.ok("Tableau de bord : aucun envoi en cours, compteurs du jour")
+        check_dashboard_pause(session, checks, fakes, eligible, args.screenshots)
     except BaseException:
         # What the window showed when it failed, for the report.
         if session:
