@@ -196,8 +196,14 @@ impl Store {
         .bind(order.0)
         .fetch_one(&mut *tx)
         .await?;
+        // An unusable number or an opt-out is recorded once per order, not at every relaunch
+        // (each new row would count as one more failure of that relaunch).
         let sql = format!(
-            "{FAN_OUT_SQL} {} ORDER BY c.id ON CONFLICT DO NOTHING",
+            "{FAN_OUT_SQL}
+             AND ((c.phone IS NOT NULL AND c.opted_out_at IS NULL)
+                  OR NOT EXISTS (SELECT 1 FROM deliveries d
+                                 WHERE d.order_id = ?1 AND d.carrier_id = c.id)) {}
+             ORDER BY c.id ON CONFLICT DO NOTHING",
             relaunch_filter(mode)
         );
         sqlx::query(&sql)

@@ -19,9 +19,12 @@ async fn relaunch_by_default_reaches_only_carriers_who_do_not_have_the_order() {
     app.wait_for_broadcast(1).await;
     assert_eq!(app.cloud.accepted_to("212612345602").len(), 0);
 
-    // A carrier validated since the broadcast.
+    // A carrier validated since the broadcast, and one whose number cannot be used: its
+    // number is reported once, not again at each relaunch.
     app.camionback
         .add_carrier(7, "Nouveau Transport", "0612345607", "valide");
+    app.camionback
+        .add_carrier(8, "Sans Numéro", "06 12", "valide");
     app.engine().carriers().sync_now().await.expect("sync");
 
     let store = app.store();
@@ -37,6 +40,7 @@ async fn relaunch_by_default_reaches_only_carriers_who_do_not_have_the_order() {
         .await
         .expect("relaunch");
     assert_eq!(outcome.queued, 2);
+    assert_eq!(outcome.invalid_numbers, 1, "{outcome:?}");
     app.engine().wake_dispatcher();
     app.wait_for_broadcast(1).await;
 
@@ -56,6 +60,16 @@ async fn relaunch_by_default_reaches_only_carriers_who_do_not_have_the_order() {
         "no duplicate for the others"
     );
     assert_eq!(app.cloud.accepted_to("212612345603").len(), 1);
+
+    let again = store
+        .relaunch(OrderId(1), RelaunchMode::Missing, now_ms())
+        .await
+        .expect("second relaunch");
+    assert_eq!(
+        (again.queued, again.invalid_numbers),
+        (0, 0),
+        "nothing new to send, and the unusable number is not reported again"
+    );
 }
 
 #[tokio::test]
