@@ -108,7 +108,10 @@ fn main() -> ExitCode {
                     && let Ok(handles) = relay.handles().await
                     && let Some(whatsapp) = handles.whatsapp
                 {
-                    tauri::async_runtime::spawn(monitor::follow_whatsapp(handle.clone(), whatsapp));
+                    tauri::async_runtime::spawn(monitor::follow_whatsapp(
+                        handle.clone(),
+                        whatsapp.state(),
+                    ));
                 }
                 monitor::run_until_stopped(handle, relay).await;
             });

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use relay_domain::OrderId;
-use relay_engine::channel::whatsapp_web::{ConnectionState, WhatsAppWeb};
+use relay_engine::channel::whatsapp_web::ConnectionState;
 use relay_engine::clock::now_ms;
 use relay_engine::store::{StateKey, Store, StoreError};
 use tauri::{AppHandle, Emitter};
 use tauri_plugin_notification::NotificationExt;
+use tokio::sync::watch;
 
 use crate::relay::{PhaseKind, Relay};
 use crate::tray::{self, TrayStatus};
@@ -187,7 +188,12 @@ pub async fn run_until_stopped(app: AppHandle, relay: Arc<Relay>) {
                     }
                     continue;
                 }
-                PhaseKind::Starting | PhaseKind::Running => continue,
+                PhaseKind::Starting | PhaseKind::Running => {
+                    // A new engine follows (a saved edit): compare it with nothing, not with
+                    // the one that stopped, whose account pause it does not inherit.
+                    last_activity = None;
+                    continue;
+                }
             },
         };
         let activity = match views::activity(&handles).await {
@@ -243,8 +249,9 @@ pub fn disconnection_notice(was_connected: bool, state: &ConnectionState) -> Opt
     }
 }
 
-pub async fn follow_whatsapp(app: AppHandle, whatsapp: WhatsAppWeb) {
-    let mut states = whatsapp.state();
+/// Takes the state stream, not the `WhatsAppWeb` handle: holding the handle would keep the
+/// connection of a stopped engine alive and this task with it (one more at each restart).
+pub async fn follow_whatsapp(app: AppHandle, mut states: watch::Receiver<ConnectionState>) {
     let mut was_connected = false;
     loop {
         let state = states.borrow_and_update().clone();

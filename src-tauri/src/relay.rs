@@ -119,11 +119,40 @@ impl Relay {
         if let Some(engine) = engine {
             engine.shutdown().await;
         }
+        let previous = std::mem::replace(
+            &mut *self
+                .settings
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            Ok(Arc::new(settings)),
+        );
+        let Err(refused) = self.start().await else {
+            return Ok(());
+        };
+        // Valid settings can still fail to start (a webhook port already taken): the relay
+        // goes back to the ones it ran with rather than staying stopped.
+        let Ok(previous) = previous else {
+            return Err(refused);
+        };
+        tracing::error!(
+            "le relais ne démarre pas avec les nouveaux réglages ({}) : retour aux réglages précédents",
+            refused.message
+        );
         *self
             .settings
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Ok(Arc::new(settings));
-        self.start().await
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Ok(previous);
+        let fallback = match self.start().await {
+            Ok(()) => {
+                "il tourne de nouveau avec les réglages précédents jusqu'au prochain lancement"
+                    .to_string()
+            }
+            Err(err) => format!("et pas davantage avec les précédents : {}", err.message),
+        };
+        Err(UiError::new(
+            refused.code,
+            format!("{} — {fallback}", refused.message),
+        ))
     }
 
     pub async fn phase(&self) -> (PhaseKind, Option<UiError>) {

@@ -468,6 +468,10 @@ pub async fn save_settings(
     relay: Shared<'_>,
     form: SettingsForm,
 ) -> Result<SaveOutcome, UiError> {
+    // One save at a time, write and restart together: two windows (or a double click) must
+    // not interleave and leave the engine on settings other than the file's.
+    static SAVING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = SAVING.lock().await;
     let saved = edit::save(process_env, &form.into_edit()).map_err(edit_error)?;
     tracing::info!("réglages enregistrés depuis l'application ; redémarrage du relais");
     let overridden = saved.overridden.clone();
@@ -490,12 +494,12 @@ pub async fn save_settings(
             overridden.join(", ")
         ));
     }
-    if applied
-        && let Ok(handles) = relay.handles().await
+    // Whichever engine runs now (the new one, or the previous one it fell back to) has a new
+    // WhatsApp connection: follow it as the launch did.
+    if let Ok(handles) = relay.handles().await
         && let Some(whatsapp) = handles.whatsapp
     {
-        // The new engine has a new WhatsApp connection: follow it as the launch did.
-        tauri::async_runtime::spawn(crate::monitor::follow_whatsapp(app, whatsapp));
+        tauri::async_runtime::spawn(crate::monitor::follow_whatsapp(app, whatsapp.state()));
     }
     Ok(SaveOutcome {
         applied,

@@ -33,6 +33,9 @@ pub const SECRET_KEYS: &[&str] = &[
 /// Below 100 ms WhatsApp's ban heuristics see a robot; above an hour a broadcast takes days.
 pub const THROTTLE_MS_RANGE: RangeInclusive<u64> = 100..=3_600_000;
 pub const JITTER_MS_RANGE: RangeInclusive<u64> = 0..=3_600_000;
+/// A claimed send is never cut short (not even by "Quitter"): its timeout bounds how long a
+/// restart or a stop may wait for it.
+pub const SEND_TIMEOUT_SECS_RANGE: RangeInclusive<u64> = 1..=300;
 
 /// Settings written as TOML integers (the loader reads either form).
 const NUMBER_KEYS: &[&str] = &[
@@ -148,13 +151,14 @@ pub fn save(env: impl Fn(&str) -> Option<String>, edit: &SettingsEdit) -> Result
     let current = read_config_text(&config_path)?.unwrap_or_default();
     // The file must already be one the relay accepts: an edit never builds on a broken file.
     parse_config(&config_path, &current)?;
-    let mut document: toml_edit::Document =
-        current
-            .parse()
-            .map_err(|err: toml_edit::TomlError| ConfigError::Toml {
-                path: config_path.clone(),
-                message: err.to_string(),
-            })?;
+    let mut document: toml_edit::Document = current
+        .parse()
+        // `message()`, not the Display: that one quotes the offending line, which may
+        // hold a token, and this error reaches the window.
+        .map_err(|err: toml_edit::TomlError| ConfigError::Toml {
+            path: config_path.clone(),
+            message: err.message().to_string(),
+        })?;
 
     let mut errors = Vec::new();
     let mut changed = Vec::new();
@@ -232,13 +236,33 @@ pub fn save(env: impl Fn(&str) -> Option<String>, edit: &SettingsEdit) -> Result
             source,
         })
     };
+    // Two files, each replaced atomically; if the second cannot be written, the first is put
+    // back, so a refused save never leaves half an edit on disk.
+    let previous_template = match std::fs::read(&template_path) {
+        Ok(bytes) => Some(bytes),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(EditError::Write {
+                path: template_path.display().to_string(),
+                source,
+            });
+        }
+    };
     if let Some(template) = &template {
         let mut text = template.text();
         text.push('\n');
         write(&template_path, text.as_bytes())?;
     }
-    if new_text != current || (!config_path.exists() && !changed.is_empty()) {
-        write(&config_path, new_text.as_bytes())?;
+    if (new_text != current || (!config_path.exists() && !changed.is_empty()))
+        && let Err(err) = write(&config_path, new_text.as_bytes())
+    {
+        if template.is_some() {
+            let _ = match &previous_template {
+                Some(bytes) => crate::fs::write_private_atomic(&template_path, bytes),
+                None => std::fs::remove_file(&template_path),
+            };
+        }
+        return Err(err);
     }
     let overridden = changed
         .into_iter()
@@ -261,16 +285,21 @@ fn check_alone(data_dir: &Path, key: &'static str, value: &str) -> Result<(), St
         Err(err) => return Err(err.to_string()),
     }
     let bounds = match key {
-        "RELAY_THROTTLE_MS" => Some((THROTTLE_MS_RANGE, "le délai entre deux envois")),
-        "RELAY_JITTER_MS" => Some((JITTER_MS_RANGE, "la variation aléatoire")),
+        "RELAY_THROTTLE_MS" => Some((THROTTLE_MS_RANGE, "le délai entre deux envois", "ms")),
+        "RELAY_JITTER_MS" => Some((JITTER_MS_RANGE, "la variation aléatoire", "ms")),
+        "RELAY_SEND_TIMEOUT_SECS" => Some((
+            SEND_TIMEOUT_SECS_RANGE,
+            "le délai d'attente d'un envoi",
+            "s",
+        )),
         _ => None,
     };
-    if let Some((range, what)) = bounds
-        && let Ok(ms) = value.parse::<u64>()
-        && !range.contains(&ms)
+    if let Some((range, what, unit)) = bounds
+        && let Ok(amount) = value.parse::<u64>()
+        && !range.contains(&amount)
     {
         return Err(format!(
-            "{what} doit être entre {} ms et {} ms (1 h)",
+            "{what} doit être entre {} {unit} et {} {unit}",
             range.start(),
             range.end()
         ));

@@ -45,6 +45,8 @@ SET status = 'sending', attempts = attempts + 1, updated_at = ?2
 WHERE id = (SELECT id FROM deliveries
             WHERE status = 'queued' AND next_attempt_at <= ?2 AND order_id > ?1
             ORDER BY order_id, id LIMIT 1)
+  -- A pause that lands between the dispatcher's check and this claim still holds.
+  AND NOT EXISTS (SELECT 1 FROM relay_state WHERE key = 'paused_by_staff')
 RETURNING id, order_id, carrier_id, carrier_name, phone, attempts";
 
 impl Store {

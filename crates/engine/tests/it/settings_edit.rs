@@ -174,9 +174,15 @@ fn throttle_and_jitter_stay_within_bounds_and_addresses_must_parse() {
         ("RELAY_THROTTLE_MS", "10"),
         ("RELAY_JITTER_MS", "vite"),
         ("RELAY_WEBHOOK_ADDR", "localhost"),
+        ("RELAY_SEND_TIMEOUT_SECS", "86400"),
     ])));
     assert!(
         errors["RELAY_THROTTLE_MS"].contains("entre 100 ms"),
+        "{errors:?}"
+    );
+    // A claimed send is waited for by "Quitter" and by a restart: a day is not a timeout.
+    assert!(
+        errors["RELAY_SEND_TIMEOUT_SECS"].contains("entre 1 s et 300 s"),
         "{errors:?}"
     );
     assert!(errors["RELAY_JITTER_MS"].contains("vite"), "{errors:?}");
