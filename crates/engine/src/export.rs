@@ -62,14 +62,14 @@ where
         after: None,
         ..filter.clone()
     };
-    let written = store
-        .history_each(&unpaged, async |row: HistoryRow| {
-            line.clear();
-            push_row(&mut line, &row, style);
-            out.write_all(line.as_bytes()).await?;
-            Ok::<(), ExportError>(())
-        })
-        .await?;
+    let mut rows = store.history_rows(&unpaged);
+    let mut written = 0;
+    while let Some(row) = rows.next().await {
+        line.clear();
+        push_row(&mut line, &row?, style);
+        out.write_all(line.as_bytes()).await?;
+        written += 1;
+    }
     out.flush().await?;
     Ok(written)
 }

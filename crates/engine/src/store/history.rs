@@ -175,6 +175,22 @@ impl HistoryRow {
     }
 }
 
+/// Rows handed from the reading task to the export at most this many at a time.
+const ROWS_IN_FLIGHT: usize = 256;
+
+/// The rows of [`Store::history_rows`], in order.
+#[derive(Debug)]
+pub struct HistoryRows {
+    rx: tokio::sync::mpsc::Receiver<Result<HistoryRow, StoreError>>,
+}
+
+impl HistoryRows {
+    /// The next row; `None` after the last one (or after an error).
+    pub async fn next(&mut self) -> Option<Result<HistoryRow, StoreError>> {
+        self.rx.recv().await
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusCount {
     pub status: DeliveryStatus,
@@ -298,25 +314,30 @@ impl Store {
         Ok(query.build_query_as().fetch_all(&self.pool).await?)
     }
 
-    /// Every row matching `filter` (its `limit` is ignored), in its sort order, handed to
-    /// `each` one at a time as SQLite reads them: an export of a million rows never holds
-    /// more than one row in memory.
-    pub async fn history_each<E>(
-        &self,
-        filter: &HistoryFilter,
-        mut each: impl AsyncFnMut(HistoryRow) -> Result<(), E>,
-    ) -> Result<u64, E>
-    where
-        E: From<StoreError>,
-    {
-        let mut query = history_query(filter, None);
-        let mut rows = query.build_query_as::<HistoryRow>().fetch(&self.pool);
-        let mut count = 0;
-        while let Some(row) = rows.try_next().await.map_err(StoreError::from)? {
-            each(row).await?;
-            count += 1;
-        }
-        Ok(count)
+    /// Every row matching `filter` (its `limit` is ignored), in its sort order, as SQLite
+    /// reads them: a task streams them through a small channel, so an export of a million
+    /// rows holds a few hundred rows in memory at most. Dropping the answer stops the read.
+    pub fn history_rows(&self, filter: &HistoryFilter) -> HistoryRows {
+        let (tx, rx) = tokio::sync::mpsc::channel(ROWS_IN_FLIGHT);
+        let pool = self.pool.clone();
+        let filter = filter.clone();
+        tokio::spawn(async move {
+            let mut query = history_query(&filter, None);
+            let mut rows = query.build_query_as::<HistoryRow>().fetch(&pool);
+            loop {
+                let next = rows.try_next().await.map_err(StoreError::from);
+                let end = !matches!(next, Ok(Some(_)));
+                if let Some(item) = next.transpose() {
+                    if tx.send(item).await.is_err() {
+                        return;
+                    }
+                }
+                if end {
+                    return;
+                }
+            }
+        });
+        HistoryRows { rx }
     }
 
     /// Deliveries by status, all orders together (for metrics and the dashboard).

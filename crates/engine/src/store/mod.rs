@@ -19,8 +19,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use carriers::{CarrierRecord, CarrierRow};
 pub use history::{
-    CursorKey, HistoryCursor, HistoryFilter, HistoryInputError, HistoryRow, HistorySort,
-    SortColumn, StatusCount,
+    CursorKey, HistoryCursor, HistoryFilter, HistoryInputError, HistoryRow, HistoryRows,
+    HistorySort, SortColumn, StatusCount,
 };
 pub use orders::{FanOut, OrderSource, StoredOrder};
 pub use outbox::{Claim, RelaunchMode};
