@@ -302,7 +302,9 @@ def run(args, work):
     port = free_port()
     driver_log = open(os.path.join(work, "tauri-driver.log"), "w")
     driver = subprocess.Popen(
-        [args.tauri_driver, "--port", str(port), "--native-driver", args.native_driver],
+        # A free native port too: the default 4445 is taken when another run is going on.
+        [args.tauri_driver, "--port", str(port), "--native-port", str(free_port()),
+         "--native-driver", args.native_driver],
         env=env, stdout=driver_log, stderr=subprocess.STDOUT)
     session = None
     try:
