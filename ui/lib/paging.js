@@ -56,6 +56,13 @@ export function ariaSort(sort, column) {
   return sort.descending ? "descending" : "ascending";
 }
 
+/** The pager's buttons: through time when newest first, plainly otherwise. */
+export function pageLabels(sort) {
+  if (sort.column === "date" && sort.descending) return { previous: "← Plus récents", next: "Plus anciens →" };
+  if (sort.column === "date") return { previous: "← Plus anciens", next: "Plus récents →" };
+  return { previous: "← Précédents", next: "Suivants →" };
+}
+
 /**
  * Rows stay grouped under their order (with "Relancer") when the sort keeps an order's rows
  * together: by date (each broadcast) or by reference. Other sorts show plain rows.

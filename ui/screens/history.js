@@ -26,6 +26,7 @@ import {
   isLive,
   newer,
   older,
+  pageLabels,
   toggleSort,
 } from "../lib/paging.js";
 
@@ -138,6 +139,9 @@ async function load({ quiet = false } = {}) {
   $("#page-older").disabled = nextCursor === null;
   $("#page-newer").disabled = !hasNewer(paging);
   $("#page-info").textContent = `page ${paging.index + 1}`;
+  const labels = pageLabels(sort);
+  $("#page-newer").textContent = labels.previous;
+  $("#page-older").textContent = labels.next;
 }
 
 function renderSortHeaders() {

@@ -13,6 +13,7 @@ import {
   isLive,
   newer,
   older,
+  pageLabels,
   toggleSort,
 } from "../lib/paging.js";
 
@@ -90,4 +91,10 @@ test("only the newest-first first page is live, and only order-keeping sorts gro
   assert.equal(groupsByOrder({ column: "reference", descending: true }), true);
   assert.equal(groupsByOrder({ column: "carrier", descending: false }), false);
   assert.equal(groupsByOrder({ column: "status", descending: false }), false);
+});
+
+test("the pager speaks of time only when the grid is in time order", () => {
+  assert.deepEqual(pageLabels(defaultSort()), { previous: "← Plus récents", next: "Plus anciens →" });
+  assert.deepEqual(pageLabels({ column: "date", descending: false }), { previous: "← Plus anciens", next: "Plus récents →" });
+  assert.deepEqual(pageLabels({ column: "carrier", descending: false }), { previous: "← Précédents", next: "Suivants →" });
 });

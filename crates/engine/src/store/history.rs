@@ -324,15 +324,15 @@ impl Store {
         tokio::spawn(async move {
             let mut query = history_query(&filter, None);
             let mut rows = query.build_query_as::<HistoryRow>().fetch(&pool);
+            // Ends after the last row, after an error (handed on first), or as soon as the
+            // reader is gone.
             loop {
-                let next = rows.try_next().await.map_err(StoreError::from);
-                let end = !matches!(next, Ok(Some(_)));
-                if let Some(item) = next.transpose() {
-                    if tx.send(item).await.is_err() {
-                        return;
-                    }
-                }
-                if end {
+                let (item, end) = match rows.try_next().await {
+                    Ok(Some(row)) => (Ok(row), false),
+                    Ok(None) => return,
+                    Err(err) => (Err(StoreError::from(err)), true),
+                };
+                if tx.send(item).await.is_err() || end {
                     return;
                 }
             }
