@@ -625,6 +625,75 @@ mod tests {
         assert_eq!(bare.message, "texte seul");
     }
 
+    #[tokio::test]
+    async fn the_grid_query_becomes_the_store_filter_or_a_clear_refusal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("relay.db"))
+            .await
+            .expect("store");
+        let by_name = history_filter(
+            &store,
+            HistoryQuery {
+                sort: Some("carrier".into()),
+                cursor: Some("41:Transports Atlas".into()),
+                ..HistoryQuery::default()
+            },
+        )
+        .await
+        .expect("valid query");
+        assert_eq!(
+            by_name.sort,
+            HistorySort {
+                column: SortColumn::Carrier,
+                descending: false
+            },
+            "names from A unless asked otherwise"
+        );
+        assert_eq!(by_name.after.map(|c| c.id), Some(41));
+        assert!(
+            history_filter(&store, HistoryQuery::default())
+                .await
+                .expect("default")
+                .sort
+                .descending,
+            "the grid opens newest first"
+        );
+
+        for (query, words) in [
+            (
+                HistoryQuery {
+                    sort: Some("statut".into()),
+                    ..HistoryQuery::default()
+                },
+                "tri inconnu",
+            ),
+            (
+                HistoryQuery {
+                    cursor: Some("41:pas-une-date".into()),
+                    ..HistoryQuery::default()
+                },
+                "position de page illisible",
+            ),
+            (
+                HistoryQuery {
+                    status: Some("perdu".into()),
+                    ..HistoryQuery::default()
+                },
+                "statut inconnu",
+            ),
+            (
+                HistoryQuery {
+                    order: Some("CMD-INCONNUE".into()),
+                    ..HistoryQuery::default()
+                },
+                "commande « CMD-INCONNUE » inconnue",
+            ),
+        ] {
+            let err = history_filter(&store, query).await.expect_err("refused");
+            assert!(err.message.contains(words), "{err:?}");
+        }
+    }
+
     #[test]
     fn an_export_never_overwrites_an_earlier_one() {
         let dir = tempfile::tempdir().expect("tempdir");
