@@ -38,6 +38,7 @@ let sort = defaultSort();
 let nextCursor = null;
 let liveTimer = null;
 let loading = false;
+let reloadQueued = false;
 let preview = null;
 
 function filters() {
@@ -121,7 +122,13 @@ function stopLive() {
 
 /** Loads the current page; `quiet` keeps the rows on screen while a live refresh runs. */
 async function load({ quiet = false } = {}) {
-  if (loading) return;
+  // A request made while a page is loading (a live tick, a click on a header, the refresh at
+  // the end of a broadcast) is run right after it, never dropped: else the grid could keep a
+  // row "En file" that has long been sent.
+  if (loading) {
+    reloadQueued = true;
+    return;
+  }
   loading = true;
   const errorSlot = $("#history-error");
   try {
@@ -142,6 +149,10 @@ async function load({ quiet = false } = {}) {
   const labels = pageLabels(sort);
   $("#page-newer").textContent = labels.previous;
   $("#page-older").textContent = labels.next;
+  if (reloadQueued) {
+    reloadQueued = false;
+    load({ quiet: true });
+  }
 }
 
 function renderSortHeaders() {
@@ -256,6 +267,9 @@ function initDialog() {
       if (outcome.sync_warning) toast(outcome.sync_warning, "bad");
       paging = firstPage();
       load();
+      // Followed live from now: a short relaunch can end before the next activity tick, which
+      // then refreshes the grid once more (see onActivity).
+      if (isLive(paging, sort)) startLive();
     } catch (err) {
       fill($("#relaunch-error"), errorBox(err));
     } finally {
