@@ -274,7 +274,6 @@ async fn history_filter(store: &Store, query: HistoryQuery) -> Result<HistoryFil
         from_ms: query.from_ms,
         to_ms: query.to_ms,
         text: blank_to_none(query.text),
-        before_id: None,
         sort,
         after,
         limit,

@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use relay_domain::{CarrierId, DeliveryStatus, Order, OrderFields};
 use relay_engine::clock::now_ms;
 use relay_engine::export::{CsvStyle, write_history_csv};
-use relay_engine::store::{CarrierRecord, HistoryFilter, HistorySort, OrderSource, SortColumn};
+use relay_engine::store::{
+    CarrierRecord, CursorKey, HistoryCursor, HistoryFilter, HistorySort, OrderSource, SortColumn,
+};
 use relay_engine::{Engine, Settings, Store};
 use relay_test_support::cloud_api::{self, Received};
 use relay_test_support::signing::{camionback_headers, unix_now};
@@ -720,6 +722,12 @@ async fn history_page(report: &mut Report) {
             .join(" ; ")
     );
 
+    // The fill gives delivery `id` the queue date `1700000000000 + (id - 1) * 10`: the cursor
+    // a reader holds after scrolling down to that row (newest first).
+    let cursor_at = |id: i64| HistoryCursor {
+        key: CursorKey::Int(1_700_000_000_000 + (id - 1) * 10),
+        id,
+    };
     let cases: [(&str, Option<DeliveryStatus>, Option<i64>); 5] = [
         ("failed (5 %)", Some(DeliveryStatus::Failed), None),
         ("queued (2 %)", Some(DeliveryStatus::Queued), None),
@@ -729,20 +737,20 @@ async fn history_page(report: &mut Report) {
             None,
         ),
         (
-            "failed, before_id 500,000",
+            "failed, after row 500,000",
             Some(DeliveryStatus::Failed),
             Some(500_000),
         ),
         (
-            "interrupted, before_id 200,000",
+            "interrupted, after row 200,000",
             Some(DeliveryStatus::Interrupted),
             Some(200_000),
         ),
     ];
-    for (label, status, before_id) in cases {
+    for (label, status, after) in cases {
         let filter = HistoryFilter {
             status,
-            before_id,
+            after: after.map(cursor_at),
             limit: 100,
             ..HistoryFilter::default()
         };
@@ -776,19 +784,12 @@ async fn history_page(report: &mut Report) {
                 limit: 101,
                 ..HistoryFilter::default()
             };
-            let walk_to = HistoryFilter {
-                sort,
-                limit: 1,
-                ..HistoryFilter::default()
-            };
-            // The cursor of a row half-way, as a reader deep in the grid would hold.
+            // The cursor of row 500,000 in this sort, as a reader deep in the grid would hold.
             let middle = store
                 .history(&HistoryFilter {
-                    after: None,
-                    before_id: Some(500_000),
+                    after: Some(cursor_at(500_001)),
                     limit: 1,
-                    sort: HistorySort::default(),
-                    ..walk_to
+                    ..HistoryFilter::default()
                 })
                 .await
                 .expect("middle row");

@@ -20,8 +20,6 @@ pub struct HistoryFilter {
     pub to_ms: Option<i64>,
     /// Part of a carrier name, a phone number or an order reference (case-insensitive).
     pub text: Option<String>,
-    /// Only rows older than this delivery id.
-    pub before_id: Option<i64>,
     pub sort: HistorySort,
     /// Only rows after this one in `sort`'s order: [`HistoryRow::cursor`] of the last row of
     /// the previous page.
@@ -248,44 +246,20 @@ fn history_query_after(
             .push_bind(pattern)
             .push(" ESCAPE '\\')");
     }
-    if let Some(before) = filter.before_id {
-        query.push(" AND d.id < ").push_bind(before);
-    }
     let sort = filter.sort;
     let (op, dir) = if sort.descending {
         ("<", "DESC")
     } else {
         (">", "ASC")
     };
-    if let Some(after) = &filter.after {
-        match sort.column {
-            // The row value `(key, id) > (?, ?)` is what SQLite turns into an index range.
-            SortColumn::Date | SortColumn::Carrier | SortColumn::Status => {
-                let (column, collate) = match sort.column {
-                    SortColumn::Date => ("d.queued_at", ""),
-                    SortColumn::Carrier => ("d.carrier_name", " COLLATE NOCASE"),
-                    _ => ("d.status", ""),
-                };
-                query.push(format!(" AND ({column}, d.id) {op} ("));
-                push_key(&mut query, &after.key);
-                query
-                    .push(format!("{collate}, "))
-                    .push_bind(after.id)
-                    .push(")");
-            }
-            // The reference is on the outer table of the join: a plain bound on it is the
-            // range on `orders_reference`; the id only breaks ties within that reference.
-            SortColumn::Reference => {
-                query.push(format!(" AND o.reference {op}= "));
-                push_key(&mut query, &after.key);
-                query.push(format!(" AND (o.reference {op} "));
-                push_key(&mut query, &after.key);
-                query
-                    .push(format!(" OR d.id {op} "))
-                    .push_bind(after.id)
-                    .push(")");
-            }
+    match (&filter.after, sort.column) {
+        // Without this always-true bound SQLite reads every delivery and sorts them all to
+        // show the first page by reference, instead of walking `orders_reference`.
+        (None, SortColumn::Reference) => {
+            query.push(" AND o.reference >= ''");
         }
+        (None, _) => {}
+        (Some(after), _) => push_after(&mut query, after, sort.column, op),
     }
     let order_by = match sort.column {
         SortColumn::Date => format!("d.queued_at {dir}, d.id {dir}"),
@@ -298,6 +272,44 @@ fn history_query_after(
         query.push(" LIMIT ").push_bind(i64::from(limit));
     }
     query
+}
+
+/// The keyset bound: rows after `after` in `column`'s order (`op` is `>` ascending, `<`
+/// descending).
+fn push_after(
+    query: &mut QueryBuilder<'static, Sqlite>,
+    after: &HistoryCursor,
+    column: SortColumn,
+    op: &str,
+) {
+    match column {
+        // The row value `(key, id) > (?, ?)` is what SQLite turns into an index range.
+        SortColumn::Date | SortColumn::Carrier | SortColumn::Status => {
+            let (key, collate) = match column {
+                SortColumn::Date => ("d.queued_at", ""),
+                SortColumn::Carrier => ("d.carrier_name", " COLLATE NOCASE"),
+                _ => ("d.status", ""),
+            };
+            query.push(format!(" AND ({key}, d.id) {op} ("));
+            push_key(query, &after.key);
+            query
+                .push(format!("{collate}, "))
+                .push_bind(after.id)
+                .push(")");
+        }
+        // The reference is on the outer table of the join: a plain bound on it is the range on
+        // `orders_reference`; the id only breaks ties within that reference.
+        SortColumn::Reference => {
+            query.push(format!(" AND o.reference {op}= "));
+            push_key(query, &after.key);
+            query.push(format!(" AND (o.reference {op} "));
+            push_key(query, &after.key);
+            query
+                .push(format!(" OR d.id {op} "))
+                .push_bind(after.id)
+                .push(")");
+        }
+    }
 }
 
 fn push_key(query: &mut QueryBuilder<'static, Sqlite>, key: &CursorKey) {
@@ -495,6 +507,13 @@ mod tests {
                         descending,
                         CursorKey::Text("a".into()),
                     ),
+                    "SEARCH o USING INDEX orders_reference (reference",
+                ),
+                (
+                    HistoryFilter {
+                        after: None,
+                        ..sorted(SortColumn::Reference, descending, CursorKey::Int(1))
+                    },
                     "SEARCH o USING INDEX orders_reference (reference",
                 ),
                 (

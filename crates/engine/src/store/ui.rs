@@ -146,7 +146,7 @@ mod tests {
     use relay_domain::{CarrierId, Order, OrderFields};
 
     use super::*;
-    use crate::store::{CarrierRecord, HistoryFilter, OrderSource};
+    use crate::store::{CarrierRecord, HistoryCursor, HistoryFilter, OrderSource, SortColumn};
 
     fn order(id: i64, reference: &str) -> Order {
         Order::parse(OrderFields {
@@ -273,9 +273,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let now = 1_700_000_000_000;
         let store = store_with_broadcast(dir.path(), now).await;
-        let search = |text: Option<&str>, before_id: Option<i64>, limit: u32| HistoryFilter {
+        let search = |text: Option<&str>, after: Option<HistoryCursor>, limit: u32| HistoryFilter {
             text: text.map(str::to_string),
-            before_id,
+            after,
             limit,
             ..HistoryFilter::default()
         };
@@ -285,7 +285,7 @@ mod tests {
         assert!(page[0].id > page[1].id, "newest first");
         assert_eq!(page[0].ville_arrivee, "Marrakech");
         let rest = store
-            .history(&search(None, Some(page[1].id), 2))
+            .history(&search(None, Some(page[1].cursor(SortColumn::Date)), 2))
             .await
             .expect("page");
         assert_eq!(rest.len(), 1, "the third row is on the next page");
