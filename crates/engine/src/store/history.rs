@@ -173,19 +173,30 @@ impl HistoryRow {
     }
 }
 
-/// Rows handed from the reading task to the export at most this many at a time.
-const ROWS_IN_FLIGHT: usize = 256;
+/// Rows handed from the reading task to the export in chunks of this many, at most this many
+/// chunks waiting.
+const ROWS_PER_CHUNK: usize = 512;
+const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// The rows of [`Store::history_rows`], in order.
 #[derive(Debug)]
 pub struct HistoryRows {
-    rx: tokio::sync::mpsc::Receiver<Result<HistoryRow, StoreError>>,
+    rx: tokio::sync::mpsc::Receiver<Result<Vec<HistoryRow>, StoreError>>,
+    chunk: std::vec::IntoIter<HistoryRow>,
 }
 
 impl HistoryRows {
     /// The next row; `None` after the last one (or after an error).
     pub async fn next(&mut self) -> Option<Result<HistoryRow, StoreError>> {
-        self.rx.recv().await
+        loop {
+            if let Some(row) = self.chunk.next() {
+                return Some(Ok(row));
+            }
+            match self.rx.recv().await? {
+                Ok(chunk) => self.chunk = chunk.into_iter(),
+                Err(err) => return Some(Err(err)),
+            }
+        }
     }
 }
 
@@ -327,29 +338,52 @@ impl Store {
     }
 
     /// Every row matching `filter` (its `limit` is ignored), in its sort order, as SQLite
-    /// reads them: a task streams them through a small channel, so an export of a million
-    /// rows holds a few hundred rows in memory at most. Dropping the answer stops the read.
+    /// reads them: a task streams them through a small channel in chunks, so an export of a
+    /// million rows holds a few thousand rows in memory at most. Dropping the answer stops the
+    /// read.
     pub fn history_rows(&self, filter: &HistoryFilter) -> HistoryRows {
-        let (tx, rx) = tokio::sync::mpsc::channel(ROWS_IN_FLIGHT);
+        let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
         let pool = self.pool.clone();
         let filter = filter.clone();
         tokio::spawn(async move {
             let mut query = history_query(&filter, None);
             let mut rows = query.build_query_as::<HistoryRow>().fetch(&pool);
-            // Ends after the last row, after an error (handed on first), or as soon as the
-            // reader is gone.
+            let mut chunk = Vec::with_capacity(ROWS_PER_CHUNK);
+            // Ends after the last row, after an error (handed on after the rows before it), or
+            // as soon as the reader is gone. Rows go in chunks: one hand-over per row between
+            // the two tasks costs more than the rest of the export on a busy machine.
             loop {
-                let (item, end) = match rows.try_next().await {
-                    Ok(Some(row)) => (Ok(row), false),
-                    Ok(None) => return,
-                    Err(err) => (Err(StoreError::from(err)), true),
-                };
-                if tx.send(item).await.is_err() || end {
-                    return;
+                match rows.try_next().await {
+                    Ok(Some(row)) => {
+                        chunk.push(row);
+                        if chunk.len() == ROWS_PER_CHUNK {
+                            let full =
+                                std::mem::replace(&mut chunk, Vec::with_capacity(ROWS_PER_CHUNK));
+                            if tx.send(Ok(full)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(None) => {
+                        if !chunk.is_empty() {
+                            let _ = tx.send(Ok(chunk)).await;
+                        }
+                        return;
+                    }
+                    Err(err) => {
+                        if !chunk.is_empty() && tx.send(Ok(chunk)).await.is_err() {
+                            return;
+                        }
+                        let _ = tx.send(Err(StoreError::from(err))).await;
+                        return;
+                    }
                 }
             }
         });
-        HistoryRows { rx }
+        HistoryRows {
+            rx,
+            chunk: Vec::new().into_iter(),
+        }
     }
 
     /// Deliveries by status, all orders together (for metrics and the dashboard).

@@ -383,3 +383,55 @@ async fn the_csv_export_holds_every_row_of_the_filter_in_excels_french_format() 
         "quoted, quotes doubled: {text}"
     );
 }
+
+#[tokio::test]
+async fn a_large_export_writes_every_row_once_in_the_grids_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("relay.db"))
+        .await
+        .expect("store");
+    let carriers: Vec<CarrierRecord> = (1..=25)
+        .map(|i| CarrierRecord {
+            id: CarrierId(i),
+            name: format!("Transporteur {i}"),
+            phone_raw: format!("06123456{i:02}"),
+            statut: "valide".into(),
+        })
+        .collect();
+    store
+        .replace_carriers(&carriers, DAY_1)
+        .await
+        .expect("carriers");
+    // 60 orders x 25 carriers: 1,500 rows, several of the store's hand-over chunks.
+    for id in 1..=60 {
+        let order = order(id, &format!("CMD-2025-{id:03}"));
+        let at = DAY_1 + id * 60_000;
+        store
+            .insert_order(&order, OrderSource::Polling, at)
+            .await
+            .expect("order");
+        store.fan_out(&order, at).await.expect("fan out");
+    }
+    let by_reference = HistoryFilter {
+        sort: HistorySort {
+            column: SortColumn::Reference,
+            descending: true,
+        },
+        ..HistoryFilter::default()
+    };
+    let (written, text) = export(&store, &by_reference).await;
+    let exported: Vec<(String, String)> = parse_csv(text.trim_start_matches('\u{feff}'))[1..]
+        .iter()
+        .map(|r| (r[3].clone(), r[1].clone()))
+        .collect();
+    let shown: Vec<(String, String)> = store
+        .history(&everything(by_reference))
+        .await
+        .expect("grid")
+        .into_iter()
+        .map(|r| (r.order_reference, r.carrier_name))
+        .collect();
+    assert_eq!(written, 1_500);
+    assert_eq!(exported.len(), 1_500);
+    assert_eq!(exported, shown, "the grid's rows, in the grid's order");
+}
