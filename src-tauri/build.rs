@@ -14,6 +14,7 @@ fn main() {
         "whatsapp_new_qr",
         "whatsapp_pair_with_phone",
         "history_page",
+        "history_export_csv",
         "relaunch_preview",
         "relaunch_order",
         "list_carriers",

@@ -79,6 +79,7 @@ fn main() -> ExitCode {
             commands::whatsapp_new_qr,
             commands::whatsapp_pair_with_phone,
             commands::history_page,
+            commands::history_export_csv,
             commands::relaunch_preview,
             commands::relaunch_order,
             commands::list_carriers,

@@ -236,10 +236,7 @@ pub struct HistoryRowView {
 
 impl HistoryRowView {
     pub fn of(row: HistoryRow, unconfirmed_after: Duration, now: i64) -> Self {
-        let limit = i64::try_from(unconfirmed_after.as_millis()).unwrap_or(i64::MAX);
-        let unconfirmed = row.status == "sent"
-            && !unconfirmed_after.is_zero()
-            && row.sent_at.is_some_and(|at| now.saturating_sub(at) > limit);
+        let unconfirmed = row.is_unconfirmed(unconfirmed_after, now);
         Self {
             route: format!("{} → {}", row.ville_depart, row.ville_arrivee),
             id: row.id,

@@ -14,9 +14,12 @@ Standard library only. `--screenshots DIR` also saves full-screen captures (Imag
 
 import argparse
 import base64
+import csv
 import http.client
+import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -32,6 +35,7 @@ import fakes as fake_services
 
 ORDER_ID = 123
 REFERENCE = "CMD-2025-123"
+SECOND_REFERENCE = "CMD-2025-124"
 
 
 def free_port():
@@ -143,6 +147,128 @@ def statuses(session):
         "return [...document.querySelectorAll('tr.delivery')].map(r => r.dataset.status);"
     )
 
+def history_rows(session):
+    """The delivery rows the grid shows: id, status and the text of each cell."""
+    return session.script(
+        "return [...document.querySelectorAll('tr.delivery')].map(r => "
+        "({id: r.dataset.id, status: r.dataset.status, cells: [...r.cells].map(c => c.textContent)}));")
+
+
+def set_filters(session, **values):
+    """Types the history filters (status, order, text, from, to) as staff would, then « Filtrer »."""
+    session.script(
+        "const form = document.querySelector('#history-filters'); form.reset();"
+        "for (const [name, value] of Object.entries(arguments[0])) form.elements[name].value = value;"
+        "document.querySelector('#filter-apply').click();", values)
+
+
+def rows_once(session, check, what, timeout=10):
+    return wait_for(what, lambda: (lambda rows: rows if check(rows) else None)(history_rows(session)),
+                    timeout=timeout)
+
+
+def check_history_filters(session, checks, fakes):
+    # A second order, so the order filter has something to leave out.
+    before = len(history_rows(session))
+    fakes.add_order(fake_services.order(ORDER_ID + 1, SECOND_REFERENCE, route=1))
+
+    def settled():
+        set_filters(session)
+        time.sleep(0.3)
+        rows = history_rows(session)
+        return rows if len(rows) > before and not any(
+            r["status"] in ("queued", "sending") for r in rows) else None
+    everything = wait_for(f"{SECOND_REFERENCE} polled and broadcast", settled, timeout=60)
+    total = len(everything)
+    first = [r["id"] for r in everything if r["cells"][3] == REFERENCE]
+    second = [r["id"] for r in everything if r["cells"][3] == SECOND_REFERENCE]
+    assert first and second and len(first) + len(second) == total, everything
+
+    failed = [r["id"] for r in everything if r["status"] == "failed"]
+    assert failed, "the fake refuses two numbers: failed rows exist"
+    set_filters(session, status="failed")
+    rows_once(session, lambda rows: sorted(r["id"] for r in rows) == sorted(failed),
+              f"only the {len(failed)} failed rows")
+
+    name = everything[0]["cells"][1]
+    named = [r["id"] for r in everything if name.lower() in r["cells"][1].lower()]
+    set_filters(session, text=name.upper())
+    rows_once(session, lambda rows: sorted(r["id"] for r in rows) == sorted(named),
+              f"the rows of « {name} » (search ignores case)")
+
+    set_filters(session, order=REFERENCE)
+    rows_once(session, lambda rows: sorted(r["id"] for r in rows) == sorted(first),
+              f"only the {len(first)} rows of {REFERENCE}")
+    set_filters(session, order=str(ORDER_ID + 1))
+    rows_once(session, lambda rows: sorted(r["id"] for r in rows) == sorted(second),
+              f"only the {len(second)} rows of order {ORDER_ID + 1} (by id)")
+    set_filters(session, order="CMD-INCONNUE")
+    wait_for("an unknown order refused", lambda: "inconnue" in (session.text("#history-error") or ""))
+
+    today = time.strftime("%d/%m/%Y")
+    yesterday = time.strftime("%d/%m/%Y", time.localtime(time.time() - 86400))
+    set_filters(session, **{"from": today, "to": today})
+    rows_once(session, lambda rows: len(rows) == total, "today's rows")
+    set_filters(session, **{"from": yesterday, "to": yesterday})
+    wait_for("nothing yesterday", lambda: "Aucun envoi" in (session.text("#history-rows") or ""))
+    set_filters(session)
+    rows_once(session, lambda rows: len(rows) == total, "every row again")
+    checks.ok(f"filtres : statut ({len(failed)} échecs), recherche « {name} » ({len(named)}), "
+              f"commande ({len(first)} + {len(second)}), plage de dates (aujourd'hui {total}, hier 0)")
+    return everything
+
+
+def check_history_sort(session, checks):
+    def sorted_by(header, direction):
+        return session.script(
+            f"return document.querySelector('button.sort[data-sort={header}]').parentElement"
+            f".getAttribute('aria-sort') === '{direction}';")
+
+    session.click("button.sort[data-sort=carrier]")
+    wait_for("sorted by carrier", lambda: sorted_by("carrier", "ascending"))
+    names = [r["cells"][1].lower() for r in history_rows(session)]
+    assert names == sorted(names), names
+    assert not session.find("tr.group"), "rows of a carrier sort are not grouped by order"
+    session.click("button.sort[data-sort=carrier]")
+    wait_for("sorted by carrier, Z first", lambda: sorted_by("carrier", "descending"))
+    names = [r["cells"][1].lower() for r in history_rows(session)]
+    assert names == sorted(names, reverse=True), names
+
+    session.click("button.sort[data-sort=status]")
+    wait_for("sorted by status", lambda: sorted_by("status", "ascending"))
+    codes = [r["status"] for r in history_rows(session)]
+    assert codes == sorted(codes), codes
+
+    session.click("button.sort[data-sort=date]")
+    wait_for("newest first again", lambda: sorted_by("date", "descending") and session.find("tr.group"))
+    checks.ok("tri : transporteur A→Z puis Z→A, statut, retour à la date (plus récents d'abord)")
+
+
+def check_history_export(session, checks, downloads):
+    set_filters(session, status="failed")
+    shown = rows_once(session, lambda rows: rows and all(r["status"] == "failed" for r in rows),
+                      "the failed rows before export")
+    session.click("#history-export")
+    path = wait_for("the export confirmation", lambda: session.script(
+        "const r = document.querySelector('#history-export-result');"
+        "return r.hidden ? null : r.dataset.path;"), timeout=15)
+    assert os.path.dirname(path) == downloads, (path, downloads)
+    assert re.fullmatch(r"historique-\d{8}-\d{4}\.csv", os.path.basename(path)), path
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    assert text.startswith("\ufeff"), "a BOM, for Excel"
+    records = list(csv.reader(io.StringIO(text[1:], newline=""), delimiter=";"))
+    assert records[0] == ["Date d'envoi", "Transporteur", "Numéro", "Référence commande", "Statut",
+                          "Tentatives", "Erreur"], records[0]
+    exported = sorted((r[1], r[2], r[3]) for r in records[1:])
+    expected = sorted((r["cells"][1], r["cells"][2], r["cells"][3]) for r in shown)
+    assert exported == expected, (exported, expected)
+    assert all(r[4] == "Échec" for r in records[1:]), records
+    assert all(re.fullmatch(r"\d{2}/\d{2}/\d{4} \d{2}:\d{2}", r[0]) for r in records[1:]), records
+    set_filters(session)
+    checks.ok(f"« Exporter CSV » (statut échec) écrit {os.path.basename(path)} : "
+              f"exactement les {len(records) - 1} lignes filtrées")
+
 
 # --- Paramètres: editing, validation, preview, applying (issue 4) ---
 
@@ -212,11 +338,11 @@ def check_settings_edit_applies(session, checks, fakes, data_dir, eligible, scre
     capture(screenshots, "parametres-enregistre")
 
     already = len(fakes.sent_messages())
-    fakes.add_order(fake_services.order(ORDER_ID + 1, "CMD-2025-124", route=1))
+    fakes.add_order(fake_services.order(ORDER_ID + 2, "CMD-2025-125", route=2))
     wait_for("the next order sent with the new template",
              lambda: len(fakes.sent_messages()) >= already + eligible + 2, timeout=60)
     texts = {m["text"]["body"] for m in fakes.sent_messages()[already:]}
-    assert texts == {"Commande CMD-2025-124 : Tanger → Agadir, 4 500 MAD"}, texts
+    assert texts == {"Commande CMD-2025-125 : Rabat → Fès, 4 500 MAD"}, texts
     checks.ok("la commande suivante part avec le nouveau modèle (texte exact reçu par l'API Cloud factice)")
 
 
@@ -229,7 +355,7 @@ def check_dashboard_pause(session, checks, fakes, eligible, screenshots):
              timeout=10)
     assert "Reprendre" in session.text("#pause-toggle"), session.text("#pause-toggle")
     already = len(fakes.sent_messages())
-    fakes.add_order(fake_services.order(ORDER_ID + 2, "CMD-2025-125", route=2))
+    fakes.add_order(fake_services.order(ORDER_ID + 3, "CMD-2025-126", route=3))
     queued = wait_for("the new order queued while paused", lambda: (
         lambda n: n if n and n >= eligible + 2 else None)(int(session.text("#queue-depth") or 0)), timeout=60)
     capture(screenshots, "tableau-de-bord-pause")
@@ -271,6 +397,12 @@ def run(args, work):
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
     with open(os.path.join(data_dir, "config.toml"), "w") as f:
         f.write(f"# écrit par test_desktop.py\nRELAY_THROTTLE_MS = {args.throttle_ms}\n")
+    # "Exporter CSV" writes into the XDG download folder: one of the test's own.
+    downloads = os.path.join(work, "Téléchargements")
+    os.makedirs(downloads, exist_ok=True)
+    os.makedirs(env["XDG_CONFIG_HOME"], exist_ok=True)
+    with open(os.path.join(env["XDG_CONFIG_HOME"], "user-dirs.dirs"), "w") as f:
+        f.write(f'XDG_DOWNLOAD_DIR="{downloads}"\n')
     helpers = []
     if args.screenshots:
         os.makedirs(args.screenshots, exist_ok=True)
@@ -291,7 +423,9 @@ def run(args, work):
     port = free_port()
     driver_log = open(os.path.join(work, "tauri-driver.log"), "w")
     driver = subprocess.Popen(
-        [args.tauri_driver, "--port", str(port), "--native-driver", args.native_driver],
+        # A free native port too: the default 4445 is taken when another run is going on.
+        [args.tauri_driver, "--port", str(port), "--native-port", str(free_port()),
+         "--native-driver", args.native_driver],
         env=env, stdout=driver_log, stderr=subprocess.STDOUT)
     session = None
     try:
@@ -361,6 +495,12 @@ def run(args, work):
         resent = {m["to"] for m in fakes.sent_messages()[eligible + 2:]}
         assert resent == fakes.failing, (resent, fakes.failing)
         checks.ok("la relance n'envoie qu'aux 2 transporteurs qui ne l'avaient pas reçue")
+        wait_for("the relaunch rows settled", lambda: not any(
+            s in ("queued", "sending") for s in statuses(session)), timeout=20)
+
+        check_history_filters(session, checks, fakes)
+        check_history_sort(session, checks)
+        check_history_export(session, checks, downloads)
 
         session.click("#nav-carriers")
         wait_for("the carrier rows", lambda: len(session.find("#carriers-rows tr")) == args.carriers, timeout=10)

@@ -1,11 +1,12 @@
-// Keyset pagination of the history grid, as pure state transitions: the engine pages with
-// `before_id` (older rows), so going back to newer pages needs the cursors already seen.
+// Keyset pagination and sorting of the history grid, as pure state transitions: the engine
+// pages with an opaque `cursor` (the last row of a page), so going back to earlier pages needs
+// the cursors already seen.
 
 export function firstPage() {
   return { cursors: [null], index: 0 };
 }
 
-/** The `before_id` of the page being shown (`null` for the newest page). */
+/** The cursor of the page being shown (`null` for the first page). */
 export function currentCursor(paging) {
   return paging.cursors[paging.index];
 }
@@ -14,11 +15,11 @@ export function hasNewer(paging) {
   return paging.index > 0;
 }
 
-/** Moves to the older page that starts below `nextBeforeId` (from the last answer). */
-export function older(paging, nextBeforeId) {
-  if (nextBeforeId === null || nextBeforeId === undefined) return paging;
+/** Moves to the next page, which starts after `nextCursor` (from the last answer). */
+export function older(paging, nextCursor) {
+  if (nextCursor === null || nextCursor === undefined) return paging;
   const cursors = paging.cursors.slice(0, paging.index + 1);
-  cursors.push(nextBeforeId);
+  cursors.push(nextCursor);
   return { cursors, index: paging.index + 1 };
 }
 
@@ -27,16 +28,54 @@ export function newer(paging) {
   return { cursors: paging.cursors, index: paging.index - 1 };
 }
 
-/** Only the newest page follows a running broadcast live; older pages stay put. */
-export function isLive(paging) {
-  return paging.index === 0;
+/** Only the newest page (first page, newest first) follows a running broadcast live. */
+export function isLive(paging, sort = defaultSort()) {
+  return paging.index === 0 && sort.column === "date" && sort.descending;
+}
+
+/** The grid's sortable columns, as the engine names them. */
+export const SORT_COLUMNS = Object.freeze(["date", "carrier", "status", "reference"]);
+
+/** Newest first, as the grid opens. */
+export function defaultSort() {
+  return { column: "date", descending: true };
+}
+
+/**
+ * A click on a column header: the same column flips its direction; another column starts
+ * with dates newest first, and names, statuses and references from A.
+ */
+export function toggleSort(sort, column) {
+  if (sort.column === column) return { column, descending: !sort.descending };
+  return { column, descending: column === "date" };
+}
+
+/** `aria-sort` of a header: how the grid is sorted by that column, if it is. */
+export function ariaSort(sort, column) {
+  if (sort.column !== column) return "none";
+  return sort.descending ? "descending" : "ascending";
+}
+
+/** The pager's buttons: through time when newest first, plainly otherwise. */
+export function pageLabels(sort) {
+  if (sort.column === "date" && sort.descending) return { previous: "← Plus récents", next: "Plus anciens →" };
+  if (sort.column === "date") return { previous: "← Plus anciens", next: "Plus récents →" };
+  return { previous: "← Précédents", next: "Suivants →" };
+}
+
+/**
+ * Rows stay grouped under their order (with "Relancer") when the sort keeps an order's rows
+ * together: by date (each broadcast) or by reference. Other sorts show plain rows.
+ */
+export function groupsByOrder(sort) {
+  return sort.column === "date" || sort.column === "reference";
 }
 
 /**
  * The `history_page` query for the filters as typed and the current page; throws a
  * `{code, message}` error when a date cannot be read.
  */
-export function historyQuery(filters, paging, limit, dayRange) {
+export function historyQuery(filters, paging, limit, dayRange, sort = defaultSort()) {
   const blank = (value) => {
     const text = (value ?? "").trim();
     return text === "" ? null : text;
@@ -51,7 +90,9 @@ export function historyQuery(filters, paging, limit, dayRange) {
     text: blank(filters.text),
     from_ms: range.from_ms,
     to_ms: range.to_ms,
-    before_id: currentCursor(paging),
+    sort: sort.column,
+    descending: sort.descending,
+    cursor: currentCursor(paging),
     limit,
   };
 }

@@ -1,9 +1,10 @@
-// Historique: the send history, grouped by order, with filters, keyset pages and
+// Historique: the send history, grouped by order, with filters, sortable columns, keyset
+// pages, "Exporter CSV" (every row of the filters, into the Downloads folder) and
 // "📤 Relancer les transporteurs" (confirmation with the count, "missing" by default).
 // The newest page follows a running broadcast live.
 
 import { call } from "../lib/ipc.js";
-import { $, errorBox, fill, h, toast } from "../lib/dom.js";
+import { $, $$, errorBox, fill, h, toast } from "../lib/dom.js";
 import {
   STATUS_LABELS,
   STATUS_ORDER,
@@ -15,15 +16,29 @@ import {
   statusLabel,
   statusTone,
 } from "../lib/format.js";
-import { firstPage, hasNewer, historyQuery, isLive, newer, older } from "../lib/paging.js";
+import {
+  ariaSort,
+  defaultSort,
+  firstPage,
+  groupsByOrder,
+  hasNewer,
+  historyQuery,
+  isLive,
+  newer,
+  older,
+  pageLabels,
+  toggleSort,
+} from "../lib/paging.js";
 
 const PAGE_ROWS = 100;
 const LIVE_REFRESH_MS = 1000;
 
 let paging = firstPage();
-let nextBeforeId = null;
+let sort = defaultSort();
+let nextCursor = null;
 let liveTimer = null;
 let loading = false;
+let reloadQueued = false;
 let preview = null;
 
 function filters() {
@@ -49,10 +64,21 @@ export function init() {
   $("#filter-reset").addEventListener("click", () => {
     $("#history-filters").reset();
     paging = firstPage();
+    sort = defaultSort();
     load();
   });
+  for (const button of $$("#history-grid button.sort")) {
+    button.addEventListener("click", () => {
+      sort = toggleSort(sort, button.dataset.sort);
+      paging = firstPage();
+      // Another order than newest first: the live refresh would move rows under the reader.
+      if (!isLive(paging, sort)) stopLive();
+      load();
+    });
+  }
+  $("#history-export").addEventListener("click", exportCsv);
   $("#page-older").addEventListener("click", () => {
-    paging = older(paging, nextBeforeId);
+    paging = older(paging, nextCursor);
     load();
   });
   $("#page-newer").addEventListener("click", () => {
@@ -75,7 +101,7 @@ export function leave() {
 export function onActivity(ctx, activity) {
   // Live while something is being sent and the newest page is shown; one last refresh when
   // the broadcast ends so the final statuses show.
-  if (activity.broadcasts.length > 0 && isLive(paging)) startLive();
+  if (activity.broadcasts.length > 0 && isLive(paging, sort)) startLive();
   else if (liveTimer) {
     stopLive();
     load();
@@ -96,13 +122,19 @@ function stopLive() {
 
 /** Loads the current page; `quiet` keeps the rows on screen while a live refresh runs. */
 async function load({ quiet = false } = {}) {
-  if (loading) return;
+  // A request made while a page is loading (a live tick, a click on a header, the refresh at
+  // the end of a broadcast) is run right after it, never dropped: else the grid could keep a
+  // row "En file" that has long been sent.
+  if (loading) {
+    reloadQueued = true;
+    return;
+  }
   loading = true;
   const errorSlot = $("#history-error");
   try {
-    const query = historyQuery(filters(), paging, PAGE_ROWS, dayRange);
+    const query = historyQuery(filters(), paging, PAGE_ROWS, dayRange, sort);
     const page = await call("history_page", { query });
-    nextBeforeId = page.next_before_id;
+    nextCursor = page.next_cursor;
     fill(errorSlot);
     render(page.rows);
   } catch (err) {
@@ -111,12 +143,49 @@ async function load({ quiet = false } = {}) {
   } finally {
     loading = false;
   }
-  $("#page-older").disabled = nextBeforeId === null;
+  $("#page-older").disabled = nextCursor === null;
   $("#page-newer").disabled = !hasNewer(paging);
   $("#page-info").textContent = `page ${paging.index + 1}`;
+  const labels = pageLabels(sort);
+  $("#page-newer").textContent = labels.previous;
+  $("#page-older").textContent = labels.next;
+  if (reloadQueued) {
+    reloadQueued = false;
+    load({ quiet: true });
+  }
+}
+
+function renderSortHeaders() {
+  for (const button of $$("#history-grid button.sort")) {
+    const state = ariaSort(sort, button.dataset.sort);
+    button.parentElement.setAttribute("aria-sort", state);
+    button.querySelector(".sort-mark").textContent = state === "ascending" ? "▲" : state === "descending" ? "▼" : "";
+  }
+}
+
+/** "Exporter CSV": every row of the filters as typed (not only this page), in the sort shown. */
+async function exportCsv() {
+  const button = $("#history-export");
+  const result = $("#history-export-result");
+  button.disabled = true;
+  try {
+    const { cursor, limit, ...query } = historyQuery(filters(), firstPage(), PAGE_ROWS, dayRange, sort);
+    const outcome = await call("history_export_csv", { query });
+    result.dataset.path = outcome.path;
+    result.dataset.rows = String(outcome.rows);
+    result.textContent = `✅ ${plural(outcome.rows, "ligne")} exportée${outcome.rows > 1 ? "s" : ""} dans ${outcome.path}`;
+    result.hidden = false;
+    toast(`Export CSV enregistré : ${outcome.path}`);
+  } catch (err) {
+    result.hidden = true;
+    fill($("#history-error"), errorBox(err));
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function render(rows) {
+  renderSortHeaders();
   const tbody = $("#history-rows");
   if (rows.length === 0) {
     fill(tbody, h("tr", {}, h("td", { colspan: 7, class: "empty" }, "Aucun envoi ne correspond à ces filtres.")));
@@ -124,9 +193,10 @@ function render(rows) {
   }
   const out = [];
   let previous = null;
+  const grouped = groupsByOrder(sort);
   for (const row of rows) {
     // One header per run of rows of the same order and batch.
-    if (!previous || previous.order_id !== row.order_id || previous.batch !== row.batch) {
+    if (grouped && (!previous || previous.order_id !== row.order_id || previous.batch !== row.batch)) {
       out.push(groupHeader(row));
     }
     out.push(rowLine(row));
@@ -197,6 +267,9 @@ function initDialog() {
       if (outcome.sync_warning) toast(outcome.sync_warning, "bad");
       paging = firstPage();
       load();
+      // Followed live from now: a short relaunch can end before the next activity tick, which
+      // then refreshes the grid once more (see onActivity).
+      if (isLive(paging, sort)) startLive();
     } catch (err) {
       fill($("#relaunch-error"), errorBox(err));
     } finally {

@@ -3,11 +3,13 @@
 //! 1. webhook received -> first send started (real engine in-process, fakes on 127.0.0.1);
 //! 2. dispatch overhead per message beyond the throttle;
 //! 3. queueing one order for 10,000 carriers (`Store::fan_out`);
-//! 4. one history page of 100 rows filtered by status among 1,000,000 deliveries;
+//! 4. one history page among 1,000,000 deliveries: filtered by status, in each sort both ways
+//!    (first page and mid-table), for a far-past day range with and without a text search;
+//!    then the CSV export of all 1,000,000 rows (time, size, peak memory);
 //! 5. peak RSS of `camionback-relay serve` while broadcasting to 10,000 carriers.
 //!
-//! Run with `cargo bench -p camionback-relay --bench relay`. This program measures and
-//! prints; it never fails on a timing.
+//! Run with `cargo bench -p camionback-relay --bench relay` (`RELAY_BENCH_ONLY=history` for
+//! section 4 alone). This program measures and prints; it never fails on a timing.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -20,7 +22,10 @@ use std::time::{Duration, Instant};
 
 use relay_domain::{CarrierId, DeliveryStatus, Order, OrderFields};
 use relay_engine::clock::now_ms;
-use relay_engine::store::{CarrierRecord, HistoryFilter, OrderSource};
+use relay_engine::export::{CsvStyle, write_history_csv};
+use relay_engine::store::{
+    CarrierRecord, CursorKey, HistoryCursor, HistoryFilter, HistorySort, OrderSource, SortColumn,
+};
 use relay_engine::{Engine, Settings, Store};
 use relay_test_support::cloud_api::{self, Received};
 use relay_test_support::signing::{camionback_headers, unix_now};
@@ -717,6 +722,12 @@ async fn history_page(report: &mut Report) {
             .join(" ; ")
     );
 
+    // The fill gives delivery `id` the queue date `1700000000000 + (id - 1) * 10`: the cursor
+    // a reader holds after scrolling down to that row (newest first).
+    let cursor_at = |id: i64| HistoryCursor {
+        key: CursorKey::Int(1_700_000_000_000 + (id - 1) * 10),
+        id,
+    };
     let cases: [(&str, Option<DeliveryStatus>, Option<i64>); 5] = [
         ("failed (5 %)", Some(DeliveryStatus::Failed), None),
         ("queued (2 %)", Some(DeliveryStatus::Queued), None),
@@ -726,20 +737,20 @@ async fn history_page(report: &mut Report) {
             None,
         ),
         (
-            "failed, before_id 500,000",
+            "failed, after row 500,000",
             Some(DeliveryStatus::Failed),
             Some(500_000),
         ),
         (
-            "interrupted, before_id 200,000",
+            "interrupted, after row 200,000",
             Some(DeliveryStatus::Interrupted),
             Some(200_000),
         ),
     ];
-    for (label, status, before_id) in cases {
+    for (label, status, after) in cases {
         let filter = HistoryFilter {
             status,
-            before_id,
+            after: after.map(cursor_at),
             limit: 100,
             ..HistoryFilter::default()
         };
@@ -763,6 +774,110 @@ async fn history_page(report: &mut Report) {
             median < 20.0,
         );
     }
+    // A page change in each sort, both ways: the grid asks for the page after the last row
+    // of the one shown (first page, then the page after row 500,000 of that order).
+    for column in SortColumn::ALL {
+        for descending in [false, true] {
+            let sort = HistorySort { column, descending };
+            let first = HistoryFilter {
+                sort,
+                limit: 101,
+                ..HistoryFilter::default()
+            };
+            // The cursor of row 500,000 in this sort, as a reader deep in the grid would hold.
+            let middle = store
+                .history(&HistoryFilter {
+                    after: Some(cursor_at(500_001)),
+                    limit: 1,
+                    ..HistoryFilter::default()
+                })
+                .await
+                .expect("middle row");
+            let after = middle.first().map(|row| row.cursor(column));
+            let median_first = median_ms(RUNS, || store.history(&first)).await;
+            let deep = HistoryFilter {
+                after,
+                ..first.clone()
+            };
+            let median_deep = median_ms(RUNS, || store.history(&deep)).await;
+            report.target(
+                &format!(
+                    "4. page change, sort {} {}, first / mid-table page",
+                    column.as_str(),
+                    if descending { "desc" } else { "asc" }
+                ),
+                format!("{median_first:.2} / {median_deep:.2} ms"),
+                "< 20 ms",
+                median_first.max(median_deep) < 20.0,
+            );
+        }
+    }
+    // A narrow range far in the past, alone and with a text search.
+    let far_past_day = HistoryFilter {
+        from_ms: Some(1_700_000_000_000 + 100_000 * 10),
+        to_ms: Some(1_700_000_000_000 + 100_000 * 10 + 86_400_000 / 100),
+        limit: 101,
+        ..HistoryFilter::default()
+    };
+    let median_range = median_ms(RUNS, || store.history(&far_past_day)).await;
+    let with_text = HistoryFilter {
+        text: Some("Transporteur 12".into()),
+        ..far_past_day.clone()
+    };
+    let median_text = median_ms(RUNS, || store.history(&with_text)).await;
+    report.target(
+        "4. page, far-past day range / + text search",
+        format!("{median_range:.2} / {median_text:.2} ms"),
+        "< 20 ms",
+        median_range.max(median_text) < 20.0,
+    );
+    let text_only = HistoryFilter {
+        text: Some("Transporteur 12".into()),
+        limit: 101,
+        ..HistoryFilter::default()
+    };
+    let median_text_only = median_ms(RUNS, || store.history(&text_only)).await;
+    report.info(
+        "4. page, text search alone (LIKE, no index)",
+        format!("{median_text_only:.2} ms"),
+    );
+
+    // The whole table as CSV, to a file, with the process's peak memory before and after.
+    let csv_path = dir.path().join("historique.csv");
+    let rss_before = memory_kb(std::process::id());
+    let file = tokio::fs::File::create(&csv_path).await.expect("csv file");
+    let style = CsvStyle {
+        time_zone: chrono::Utc,
+        unconfirmed_after: Duration::from_secs(48 * 3600),
+        now_ms: now_ms(),
+    };
+    let started = Instant::now();
+    let written = write_history_csv(&store, &HistoryFilter::default(), &style, file)
+        .await
+        .expect("csv export");
+    let elapsed = started.elapsed();
+    let rss_after = memory_kb(std::process::id());
+    let size = std::fs::metadata(&csv_path).map_or(0, |m| m.len());
+    report.info(
+        "4. CSV export of 1,000,000 rows",
+        format!(
+            "{written} lignes, {:.1} s, {:.0} Mo",
+            elapsed.as_secs_f64(),
+            size as f64 / 1e6
+        ),
+    );
+    if let (Some((hwm_before, _)), Some((hwm_after, rss))) = (rss_before, rss_after) {
+        report.info(
+            "4. CSV export: peak RSS before / after (process)",
+            format!(
+                "{:.0} / {:.0} MB (RSS now {:.0} MB)",
+                mb(hwm_before),
+                mb(hwm_after),
+                mb(rss)
+            ),
+        );
+    }
+
     let mut times = Vec::new();
     for _ in 0..RUNS {
         let started = Instant::now();
@@ -774,6 +889,24 @@ async fn history_page(report: &mut Report) {
         format!("{:.1} ms", percentile(&sorted(times), 50.0)),
     );
     store.close().await;
+}
+
+/// The median time of `runs` calls of `query`, after one untimed call (statement preparation).
+async fn median_ms<F, Fut>(runs: usize, mut query: F) -> f64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<
+            Output = Result<Vec<relay_engine::store::HistoryRow>, relay_engine::store::StoreError>,
+        >,
+{
+    std::hint::black_box(query().await.expect("history"));
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        std::hint::black_box(query().await.expect("history"));
+        times.push(ms(started.elapsed()));
+    }
+    percentile(&sorted(times), 50.0)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -970,11 +1103,16 @@ async fn main() {
     let _logs = relay_engine::telemetry::init("warn", None).expect("console log");
     let started = Instant::now();
     let mut report = Report::default();
-    webhook_to_first_send(&mut report).await;
-    dispatch_overhead(&mut report).await;
-    fan_out_10k(&mut report).await;
-    history_page(&mut report).await;
-    serve_peak_rss(&mut report).await;
+    // `RELAY_BENCH_ONLY=history` measures the history alone (a minute instead of several).
+    if std::env::var("RELAY_BENCH_ONLY").as_deref() == Ok("history") {
+        history_page(&mut report).await;
+    } else {
+        webhook_to_first_send(&mut report).await;
+        dispatch_overhead(&mut report).await;
+        fan_out_10k(&mut report).await;
+        history_page(&mut report).await;
+        serve_peak_rss(&mut report).await;
+    }
     report.print();
     println!(
         "durée totale du banc : {:.1} s",

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use relay_domain::DeliveryStatus;
+use relay_engine::export::{CsvStyle, write_history_csv};
 use relay_engine::store::{HistoryFilter, RelaunchMode};
 use relay_engine::{Engine, Settings, clock::now_ms, engine};
 
@@ -40,8 +41,12 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u32,
         /// Sortie JSON.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "csv")]
         json: bool,
+        /// Toutes les lignes du filtre en CSV pour Excel (UTF-8 avec BOM, « ; »), comme
+        /// « Exporter CSV » de l'application ; --limit est alors ignoré.
+        #[arg(long)]
+        csv: bool,
     },
     /// Renvoie une commande aux transporteurs validés qui ne l'ont pas reçue (ou à tous).
     Relaunch {
@@ -114,9 +119,15 @@ async fn run(cli: Cli) -> Result<()> {
             status,
             limit,
             json,
+            csv,
         } => {
             let _logs = relay_engine::telemetry::init("warn", None);
-            history(settings, order, status, limit, json).await
+            let format = match (json, csv) {
+                (true, _) => HistoryFormat::Json,
+                (_, true) => HistoryFormat::Csv,
+                _ => HistoryFormat::Text,
+            };
+            history(settings, order, status, limit, format).await
         }
         Command::Relaunch { order, all } => {
             let _logs = relay_engine::telemetry::init("warn", None);
@@ -199,12 +210,18 @@ async fn wait_for_stop_signal() -> Result<()> {
     tokio::signal::ctrl_c().await.context("signal Ctrl+C")
 }
 
+enum HistoryFormat {
+    Text,
+    Json,
+    Csv,
+}
+
 async fn history(
     settings: Settings,
     order: Option<String>,
     status: Option<String>,
     limit: u32,
-    json: bool,
+    format: HistoryFormat,
 ) -> Result<()> {
     let status = status.map(|s| s.parse::<DeliveryStatus>()).transpose()?;
     if limit == 0 {
@@ -222,15 +239,25 @@ async fn history(
                 .id,
         ),
     };
-    let rows = store
-        .history(&HistoryFilter {
-            order,
-            status,
-            limit,
-            ..HistoryFilter::default()
-        })
-        .await?;
-    if json {
+    let filter = HistoryFilter {
+        order,
+        status,
+        limit,
+        ..HistoryFilter::default()
+    };
+    if let HistoryFormat::Csv = format {
+        let style = CsvStyle {
+            time_zone: chrono::Local,
+            unconfirmed_after: settings.unconfirmed_after,
+            now_ms: now_ms(),
+        };
+        write_history_csv(&store, &filter, &style, tokio::io::stdout())
+            .await
+            .context("export CSV")?;
+        return Ok(());
+    }
+    let rows = store.history(&filter).await?;
+    if let HistoryFormat::Json = format {
         let rows = output::history_json(&rows, settings.unconfirmed_after);
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {

@@ -58,6 +58,22 @@ impl DeliveryStatus {
         }
     }
 
+    /// The French word staff read in the grid and in exports (the same as the window's).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Queued => "En file",
+            Self::Sending => "Envoi en cours",
+            Self::Sent => "Envoyé",
+            Self::Delivered => "Distribué",
+            Self::Read => "Lu",
+            Self::Failed => "Échec",
+            Self::InvalidNumber => "Numéro invalide",
+            Self::NotOnWhatsapp => "Pas sur WhatsApp",
+            Self::Skipped => "Ignoré",
+            Self::Interrupted => "Interrompu",
+        }
+    }
+
     /// The carrier has it (or WhatsApp accepted it for them).
     pub fn is_success(self) -> bool {
         matches!(self, Self::Sent | Self::Delivered | Self::Read)

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod dispatcher;
 pub mod engine;
+pub mod export;
 pub mod fs;
 pub mod http;
 pub mod intake;

@@ -72,6 +72,26 @@ async fn history_json_lists_every_delivery_with_its_fields() {
         text.contains("Transporteur 1") && text.contains("CMD-2025-1"),
         "{text}"
     );
+
+    // The same export as the window's "Exporter CSV", on stdout: every failed row, in French.
+    let csv = world.run(&["history", "--status", "failed", "--csv", "--limit", "1"]);
+    assert!(csv.status.success());
+    let text = String::from_utf8(csv.stdout).expect("UTF-8");
+    let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines,
+        [
+            "\u{feff}Date d'envoi;Transporteur;Numéro;Référence commande;Statut;Tentatives;Erreur",
+            lines.get(1).copied().unwrap_or("no data line"),
+        ],
+        "a BOM, the header, one row: {text}"
+    );
+    let fields: Vec<&str> = lines[1].split(';').collect();
+    assert_eq!(
+        fields[1..5],
+        ["Transporteur 2", "+212612345602", "CMD-2025-1", "Échec"],
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -18,7 +18,10 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use carriers::{CarrierRecord, CarrierRow};
-pub use history::{HistoryFilter, HistoryRow, StatusCount};
+pub use history::{
+    CursorKey, HistoryCursor, HistoryFilter, HistoryInputError, HistoryRow, HistoryRows,
+    HistorySort, SortColumn, StatusCount,
+};
 pub use orders::{FanOut, OrderSource, StoredOrder};
 pub use outbox::{Claim, RelaunchMode};
 pub use reports::ReportOutcome;

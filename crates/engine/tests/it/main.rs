@@ -4,6 +4,7 @@
 
 mod carriers;
 mod helpers;
+mod history;
 mod polling;
 mod relaunch;
 mod sending;
