@@ -317,7 +317,8 @@ def check_settings_edit_applies(session, checks, fakes, data_dir, eligible, scre
     wait_for("the unknown placeholder error", lambda: "{{trajet}}" in (session.text("#error-template") or ""),
              timeout=10)
     set_field(session, "#template-input", NEW_TEMPLATE)
-    expected_preview = f"Commande {REFERENCE} : Casablanca → Marrakech, 4 500 MAD"
+    # The preview uses the newest order: the second one, which came by polling.
+    expected_preview = f"Commande {SECOND_REFERENCE} : Tanger → Agadir, 4 500 MAD"
     wait_for("the preview of the new template",
              lambda: session.text("#template-preview") == expected_preview, timeout=10)
     assert not session.text("#error-template"), session.text("#error-template")
