@@ -351,6 +351,15 @@ impl WaSim {
     /// `pair-success`. Panics if no unlinked client is connected. The client then emits
     /// `PairSuccess`, reconnects and, after `<success>`, `Connected`.
     pub async fn scan_qr(&self, phone: &str) {
+        assert!(
+            self.try_scan_qr(phone).await,
+            "scan_qr: no unlinked client is connected"
+        );
+    }
+
+    /// [`WaSim::scan_qr`] that returns false instead of panicking when no unlinked client is
+    /// connected (the `relay-wa-sim` binary answers its caller instead of dying).
+    pub async fn try_scan_qr(&self, phone: &str) -> bool {
         let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
         let (tx, bundle) = {
             let st = self.shared.state();
@@ -360,7 +369,7 @@ impl WaSim {
                     session: Session::Registration { bundle },
                     ..
                 }) => (tx.clone(), bundle.clone()),
-                _ => panic!("scan_qr: no unlinked client is connected"),
+                _ => return false,
             }
         };
         let identity = {
@@ -400,6 +409,30 @@ impl WaSim {
         if tx.send(Cmd::Send(vec![node], done)).is_ok() {
             let _ = wait.await;
         }
+        true
+    }
+
+    /// The server hands the current, unlinked connection a fresh `pair-device` IQ ([`WaSim::set_qr_refs`]
+    /// new refs): wa-rs stops the rotation in progress and shows the first new code at once
+    /// (valid 60 s), so a test sees a QR rotation without waiting a minute for wa-rs's own.
+    /// Returns false when no unlinked client is connected.
+    pub async fn rotate_qr(&self) -> bool {
+        let (tx, refs, id) = {
+            let mut st = self.shared.state();
+            let tx = match &st.current {
+                Some(ConnHandle {
+                    tx,
+                    session: Session::Registration { .. },
+                    ..
+                }) => tx.clone(),
+                _ => return false,
+            };
+            let refs = st.qr_refs.max(1);
+            (tx, refs, st.next_id("pd-"))
+        };
+        let node = pairing::pair_device_iq(&id, refs);
+        let (done, wait) = oneshot::channel();
+        tx.send(Cmd::Send(vec![node], done)).is_ok() && wait.await.is_ok()
     }
 
     async fn command(&self, make: impl FnOnce(oneshot::Sender<()>) -> Cmd) -> bool {
