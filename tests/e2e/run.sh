@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end tests of the desktop app in the real webview: builds the debug binaries, then runs
-# test_desktop.py (Cloud API channel) and test_whatsapp.py (WhatsApp Web linking against the
-# loopback simulator `relay-wa-sim`), each under a virtual X server and a private D-Bus session.
+# test_desktop.py (Cloud API channel), test_whatsapp.py (WhatsApp Web linking against the
+# loopback simulator `relay-wa-sim`) and test_tray.py (the tray icon and its menu, with trayer),
+# each under a virtual X server and a private D-Bus session.
 # The fakes of the CamionBack API and of the Cloud API run inside the tests (tests/e2e/fakes.py).
 #
 #   tests/e2e/run.sh                          # the checks
@@ -27,7 +28,7 @@ if ! command -v tauri-driver >/dev/null 2>&1; then
 fi
 export PATH="$HOME/.cargo/bin:$PATH"
 
-for tool in xvfb-run dbus-run-session /usr/bin/WebKitWebDriver; do
+for tool in xvfb-run dbus-run-session xdotool xwininfo trayer /usr/bin/WebKitWebDriver; do
   command -v "$tool" >/dev/null 2>&1 || { echo "missing $tool: run scripts/desktop-deps.sh" >&2; exit 1; }
 done
 
@@ -39,6 +40,9 @@ xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
 # Linking WhatsApp Web by QR code against the loopback simulator (crates/wa-sim).
 xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
   python3 tests/e2e/test_whatsapp.py --binary "$binary" --sim "$sim" "$@" || status=$?
+# The tray icon and its menu, with a system tray (trayer) driven by xdotool.
+xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
+  python3 tests/e2e/test_tray.py --binary "$binary" "$@" || status=$?
 finished=$(date +%s)
 echo "e2e: checks $((finished - tests_started)) s, whole run (build included) $((finished - started)) s"
 exit "$status"

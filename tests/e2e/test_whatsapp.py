@@ -149,8 +149,10 @@ def run(args, work):
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     port = free_port()
     driver_log = open(os.path.join(work, "tauri-driver.log"), "w")
+    # Its own WebKitWebDriver port: the default (4445) may be test_desktop.py's or another run's.
     driver = subprocess.Popen(
-        [args.tauri_driver, "--port", str(port), "--native-driver", args.native_driver],
+        [args.tauri_driver, "--port", str(port), "--native-port", str(free_port()),
+         "--native-driver", args.native_driver],
         env=env, stdout=driver_log, stderr=subprocess.STDOUT)
     session = None
     try:
