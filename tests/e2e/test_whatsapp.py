@@ -147,6 +147,14 @@ def run(args, work):
                 ["trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
                  "--height", "28", "--transparent", "false", "--tint", "0x10231e", "--SetDockType", "true"],
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        if shutil.which("dunst"):
+            # Bottom right, so notifications do not hide the screen's notice in captures.
+            dunstrc = os.path.join(work, "dunstrc")
+            with open(dunstrc, "w") as f:
+                f.write("[global]\norigin = bottom-right\noffset = 16x16\nfont = DejaVu Sans 10\n"
+                        "frame_width = 1\nwidth = 360\n")
+            helpers.append(subprocess.Popen(["dunst", "-config", dunstrc], env=env,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     port = free_port()
     driver_log = open(os.path.join(work, "tauri-driver.log"), "w")
     # Its own WebKitWebDriver port: the default (4445) may be test_desktop.py's or another run's.
