@@ -176,8 +176,9 @@ def run(args, work):
         assert session.script("return document.querySelector('#screen-whatsapp').hidden;") is False
         left = wait_for("the countdown", lambda: countdown(session), timeout=5)
         assert 0 < left <= 60, left
-        lower = wait_for("the countdown to tick", lambda: (lambda n: n if n is not None and n < left else None)(
-            countdown(session)), timeout=5)
+        # Three seconds down, so the rotation's reset (to 60 s) cannot be mistaken for a slow read.
+        lower = wait_for("the countdown to tick", lambda: (lambda n: n if n is not None and n <= left - 3 else None)(
+            countdown(session)), timeout=8)
         assert session.find("#wa-relink") == [], "a first QR code is not a relink"
         checks.ok(f"Connexion WhatsApp : QR code du simulateur et compte à rebours ({left} s → {lower} s)")
         capture(args.screenshots, "connexion-whatsapp-qr")

@@ -21,7 +21,8 @@
 //!   for the client and `<ib><offline count=N/></ib>` (end of offline delivery), which wa-rs waits
 //!   for (up to 5 s) before `Connected`. Keepalive pings, blocklist, app-state and other IQs get
 //!   an empty `result` (props and privacy a minimal one).
-//! * **Lifecycle**: [`WaSim::drop_connection`], [`WaSim::go_silent`], [`WaSim::remove_device`],
+//! * **Lifecycle**: [`WaSim::rotate_qr`] (fresh refs for an unlinked client),
+//!   [`WaSim::drop_connection`], [`WaSim::go_silent`], [`WaSim::remove_device`],
 //!   [`WaSim::replace_session`], [`WaSim::ban`]. A removed device gets `<failure reason="401"/>`
 //!   at every later login; a ban answers logins with `<failure reason="402">` until it expires.
 //! * **Numbers**: `usync` contact queries answer one `<user jid=…>` per number, with
@@ -58,6 +59,9 @@
 //!   messages until the recipient answers).
 //!
 //! One client at a time: the control methods act on the latest connection.
+//!
+//! The `relay-wa-sim` binary (`src/bin/relay-wa-sim.rs`) runs it as a process driven by stdin
+//! lines, for the desktop end-to-end test written in Python (`tests/e2e/test_whatsapp.py`).
 //!
 //! Not modelled: LID addressing (no `lid` in usync answers), groups, media, app-state data,
 //! history sync, retry receipts, pair codes, the `companion_reg_refresh` notification.
