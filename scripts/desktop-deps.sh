@@ -12,8 +12,9 @@ BUILD_PACKAGES=(
 # fonts-noto-color-emoji: the UI uses a few emojis (📤 of the specification); desktops ship it,
 # a bare Xvfb machine does not.
 # No dbus-x11: it starts session buses that outlive the run; runs use `dbus-run-session`.
+# x11-utils: xwininfo, which the tray test uses to check that the icon sits in trayer's panel.
 UI_TEST_PACKAGES=(
-  xvfb xauth dbus webkit2gtk-driver xdotool imagemagick dunst trayer fonts-noto-color-emoji
+  xvfb xauth dbus webkit2gtk-driver xdotool x11-utils imagemagick dunst trayer fonts-noto-color-emoji
 )
 
 missing=()

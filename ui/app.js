@@ -4,6 +4,7 @@
 import { call, on } from "./lib/ipc.js";
 import { $, $$, fill, h } from "./lib/dom.js";
 import { activityStatus } from "./lib/format.js";
+import { NOT_LINKED, followLink } from "./lib/link.js";
 import * as dashboard from "./screens/dashboard.js";
 import * as whatsapp from "./screens/whatsapp.js";
 import * as history from "./screens/history.js";
@@ -17,6 +18,8 @@ const ctx = {
   info: null,
   activity: null,
   whatsapp: null,
+  // Linked or not, and whether the phone unlinked the relay (lib/link.js).
+  link: NOT_LINKED,
   current: null,
   show,
   setActivity,
@@ -103,6 +106,7 @@ async function boot() {
   });
   await on("relay:whatsapp", (state) => {
     ctx.whatsapp = state;
+    ctx.link = followLink(ctx.link, state);
     screens.whatsapp.onWhatsApp?.(ctx, state);
   });
 

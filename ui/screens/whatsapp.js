@@ -5,6 +5,7 @@
 import { call } from "../lib/ipc.js";
 import { $, errorBox, fill, h, toast } from "../lib/dom.js";
 import { formatDateTime, secondsLeft } from "../lib/format.js";
+import { followLink } from "../lib/link.js";
 
 let countdown = null;
 
@@ -18,14 +19,15 @@ export function leave() {
 }
 
 export function onWhatsApp(ctx, state) {
-  if (ctx.current === "whatsapp") render(state);
+  if (ctx.current === "whatsapp") render(ctx, state);
 }
 
 async function load(ctx) {
   try {
     const state = await call("whatsapp_state");
     ctx.whatsapp = state;
-    render(state);
+    ctx.link = followLink(ctx.link, state);
+    render(ctx, state);
   } catch (err) {
     fill($("#whatsapp-body"), errorBox(err));
   }
@@ -71,7 +73,16 @@ function statusLine(tone, text) {
   return h("div", { class: `wa-status tone-${tone}`, id: "wa-status" }, text);
 }
 
-function render(state) {
+function relinkNotice(ctx) {
+  if (!ctx.link?.relink) return null;
+  return h(
+    "p",
+    { class: "notice bad", id: "wa-relink" },
+    "Le téléphone a déconnecté le relais (Appareils connectés) : un nouveau QR code est nécessaire pour relier à nouveau le compte CamionBack.",
+  );
+}
+
+function render(ctx, state) {
   clearInterval(countdown);
   countdown = null;
   const body = $("#whatsapp-body");
@@ -119,6 +130,7 @@ function render(state) {
             "div",
             { class: "qr-help" },
             statusLine("pending", "WhatsApp non relié"),
+            relinkNotice(ctx),
             h(
               "ol",
               {},
@@ -142,6 +154,7 @@ function render(state) {
           "div",
           { class: "card wide" },
           statusLine("bad", "WhatsApp non relié"),
+          relinkNotice(ctx),
           h("p", {}, state.description),
           h("button", { id: "wa-new-qr", onclick: newQr }, "🔄 Nouveau QR"),
           pairingForm(),

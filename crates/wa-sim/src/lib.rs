@@ -30,7 +30,8 @@
 //!   for the client and `<ib><offline count=N/></ib>` (end of offline delivery), which wa-rs waits
 //!   for (up to 5 s) before `Connected`. Keepalive pings, blocklist, app-state and other IQs get
 //!   an empty `result` (props and privacy a minimal one).
-//! * **Lifecycle**: [`WaSim::drop_connection`], [`WaSim::go_silent`], [`WaSim::remove_device`],
+//! * **Lifecycle**: [`WaSim::rotate_qr`] (fresh refs for an unlinked client),
+//!   [`WaSim::drop_connection`], [`WaSim::go_silent`], [`WaSim::remove_device`],
 //!   [`WaSim::replace_session`], [`WaSim::ban`]. A removed device gets `<failure reason="401"/>`
 //!   at every later login; a ban answers logins with `<failure reason="402">` until it expires.
 //! * **Numbers**: `usync` contact queries answer one `<user jid=…>` per number, with
@@ -75,6 +76,9 @@
 //!   messages until the recipient answers).
 //!
 //! One client at a time: the control methods act on the latest connection.
+//!
+//! The `relay-wa-sim` binary (`src/bin/relay-wa-sim.rs`) runs it as a process driven by stdin
+//! lines, for the desktop end-to-end test written in Python (`tests/e2e/test_whatsapp.py`).
 //!
 //! Not modelled: LID addressing (no `lid` in usync answers), groups, media, app-state data,
 //! history sync, retry receipts, the HMAC of `pair-success` after a QR scan (the server cannot
@@ -468,6 +472,15 @@ impl WaSim {
     /// `pair-success`. Panics if no unlinked client is connected. The client then emits
     /// `PairSuccess`, reconnects and, after `<success>`, `Connected`.
     pub async fn scan_qr(&self, phone: &str) {
+        assert!(
+            self.try_scan_qr(phone).await,
+            "scan_qr: no unlinked client is connected"
+        );
+    }
+
+    /// [`WaSim::scan_qr`] that returns false instead of panicking when no unlinked client is
+    /// connected (the `relay-wa-sim` binary answers its caller instead of dying).
+    pub async fn try_scan_qr(&self, phone: &str) -> bool {
         let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
         let (tx, bundle) = {
             let st = self.shared.state();
@@ -477,7 +490,7 @@ impl WaSim {
                     session: Session::Registration { bundle, .. },
                     ..
                 }) => (tx.clone(), bundle.clone()),
-                _ => panic!("scan_qr: no unlinked client is connected"),
+                _ => return false,
             }
         };
         // The real HMAC key is the ADV secret from the QR code, which the server never sees;
@@ -487,6 +500,7 @@ impl WaSim {
         if tx.send(Cmd::Send(vec![node], done)).is_ok() {
             let _ = wait.await;
         }
+        true
     }
 
     /// The user of the phone `phone` (digits) types `code` under "Link with phone number" (a
@@ -599,6 +613,29 @@ impl WaSim {
     /// itself; `None` before any.
     pub fn registered_device(&self) -> Option<CompanionDevice> {
         self.shared.state().registrations.last().cloned()
+    }
+
+    /// The server hands the current, unlinked connection a fresh `pair-device` IQ ([`WaSim::set_qr_refs`]
+    /// new refs): wa-rs stops the rotation in progress and shows the first new code at once
+    /// (valid 60 s), so a test sees a QR rotation without waiting a minute for wa-rs's own.
+    /// Returns false when no unlinked client is connected.
+    pub async fn rotate_qr(&self) -> bool {
+        let (tx, refs, id) = {
+            let mut st = self.shared.state();
+            let tx = match &st.current {
+                Some(ConnHandle {
+                    tx,
+                    session: Session::Registration { .. },
+                    ..
+                }) => tx.clone(),
+                _ => return false,
+            };
+            let refs = st.qr_refs.max(1);
+            (tx, refs, st.next_id("pd-"))
+        };
+        let node = pairing::pair_device_iq(&id, refs);
+        let (done, wait) = oneshot::channel();
+        tx.send(Cmd::Send(vec![node], done)).is_ok() && wait.await.is_ok()
     }
 
     async fn command(&self, make: impl FnOnce(oneshot::Sender<()>) -> Cmd) -> bool {

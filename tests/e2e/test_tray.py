@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""End-to-end test of the tray icon, under Xvfb with a system tray (trayer, which embeds XEmbed
+icons) and xdotool, the app on the Cloud API channel against the loopback fakes.
+
+The story: the relay starts and its icon is in the tray (green); an order arrives and the icon
+turns blue while it is sent; staff close the window: it goes away, the icon stays and every
+carrier still gets the order; the menu's "Ouvrir" brings the window back; during the next
+broadcast the menu's "Quitter" stops the app, after recording the send in flight: nothing is
+left "sending", and every message the fake received is recorded as sent.
+
+The app is started directly (no WebDriver: the test watches the X server and the process).
+The menu is a GTK popup: the test clicks the icon, then moves with the keyboard (Down = first
+entry, "Ouvrir"; Up = last entry, "Quitter"), so adding entries in between changes nothing.
+
+Run through tests/e2e/run.sh. Standard library only (+ xdotool, trayer).
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+import fakes as fake_services
+import x11
+from test_desktop import Checks, wait_for
+
+TITLE = "CamionBack Relay"
+CARRIERS = 30
+ELIGIBLE = CARRIERS - 3  # the fake lists one blocked, one pending, one unusable number
+THROTTLE_MS = 300
+ICON_CLASS = "tray-icon tray app relay"  # tray-icon's window class for the icon id "relay"
+SIDEBAR_RGB = (0x10, 0x23, 0x1E)  # ui/styles.css .sidebar: the first screen is painted
+
+
+def main_window():
+    found = x11.search("--onlyvisible", "--name", f"^{TITLE}$")
+    return found[0] if found else None
+
+
+def parent(window):
+    out = subprocess.run(["xwininfo", "-id", str(window), "-tree"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if "Parent window id:" in line:
+            return int(line.split()[3], 16), line
+    return None, ""
+
+
+def in_panel(icon):
+    """Whether `icon` is embedded in trayer's panel (through the socket trayer made for it)."""
+    window = icon
+    for _ in range(4):
+        window, line = parent(window)
+        if window is None:
+            return False
+        if '"panel"' in line:
+            return True
+    return False
+
+
+def icon_tone(display, icon):
+    """'green' (idle), 'blue' (sending), or None: the dominant colour of the icon's pixels."""
+    _, _, width, height = x11.geometry(icon)
+    pixels = display.pixels(icon, 0, 0, width or 24, height or 24)
+    if not pixels:
+        return None
+    green = sum(1 for r, g, b in pixels if g > b + 15 and g > r + 40)
+    blue = sum(1 for r, g, b in pixels if b > g + 40 and b > r + 60)
+    if max(green, blue) < len(pixels) // 8:
+        return None
+    return "green" if green > blue else "blue"
+
+
+def sent_for(fakes, order_id):
+    return sum(1 for m in fakes.sent_messages() if f"/commande/{order_id}\n" in m["text"]["body"])
+
+
+def open_menu(display, icon):
+    """Clicks the icon; returns the menu's popup window."""
+    before = x11.visible_windows()
+    x11.xdotool("mousemove", "--window", str(icon), "12", "12", "click", "1")
+
+    def popup():
+        for window in x11.visible_windows() - before:
+            _, _, _, height = x11.geometry(window)
+            if height and height > 30:
+                return window
+        return None
+    return wait_for("the tray menu", popup, timeout=10)
+
+
+def choose(display, icon, key, what):
+    menu = open_menu(display, icon)
+    x11.xdotool("key", key)
+    time.sleep(0.2)
+    x11.xdotool("key", "Return")
+    wait_for(f"the menu to close after « {what} »", lambda: menu not in x11.visible_windows(), timeout=10)
+
+
+def run(args, work):
+    checks = Checks()
+    fakes, server = fake_services.start(carriers=CARRIERS, failing=0)
+    fake_url = f"http://127.0.0.1:{server.server_address[1]}"
+    data_dir = os.path.join(work, "data")
+    env = dict(os.environ)
+    env.update({
+        "RELAY_DATA_DIR": data_dir,
+        "XDG_DATA_HOME": os.path.join(work, "xdg-data"),
+        "XDG_CACHE_HOME": os.path.join(work, "xdg-cache"),
+        "XDG_CONFIG_HOME": os.path.join(work, "xdg-config"),
+        "RELAY_CHANNEL": "cloud-api",
+        "RELAY_WEBHOOK_ADDR": "127.0.0.1:0",
+        "RELAY_THROTTLE_MS": str(THROTTLE_MS),
+        "RELAY_JITTER_MS": "0",
+        "RELAY_LOG": "info",
+        "CAMIONBACK_API_URL": fake_url,
+        "CAMIONBACK_API_TOKEN": fake_services.CAMIONBACK_TOKEN,
+        "CAMIONBACK_POLL_SECS": "1",
+        "WHATSAPP_API_URL": fake_url,
+        "WHATSAPP_PHONE_NUMBER_ID": fake_services.PHONE_NUMBER_ID,
+        "WHATSAPP_TOKEN": fake_services.WHATSAPP_TOKEN,
+    })
+    tray = subprocess.Popen(
+        ["trayer", "--edge", "top", "--align", "right", "--widthtype", "request", "--height", "28",
+         "--transparent", "false", "--SetDockType", "true"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    display = x11.Display()
+    app_log = open(os.path.join(work, "app.log"), "w")
+    app = None
+    try:
+        wait_for("trayer's panel", lambda: x11.search("--name", "^panel$"), timeout=10)
+        app = subprocess.Popen([os.path.abspath(args.binary)], env=env, stdout=app_log, stderr=subprocess.STDOUT)
+
+        icon = wait_for("the tray icon", lambda: next(iter(x11.search("--onlyvisible", "--class", ICON_CLASS)), None),
+                        timeout=30)
+        assert in_panel(icon), "the icon is embedded in the tray's panel"
+        window = wait_for("the window's first screen", lambda: (lambda w: w if w and display.rgb(w, 5, 500) == SIDEBAR_RGB
+                                                                 else None)(main_window()), timeout=30)
+        wait_for("the idle icon", lambda: icon_tone(display, icon) == "green", timeout=30)
+        checks.ok("l'icône est dans la zone de notification (trayer), verte au repos")
+
+        fakes.add_order(fake_services.order(201, "CMD-2025-201"))
+        wait_for("the broadcast to start", lambda: sent_for(fakes, 201) >= 1, timeout=30)
+        wait_for("the sending icon", lambda: icon_tone(display, icon) == "blue", timeout=10)
+        checks.ok("l'icône passe au bleu pendant l'envoi")
+
+        display.ask_to_close(window)
+        wait_for("the window to hide", lambda: main_window() is None, timeout=10)
+        at_close = sent_for(fakes, 201)
+        assert app.poll() is None, "closing the window does not stop the app"
+        assert at_close < ELIGIBLE, f"the broadcast was over before the window closed ({at_close})"
+        assert x11.search("--onlyvisible", "--class", ICON_CLASS) == [icon], "the icon stays"
+        wait_for(f"all {ELIGIBLE} carriers", lambda: sent_for(fakes, 201) == ELIGIBLE,
+                 timeout=30 + ELIGIBLE * THROTTLE_MS / 1000)
+        checks.ok(f"fenêtre fermée : elle disparaît, l'icône reste, l'envoi continue ({at_close} → {ELIGIBLE} envoyés)")
+        wait_for("the idle icon again", lambda: icon_tone(display, icon) == "green", timeout=15)
+
+        choose(display, icon, "Down", "Ouvrir")
+        wait_for("the window back", main_window, timeout=10)
+        checks.ok("menu « Ouvrir » : la fenêtre revient")
+
+        fakes.add_order(fake_services.order(202, "CMD-2025-202", route=1))
+        wait_for("the next broadcast", lambda: sent_for(fakes, 202) >= 3, timeout=30)
+        choose(display, icon, "Up", "Quitter")
+        code = app.wait(30)
+        assert code == 0, f"the app exited with {code}"
+        assert x11.search("--onlyvisible", "--class", ICON_CLASS) == [], "the icon is gone"
+        received = sent_for(fakes, 202)
+        db = sqlite3.connect(os.path.join(data_dir, "relay.db"))
+        rows = dict(db.execute("SELECT status, COUNT(*) FROM deliveries WHERE order_id = 202 GROUP BY status"))
+        db.close()
+        assert rows.get("sending", 0) == 0 and rows.get("interrupted", 0) == 0, rows
+        assert rows.get("sent", 0) == received, (rows, received)
+        assert received < ELIGIBLE, f"Quitter came after the end of the broadcast ({received})"
+        checks.ok(f"menu « Quitter » : l'application s'arrête (code 0) après l'envoi en cours "
+                  f"({received} envoyés et enregistrés, {rows.get('queued', 0)} en file, aucun en cours)")
+    finally:
+        if app and app.poll() is None:
+            app.send_signal(signal.SIGTERM)
+            try:
+                app.wait(30)
+            except subprocess.TimeoutExpired:
+                app.kill()
+        app_log.close()
+        tray.terminate()
+        server.shutdown()
+    return checks
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    # run.sh passes test_desktop.py's options to every e2e file; the others are not ours.
+    args, _ = parser.parse_known_args()
+    for tool in ("trayer", "xdotool", "xwininfo"):
+        if not shutil.which(tool):
+            print(f"e2e: ÉCHEC (barre système) : {tool} manquant, lancez scripts/desktop-deps.sh", file=sys.stderr)
+            return 1
+    work = tempfile.mkdtemp(prefix="relay-e2e-tray-")
+    started = time.monotonic()
+    ok = False
+    try:
+        checks = run(args, work)
+        ok = True
+        print(f"e2e: {len(checks.passed)} vérifications réussies en {time.monotonic() - started:.1f} s (barre système)")
+    except Exception as err:
+        traceback.print_exc()
+        print(f"e2e: ÉCHEC (barre système) : {err}", file=sys.stderr)
+        log = os.path.join(work, "app.log")
+        if os.path.exists(log):
+            print("--- application (fin) ---", file=sys.stderr)
+            with open(log, errors="replace") as f:
+                print("".join(f.readlines()[-60:]), file=sys.stderr)
+    finally:
+        if args.keep or not ok:
+            print(f"e2e: fichiers gardés dans {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""End-to-end test of linking WhatsApp Web in the real window: the app runs with
+RELAY_CHANNEL=whatsapp-web against the loopback simulator (`relay-wa-sim`, crates/wa-sim), whose
+simulated phones play CamionBack's phone and the carriers' phones.
+
+The story: staff open the app, the "Connexion WhatsApp" screen shows a QR code with a
+countdown; the server rotates the code and the screen shows the new one; the CamionBack phone
+scans it and the screen shows the linked number; an order arrives by webhook and the carriers'
+phones decrypt exactly the message of the spec; someone removes the relay from the phone's
+"Appareils connectés" and the screen says a new QR code is needed, and shows one.
+
+Run through tests/e2e/run.sh (it builds both binaries and provides Xvfb and a D-Bus session).
+Standard library only; the WebDriver client and helpers are test_desktop.py's.
+"""
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.request
+
+import fakes as fake_services
+from test_desktop import Checks, Session, capture, free_port, wait_for
+
+ACCOUNT = "212664373534"
+WEBHOOK_SECRET = "whsec-e2e-whatsapp-web"
+ORDER_ID = 124
+REFERENCE = "CMD-2025-124"
+# The fake lists six carriers: the first three are validated with usable numbers, then one
+# blocked, one pending, one with an unusable number.
+CARRIERS = 6
+ELIGIBLE = {"212612345600", "212612345601", "212612345602"}
+# The spec's message for the order below (default template, ORDER_LINK_BASE by default).
+EXPECTED_TEXT = (
+    "🚛 *Nouvelle commande disponible sur CamionBack !*\n"
+    "\n"
+    "📍 Ville de départ : Casablanca\n"
+    "🎯 Ville d’arrivée : Marrakech\n"
+    "🗓️ Date souhaitée : 03/11/2025\n"
+    "💰 Prix proposé : 4 500 MAD\n"
+    "📦 Type de marchandise : Palettes\n"
+    "\n"
+    "👉 Cliquez ici pour voir la commande :\n"
+    f"🔗 https://camionback.com/commande/{ORDER_ID}\n"
+    "\n"
+    "Ne laissez pas votre camion revenir à vide !\n"
+    "🌐 www.camionback.com"
+)
+
+
+class Simulator:
+    """The `relay-wa-sim` process: one command per line in, one answer per line out."""
+
+    def __init__(self, binary, log_path):
+        self.log = open(log_path, "w")
+        self.process = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=self.log, text=True, bufsize=1)
+        first = self.process.stdout.readline().strip()
+        if not first.startswith("url "):
+            raise AssertionError(f"relay-wa-sim did not print its URL: {first!r}")
+        self.url = first[4:]
+
+    def ask(self, line):
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline().strip()
+        if answer.startswith("error:") or not answer:
+            raise AssertionError(f"relay-wa-sim « {line} » : {answer or 'no answer'}")
+        return answer
+
+    def json(self, line):
+        return json.loads(self.ask(line))
+
+    def close(self):
+        try:
+            self.ask("quit")
+            self.process.wait(5)
+        except Exception:
+            self.process.kill()
+        self.log.close()
+
+
+def post_order(port, order):
+    body = json.dumps({"event": "order.created", "order": order}).encode()
+    timestamp = str(int(time.time()))
+    signature = hmac.new(WEBHOOK_SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/webhooks/orders", data=body, method="POST",
+        headers={"Content-Type": "application/json", "X-CamionBack-Timestamp": timestamp,
+                 "X-CamionBack-Signature": f"sha256={signature}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status
+
+
+def countdown(session):
+    """Seconds left on the QR code as the screen says it, or None."""
+    text = session.text("#wa-countdown") or ""
+    found = re.search(r"expire dans (\d+) s", text)
+    return int(found.group(1)) if found else None
+
+
+def qr_markup(session):
+    return session.script("const q = document.querySelector('#wa-qr svg'); return q ? q.outerHTML : null;")
+
+
+def run(args, work):
+    checks = Checks()
+    fakes, server = fake_services.start(carriers=CARRIERS, failing=0)
+    fake_url = f"http://127.0.0.1:{server.server_address[1]}"
+    sim = Simulator(args.sim, os.path.join(work, "relay-wa-sim.log"))
+    sim.ask("register " + " ".join(sorted(ELIGIBLE)))
+    webhook_port = free_port()
+
+    env = dict(os.environ)
+    env.update({
+        "RELAY_DATA_DIR": os.path.join(work, "data"),
+        "XDG_DATA_HOME": os.path.join(work, "xdg-data"),
+        "XDG_CACHE_HOME": os.path.join(work, "xdg-cache"),
+        "XDG_CONFIG_HOME": os.path.join(work, "xdg-config"),
+        "RELAY_CHANNEL": "whatsapp-web",
+        "WHATSAPP_WEB_URL": sim.url,
+        # Pinned, or every connection first asks web.whatsapp.com for the current version.
+        "WHATSAPP_WEB_VERSION": "2.3000.1023868176",
+        "RELAY_WEBHOOK_ADDR": f"127.0.0.1:{webhook_port}",
+        "RELAY_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "RELAY_THROTTLE_MS": "200",
+        "RELAY_LOG": "info",
+        "CAMIONBACK_API_URL": fake_url,
+        "CAMIONBACK_API_TOKEN": fake_services.CAMIONBACK_TOKEN,
+        "CAMIONBACK_POLL_SECS": "1",
+    })
+    helpers = []
+    if args.screenshots:
+        os.makedirs(args.screenshots, exist_ok=True)
+        if shutil.which("trayer"):
+            helpers.append(subprocess.Popen(
+                ["trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
+                 "--height", "28", "--transparent", "false", "--tint", "0x10231e", "--SetDockType", "true"],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        if shutil.which("dunst"):
+            # Bottom right, so notifications do not hide the screen's notice in captures.
+            dunstrc = os.path.join(work, "dunstrc")
+            with open(dunstrc, "w") as f:
+                f.write("[global]\norigin = bottom-right\noffset = 16x16\nfont = DejaVu Sans 10\n"
+                        "frame_width = 1\nwidth = 360\n")
+            helpers.append(subprocess.Popen(["dunst", "-config", dunstrc], env=env,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    port = free_port()
+    driver_log = open(os.path.join(work, "tauri-driver.log"), "w")
+    # Its own WebKitWebDriver port: the default (4445) may be test_desktop.py's or another run's.
+    driver = subprocess.Popen(
+        [args.tauri_driver, "--port", str(port), "--native-port", str(free_port()),
+         "--native-driver", args.native_driver],
+        env=env, stdout=driver_log, stderr=subprocess.STDOUT)
+    session = None
+    try:
+        wait_for("tauri-driver", lambda: socket.create_connection(("127.0.0.1", port), 0.5).close() or True,
+                 timeout=15)
+        session = Session(f"http://127.0.0.1:{port}", os.path.abspath(args.binary))
+
+        # With WhatsApp Web the app opens on the QR code.
+        wait_for("the QR code", lambda: qr_markup(session), timeout=60)
+        first_qr = qr_markup(session)
+        status = session.text("#wa-status")
+        assert status == "WhatsApp non relié", status
+        assert session.script("return document.querySelector('#screen-whatsapp').hidden;") is False
+        left = wait_for("the countdown", lambda: countdown(session), timeout=5)
+        assert 0 < left <= 60, left
+        # Three seconds down, so the rotation's reset (to 60 s) cannot be mistaken for a slow read.
+        lower = wait_for("the countdown to tick", lambda: (lambda n: n if n is not None and n <= left - 3 else None)(
+            countdown(session)), timeout=8)
+        assert session.find("#wa-relink") == [], "a first QR code is not a relink"
+        checks.ok(f"Connexion WhatsApp : QR code du simulateur et compte à rebours ({left} s → {lower} s)")
+        capture(args.screenshots, "connexion-whatsapp-qr")
+
+        # The server hands out new refs: the client shows the next code, valid 60 s again.
+        sim.ask("rotate")
+        wait_for("a new QR code", lambda: (lambda q: q and q != first_qr)(qr_markup(session)), timeout=15)
+        after = wait_for("the new countdown", lambda: countdown(session), timeout=5)
+        assert after > lower, (lower, after)
+        checks.ok(f"rotation : nouveau QR code affiché, compte à rebours reparti ({lower} s → {after} s)")
+
+        # CamionBack's phone scans it.
+        sim.ask(f"scan {ACCOUNT}")
+        wait_for("the linked number", lambda: session.text("#wa-status") == f"✅ Connecté (+{ACCOUNT})",
+                 timeout=30)
+        assert session.find("#wa-qr") == [], "the QR code is gone once linked"
+        assert sim.json("status")["linked_phone"] == ACCOUNT
+        checks.ok(f"le téléphone scanne : l'écran affiche « Connecté (+{ACCOUNT}) »")
+        capture(args.screenshots, "connexion-whatsapp-connecte")
+
+        # An order by webhook: every validated carrier's phone decrypts the spec's message.
+        assert post_order(webhook_port, fake_services.order(ORDER_ID, REFERENCE)) == 202
+        received = sim.json(f"wait_received {len(ELIGIBLE)} 60")
+        assert {r["to"] for r in received} == ELIGIBLE, received
+        for message in received:
+            assert message["text"] == EXPECTED_TEXT, message["text"]
+        time.sleep(1)
+        assert len(sim.json("received")) == len(ELIGIBLE), "one message per carrier, no more"
+        checks.ok(f"commande reçue par webhook : les {len(ELIGIBLE)} transporteurs validés reçoivent "
+                  "exactement le message rendu, une fois")
+
+        # Someone removes "CamionBack Relay" from the phone's linked devices.
+        sim.ask("remove_device")
+        wait_for("the relink notice and a new QR code",
+                 lambda: session.find("#wa-relink") and qr_markup(session), timeout=30)
+        notice = session.text("#wa-relink")
+        assert "nouveau QR code est nécessaire" in notice, notice
+        assert session.text("#wa-status") == "WhatsApp non relié"
+        checks.ok("appareil retiré depuis le téléphone : l'écran demande un nouveau QR code et l'affiche")
+        capture(args.screenshots, "connexion-whatsapp-deconnecte")
+    except BaseException:
+        if session:
+            try:
+                with open(os.path.join(work, "page.html"), "w") as f:
+                    f.write(session.source() or "")
+            except Exception:
+                pass
+        raise
+    finally:
+        if session:
+            session.close()
+        driver.send_signal(signal.SIGTERM)
+        try:
+            driver.wait(10)
+        except subprocess.TimeoutExpired:
+            driver.kill()
+        driver_log.close()
+        for helper in helpers:
+            helper.terminate()
+        sim.close()
+        server.shutdown()
+    return checks
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--sim", required=True, help="the relay-wa-sim binary")
+    parser.add_argument("--tauri-driver", default=shutil.which("tauri-driver") or "tauri-driver")
+    parser.add_argument("--native-driver", default="/usr/bin/WebKitWebDriver")
+    parser.add_argument("--screenshots", default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    # run.sh passes test_desktop.py's options to every e2e file; the others are not ours.
+    args, _ = parser.parse_known_args()
+    work = tempfile.mkdtemp(prefix="relay-e2e-wa-")
+    started = time.monotonic()
+    ok = False
+    try:
+        checks = run(args, work)
+        ok = True
+        print(f"e2e: {len(checks.passed)} vérifications réussies en {time.monotonic() - started:.1f} s (WhatsApp Web)")
+    except Exception as err:
+        traceback.print_exc()
+        print(f"e2e: ÉCHEC (WhatsApp Web) : {err}", file=sys.stderr)
+        for name in ("tauri-driver.log", "relay-wa-sim.log"):
+            log = os.path.join(work, name)
+            if os.path.exists(log):
+                print(f"--- {name} (fin) ---", file=sys.stderr)
+                with open(log, errors="replace") as f:
+                    print("".join(f.readlines()[-60:]), file=sys.stderr)
+    finally:
+        if args.keep or not ok:
+            print(f"e2e: fichiers gardés dans {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
