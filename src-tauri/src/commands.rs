@@ -178,29 +178,25 @@ pub async fn whatsapp_new_qr(relay: Shared<'_>) -> Result<(), UiError> {
     Ok(())
 }
 
-/// Digits only, country code first, as WhatsApp's pairing expects (`212664373534`).
-pub fn pairing_phone(raw: &str) -> Result<String, UiError> {
-    let digits: String = raw
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '+'))
-        .collect();
-    if digits.len() < 8 || digits.len() > 15 || !digits.chars().all(|c| c.is_ascii_digit()) {
-        return Err(UiError::invalid(
-            "numéro attendu avec l'indicatif du pays, chiffres seulement (ex. 212664373534)",
-        ));
-    }
-    Ok(digits)
+/// The account number as staff type it (`+212 664 37 35 34`, `212664373534`, `0664373534`).
+pub fn pairing_phone(raw: &str) -> Result<relay_domain::PhoneNumber, UiError> {
+    relay_domain::PhoneNumber::parse(raw).map_err(|err| {
+        UiError::invalid(format!(
+            "{err} : numéro du compte attendu avec l'indicatif du pays (ex. 212664373534)"
+        ))
+    })
 }
 
+/// Asks WhatsApp for a pairing code; a refusal (no linking connection, too many requests)
+/// comes back to the window instead of only reaching the log.
 #[tauri::command]
 pub async fn whatsapp_pair_with_phone(relay: Shared<'_>, phone: String) -> Result<(), UiError> {
     let phone = pairing_phone(&phone)?;
     whatsapp(&relay)
         .await?
-        .command(relay_engine::channel::whatsapp_web::Command::PairWithPhone(
-            phone,
-        ));
-    Ok(())
+        .pair_with_phone(&phone)
+        .await
+        .map_err(|err| UiError::new("pair_code", err.to_string()))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -580,7 +576,7 @@ mod tests {
     #[test]
     fn pairing_numbers_keep_digits_and_refuse_the_rest() {
         assert_eq!(
-            pairing_phone("+212 664-373-534").expect("valid"),
+            pairing_phone("+212 664-373-534").expect("valid").digits(),
             "212664373534"
         );
         assert_eq!(pairing_phone("abc").unwrap_err().code, "invalid");

@@ -61,7 +61,7 @@ function pairingForm() {
     event.preventDefault();
     try {
       await call("whatsapp_pair_with_phone", { phone: input.value });
-      toast("Code d'appairage demandé : il s'affiche ici dans quelques secondes.");
+      toast("Code d'appairage reçu : tapez-le sur le téléphone (WhatsApp → Appareils connectés → Connecter avec un numéro).");
     } catch (err) {
       toast(err.message, "bad");
     }
