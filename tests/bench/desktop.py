@@ -101,19 +101,20 @@ def program(pid):
 
 
 def rollup_kb(pid):
-    """(PSS, USS) in kB. PSS shares each library page among the processes mapping it, so it
-    moves when other programs using WebKit start or stop on the machine; USS (private pages
-    only) does not, and is what a leak would grow."""
+    """(PSS, anonymous) in kB. PSS divides each library page among the processes mapping it,
+    so it moves when other programs using the same binary or WebKit start or stop on the
+    machine (so does USS: a page stops being private when another process maps it). Anonymous
+    memory (heaps, JS heap, caches) belongs to the process alone: it is what a leak grows."""
     values = {}
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
                 key, _, rest = line.partition(":")
-                if key in ("Pss", "Private_Clean", "Private_Dirty"):
+                if key in ("Pss", "Anonymous"):
                     values[key] = int(rest.split()[0])
     except OSError:
         pass
-    return values.get("Pss", 0), values.get("Private_Clean", 0) + values.get("Private_Dirty", 0)
+    return values.get("Pss", 0), values.get("Anonymous", 0)
 
 
 def find_app(root_pid, binary_name):
@@ -128,7 +129,7 @@ def find_app(root_pid, binary_name):
 
 def memory(app_pid):
     """PSS in MB by process: {'app': …, 'WebKitWebProcess': …, 'WebKitNetworkProcess': …,
-    'total': …}, and the same in USS under 'uss'."""
+    'total': …}, and anonymous memory the same way under 'uss'."""
     pss, uss = {}, {}
     for pid, name in [(app_pid, "app")] + [(p, program(p)) for p in descendants(app_pid)]:
         p, u = rollup_kb(pid)
@@ -146,7 +147,7 @@ def fmt_memory(figures):
         return ", ".join(f"{n} {values[n]:.0f}" for n in names)
     uss = figures["uss"]
     return (f"total {figures['total']:.0f} MB PSS ({parts(figures)}) ; "
-            f"USS {uss['total']:.0f} MB ({parts(uss)})")
+            f"anonyme {uss['total']:.0f} MB ({parts(uss)})")
 
 
 def spaced(number):
@@ -500,8 +501,8 @@ def bench_idle(args, work, report):
         world.close()
     totals = [f["total"] for _, f in samples]
     # The first minute includes start-up settling (the first screen's data, WebKit's caches):
-    # "flat" compares what follows it, when the run is long enough to have both, in USS (PSS
-    # also moves with the other WebKit programs of the machine).
+    # "flat" compares what follows it, when the run is long enough to have both, in anonymous
+    # memory (PSS also moves with the other WebKit programs of the machine).
     settled = [f["uss"]["total"] for t, f in samples if t >= 60]
     since = "après la 1re minute"
     if len(settled) < 2:
@@ -509,7 +510,7 @@ def bench_idle(args, work, report):
     drift = settled[-1] - settled[0]
     report.target(f"mémoire au repos sur {args.idle_secs / 60:.0f} min",
                   f"PSS début {totals[0]:.0f} MB, fin {totals[-1]:.0f} MB, max {max(totals):.0f} MB ; "
-                  f"USS {since} {settled[0]:.0f} → {settled[-1]:.0f} MB ({drift:+.1f}, max {max(settled):.0f}) ; "
+                  f"anonyme {since} {settled[0]:.0f} → {settled[-1]:.0f} MB ({drift:+.1f}, max {max(settled):.0f}) ; "
                   f"fin : {fmt_memory(samples[-1][1])}",
                   f"PSS < {MEMORY_TARGET_MB:.0f} MB et plat",
                   max(totals) < MEMORY_TARGET_MB and abs(drift) < 10)

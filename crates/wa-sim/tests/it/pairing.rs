@@ -205,3 +205,39 @@ async fn a_wrong_pairing_code_links_nothing() {
     assert!(!sim.pair_code_requests().last().expect("request").accepted);
     bot.stop().await;
 }
+
+/// `rotate_qr` hands the unlinked client fresh refs: wa-rs shows a new code at once, valid 60 s
+/// like a first one, and that code still links. Once linked there is nothing to rotate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_qr_shows_a_new_code_that_still_links() {
+    init_log();
+    let sim = WaSim::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut bot = start_bot(&sim, &dir.path().join("session.db")).await;
+    let qr = |e: &Event| match e {
+        Event::PairingQrCode { code, timeout } => Some((code.clone(), *timeout)),
+        _ => None,
+    };
+    let first = bot
+        .wait_event(Duration::from_secs(10), |e| qr(e).is_some())
+        .await;
+    let (first_code, _) = qr(&first).expect("a QR code");
+
+    assert!(sim.rotate_qr().await, "an unlinked client is connected");
+    let next = bot
+        .wait_event(Duration::from_secs(10), |e| qr(e).is_some())
+        .await;
+    let (next_code, timeout) = qr(&next).expect("a QR code");
+    assert_ne!(next_code, first_code, "a new ref, so a new QR code");
+    assert_eq!(timeout, Duration::from_secs(60));
+
+    assert!(sim.try_scan_qr(PHONE).await);
+    bot.wait_event(Duration::from_secs(10), |e| {
+        matches!(e, Event::Connected(_))
+    })
+    .await;
+    assert_eq!(sim.linked_phone().as_deref(), Some(PHONE));
+    assert!(!sim.rotate_qr().await, "a linked client gets no QR code");
+    assert!(!sim.try_scan_qr(PHONE).await, "nor a scan");
+    bot.stop().await;
+}
