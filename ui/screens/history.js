@@ -4,6 +4,7 @@
 // The newest page follows a running broadcast live.
 
 import { call } from "../lib/ipc.js";
+import { reconcile } from "../lib/reconcile.js";
 import { $, $$, errorBox, fill, h, toast } from "../lib/dom.js";
 import {
   STATUS_LABELS,
@@ -37,6 +38,8 @@ let paging = firstPage();
 let sort = defaultSort();
 let nextCursor = null;
 let liveTimer = null;
+/** The grid's rows as last drawn, so a refresh redraws only the ones that changed. */
+let drawn = new Map();
 let loading = false;
 let reloadQueued = false;
 let preview = null;
@@ -189,20 +192,25 @@ function render(rows) {
   const tbody = $("#history-rows");
   if (rows.length === 0) {
     fill(tbody, h("tr", {}, h("td", { colspan: 7, class: "empty" }, "Aucun envoi ne correspond à ces filtres.")));
+    drawn = new Map();
     return;
   }
-  const out = [];
+  const items = [];
   let previous = null;
   const grouped = groupsByOrder(sort);
   for (const row of rows) {
     // One header per run of rows of the same order and batch.
     if (grouped && (!previous || previous.order_id !== row.order_id || previous.batch !== row.batch)) {
-      out.push(groupHeader(row));
+      items.push({
+        key: `g:${row.order_id}:${row.batch}:${row.id}`,
+        sig: `${row.order_reference}|${row.route}`,
+        make: () => groupHeader(row),
+      });
     }
-    out.push(rowLine(row));
+    items.push({ key: `r:${row.id}`, sig: JSON.stringify(row), make: () => rowLine(row) });
     previous = row;
   }
-  fill(tbody, out);
+  drawn = reconcile(tbody, items, drawn);
 }
 
 function groupHeader(row) {
