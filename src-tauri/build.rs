@@ -12,6 +12,7 @@ fn main() {
         "overview",
         "whatsapp_state",
         "whatsapp_new_qr",
+        "whatsapp_unlink",
         "whatsapp_pair_with_phone",
         "history_page",
         "history_export_csv",

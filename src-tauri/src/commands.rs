@@ -170,6 +170,16 @@ async fn whatsapp(
     })
 }
 
+/// "Déconnecter": WhatsApp removes this device from the account; a new QR code follows.
+#[tauri::command]
+pub async fn whatsapp_unlink(relay: Shared<'_>) -> Result<(), UiError> {
+    whatsapp(&relay)
+        .await?
+        .unlink()
+        .await
+        .map_err(|err| UiError::new("unlink", err.to_string()))
+}
+
 #[tauri::command]
 pub async fn whatsapp_new_qr(relay: Shared<'_>) -> Result<(), UiError> {
     whatsapp(&relay)

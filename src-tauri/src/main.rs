@@ -77,6 +77,7 @@ fn main() -> ExitCode {
             commands::overview,
             commands::whatsapp_state,
             commands::whatsapp_new_qr,
+            commands::whatsapp_unlink,
             commands::whatsapp_pair_with_phone,
             commands::history_page,
             commands::history_export_csv,

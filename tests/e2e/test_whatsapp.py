@@ -219,6 +219,22 @@ def run(args, work):
         assert session.text("#wa-status") == "WhatsApp non relié"
         checks.ok("appareil retiré depuis le téléphone : l'écran demande un nouveau QR code et l'affiche")
         capture(args.screenshots, "connexion-whatsapp-deconnecte")
+
+        # Linked again, then staff unlink it themselves with « Déconnecter » (asked twice).
+        sim.ask(f"scan {ACCOUNT}")
+        wait_for("linked again", lambda: session.text("#wa-status") == f"✅ Connecté (+{ACCOUNT})",
+                 timeout=30)
+        session.click("#wa-unlink")
+        wait_for("the confirmation", lambda: session.find("#wa-unlink-confirm"), timeout=10)
+        session.click("#wa-unlink-cancel")
+        wait_for("cancelled", lambda: session.find("#wa-unlink"), timeout=10)
+        assert sim.json("status")["companion_unlinks"] == 0, "cancel tells WhatsApp nothing"
+        session.click("#wa-unlink")
+        wait_for("the confirmation", lambda: session.find("#wa-unlink-confirm"), timeout=10)
+        session.click("#wa-unlink-confirm")
+        wait_for("a new QR code after « Déconnecter »", lambda: qr_markup(session), timeout=30)
+        assert sim.json("status")["companion_unlinks"] == 1, "WhatsApp was told to remove the device"
+        checks.ok("« Déconnecter » (après confirmation) retire l'appareil du compte et affiche un nouveau QR code")
     except BaseException:
         if session:
             try:

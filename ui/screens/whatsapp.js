@@ -69,6 +69,37 @@ function pairingForm() {
   return form;
 }
 
+/** "Déconnecter" asks first, in the page (no native dialog): nothing leaves once unlinked. */
+function askUnlink() {
+  fill(
+    $("#wa-unlink-slot"),
+    h(
+      "div",
+      { class: "notice warn" },
+      "Déconnecter ce relais du compte WhatsApp ? Plus aucun message ne partira avant qu'un nouveau QR code soit scanné. ",
+      h("button", { class: "danger", id: "wa-unlink-confirm", onclick: unlink }, "Oui, déconnecter"),
+      " ",
+      h("button", { class: "secondary", id: "wa-unlink-cancel", onclick: cancelUnlink }, "Annuler"),
+    ),
+  );
+}
+
+function cancelUnlink() {
+  fill($("#wa-unlink-slot"), h("button", { class: "secondary", id: "wa-unlink", onclick: askUnlink }, "Déconnecter"));
+}
+
+/** This device leaves the account; the engine then shows a new QR code. */
+async function unlink() {
+  $("#wa-unlink-confirm").disabled = true;
+  try {
+    await call("whatsapp_unlink");
+    toast("Relais déconnecté du compte WhatsApp : scannez le nouveau QR code pour le relier de nouveau.");
+  } catch (err) {
+    toast(err.message, "bad");
+    cancelUnlink();
+  }
+}
+
 function statusLine(tone, text) {
   return h("div", { class: `wa-status tone-${tone}`, id: "wa-status" }, text);
 }
@@ -182,6 +213,7 @@ function render(ctx, state) {
           { class: "card wide" },
           statusLine("ok", `✅ Connecté (${state.phone ?? ""})`),
           h("p", { class: "muted" }, "La session est enregistrée : le relais se reconnecte seul après un redémarrage ou une coupure."),
+          h("div", { id: "wa-unlink-slot" }, h("button", { class: "secondary", id: "wa-unlink", onclick: askUnlink }, "Déconnecter")),
         ),
       );
       return;

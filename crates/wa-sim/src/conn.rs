@@ -462,6 +462,17 @@ impl Conn<'_> {
             ])),
             ("privacy", _) => Reply::one(result(vec![NodeBuilder::new("privacy").build()])),
             ("md", "link_code_companion_reg") => self.link_code(&id, &children[0]).await,
+            // The companion's own "Log out": the device leaves the account at once.
+            ("md", "remove-companion-device") => {
+                let jid = attr(&children[0], "jid").unwrap_or_default();
+                let own = self.own();
+                let mut st = self.shared.state();
+                st.unlinked.push(jid);
+                if let Some(own) = own {
+                    st.removed.insert(own);
+                }
+                Reply::one(result(Vec::new()))
+            }
             _ => Reply::one(result(Vec::new())),
         }
     }

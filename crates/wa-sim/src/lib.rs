@@ -262,6 +262,8 @@ pub(crate) struct State {
     /// Message ids already recorded (a message is recorded once even if sent again).
     pub(crate) seen_ids: HashSet<String>,
     pub(crate) removed: HashSet<(String, u32)>,
+    /// The `jid` of each `remove-companion-device` a companion sent (its own "Log out").
+    pub(crate) unlinked: Vec<String>,
     pub(crate) ban: Option<(u32, Instant)>,
     pub(crate) accounts: HashMap<String, Account>,
     pub(crate) companions: HashMap<(String, u32), PeerBundle>,
@@ -396,6 +398,7 @@ impl WaSim {
                 received: Vec::new(),
                 seen_ids: HashSet::new(),
                 removed: HashSet::new(),
+                unlinked: Vec::new(),
                 ban: None,
                 accounts: HashMap::new(),
                 companions: HashMap::new(),
@@ -602,6 +605,12 @@ impl WaSim {
     /// requests for the number), or served again with `false`.
     pub fn refuse_pair_codes(&self, refuse: bool) {
         self.shared.state().refuse_pair_codes = refuse;
+    }
+
+    /// The device JIDs companions removed themselves (`remove-companion-device`, their "Log
+    /// out"), in order. Such a device can no longer log in (`<failure reason="401"/>`).
+    pub fn companion_unlinks(&self) -> Vec<String> {
+        self.shared.state().unlinked.clone()
     }
 
     /// Every `companion_hello` received so far, in order.

@@ -550,6 +550,39 @@ async fn a_logout_from_the_phone_sets_the_session_aside_and_asks_for_a_new_qr_co
 }
 
 #[tokio::test]
+async fn deconnecter_removes_the_device_from_the_account_and_offers_a_new_qr_code() {
+    let sim = WaSim::start().await;
+    let app = linked_app(&sim).await;
+    let whatsapp = app.engine().whatsapp().expect("whatsapp web").clone();
+
+    whatsapp.unlink().await.expect("unlinked");
+    assert_eq!(
+        sim.companion_unlinks().len(),
+        1,
+        "WhatsApp was told to remove this device"
+    );
+    assert!(
+        sim.companion_unlinks()[0].starts_with(ACCOUNT),
+        "{:?}",
+        sim.companion_unlinks()
+    );
+    wait_state(&app, "a new qr", |s| {
+        matches!(s, ConnectionState::Qr { .. })
+    })
+    .await;
+    let set_aside = std::fs::read_dir(app.dir.path())
+        .expect("data dir")
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().contains("deconnectee"));
+    assert!(set_aside, "the old session is kept aside, not reused");
+
+    // Not linked any more: a second "Déconnecter" says so and tells WhatsApp nothing.
+    let again = whatsapp.unlink().await.expect_err("nothing to unlink");
+    assert!(again.to_string().contains("aucun compte relié"), "{again}");
+    assert_eq!(sim.companion_unlinks().len(), 1);
+}
+
+#[tokio::test]
 async fn a_replaced_session_is_never_taken_back_by_itself() {
     let sim = WaSim::start().await;
     let app = linked_app(&sim).await;

@@ -55,12 +55,13 @@ async fn say(out: &mut tokio::io::Stdout, line: &str) -> anyhow::Result<()> {
 async fn obey(sim: &WaSim, command: &str, args: &[&str]) -> String {
     match (command, args) {
         ("status", []) => format!(
-            r#"{{"connected":{},"logged_in":{},"linked_phone":{},"connections":{}}}"#,
+            r#"{{"connected":{},"logged_in":{},"linked_phone":{},"connections":{},"companion_unlinks":{}}}"#,
             sim.is_connected(),
             sim.is_logged_in(),
             sim.linked_phone()
                 .map_or_else(|| "null".to_string(), |p| json_string(&p)),
-            sim.connections()
+            sim.connections(),
+            sim.companion_unlinks().len()
         ),
         ("scan", [phone]) => {
             if sim.try_scan_qr(phone).await {

@@ -56,16 +56,21 @@ pub enum WhatsAppWebError {
     Session { path: String, message: String },
     #[error("pas de code d'appairage : {0}")]
     PairCode(String),
+    #[error("déconnexion impossible : {0}")]
+    Unlink(String),
 }
 
 /// What staff can ask of the connection.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Command {
     /// The QR codes ran out: start a new round.
     NewQr,
     /// Link with a pairing code typed on the phone instead of a QR code (digits, country code
     /// first: `2126…`).
     PairWithPhone(String),
+    /// "Déconnecter": tell WhatsApp to remove this device from the account, then set the
+    /// session aside and offer a new QR code, as after a logout from the phone.
+    Unlink(tokio::sync::oneshot::Sender<Result<(), WhatsAppWebError>>),
 }
 
 /// The channel and its handle: cheap to clone.
@@ -149,6 +154,18 @@ impl WhatsAppWeb {
             WhatsAppWebError::PairCode("la connexion WhatsApp n'est pas démarrée".into())
         })?;
         supervisor::request_pair_code(&client, phone.digits()).await
+    }
+
+    /// "Déconnecter": the linked device is removed from the account (WhatsApp must answer),
+    /// the session is set aside and the state goes to a new QR code.
+    pub async fn unlink(&self) -> Result<(), WhatsAppWebError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.command(Command::Unlink(reply));
+        answer.await.unwrap_or_else(|_| {
+            Err(WhatsAppWebError::Unlink(
+                "aucun compte relié en ce moment".into(),
+            ))
+        })
     }
 
     pub fn command(&self, command: Command) {

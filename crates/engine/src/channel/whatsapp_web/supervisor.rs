@@ -291,7 +291,20 @@ pub(super) async fn run(
                         ending = end;
                     }
                 }
-                Some(command) = commands.recv() => on_command(&session, command),
+                Some(command) = commands.recv() => match command {
+                    Command::Unlink(reply) => {
+                        let unlinked = unlink(&session.client).await;
+                        let done = unlinked.is_ok();
+                        let _ = reply.send(unlinked);
+                        if done {
+                            // As a logout from the phone: this session is over.
+                            ending = Ending::LoggedOut;
+                            session.stop(handle.take()).await;
+                            break;
+                        }
+                    }
+                    command => on_command(&session, command),
+                },
                 _ = watchdog.tick(), if shared.state.borrow().is_connected() => {
                     if !alive(&session.client, every.min(WATCHDOG_DEADLINE)).await {
                         tracing::warn!("WhatsApp : pas de réponse au ping, connexion à moitié ouverte : reconnexion");
@@ -407,10 +420,71 @@ async fn wait_for_command(
     }
 }
 
+/// Asks WhatsApp to remove this companion from the account, as WhatsApp Web's own "Log out"
+/// does (`remove-companion-device`, reason `user_initiated`).
+async fn unlink(client: &Client) -> Result<(), WhatsAppWebError> {
+    let Some(own) = client.get_pn().await else {
+        return Err(WhatsAppWebError::Unlink(
+            "aucun compte relié en ce moment".into(),
+        ));
+    };
+    let answered = tokio::time::timeout(
+        UNLINK_DEADLINE + Duration::from_secs(1),
+        client.execute(RemoveCompanionDevice {
+            jid: own.to_string(),
+        }),
+    )
+    .await;
+    match answered {
+        Ok(Ok(())) => {
+            tracing::info!("WhatsApp : appareil retiré du compte à la demande de l'équipe");
+            Ok(())
+        }
+        Ok(Err(err)) => Err(WhatsAppWebError::Unlink(format!(
+            "WhatsApp a refusé ({err}) : retirez l'appareil depuis le téléphone (Appareils connectés)"
+        ))),
+        Err(_) => Err(WhatsAppWebError::Unlink(
+            "WhatsApp ne répond pas : réessayez une fois connecté, ou retirez l'appareil depuis le téléphone (Appareils connectés)".into(),
+        )),
+    }
+}
+
+const UNLINK_DEADLINE: Duration = Duration::from_secs(10);
+
+struct RemoveCompanionDevice {
+    jid: String,
+}
+
+impl wa_rs_core::iq::spec::IqSpec for RemoveCompanionDevice {
+    type Response = ();
+
+    fn build_iq(&self) -> wa_rs_core::request::InfoQuery<'static> {
+        use wa_rs_binary::builder::NodeBuilder;
+        use wa_rs_binary::node::NodeContent;
+        let remove = NodeBuilder::new("remove-companion-device")
+            .attr("jid", self.jid.clone())
+            .attr("reason", "user_initiated")
+            .build();
+        wa_rs_core::request::InfoQuery::set(
+            "md",
+            Jid::new("", "s.whatsapp.net"),
+            Some(NodeContent::Nodes(vec![remove])),
+        )
+        .with_timeout(UNLINK_DEADLINE)
+    }
+
+    fn parse_response(&self, _response: &wa_rs_binary::node::Node) -> Result<(), anyhow::Error> {
+        Ok(())
+    }
+}
+
 fn on_command(session: &Session, command: Command) {
     match command {
         // While the loop runs, new codes come by themselves.
         Command::NewQr => {}
+        // Handled by the loop, which owns the session; outside a running loop there is no
+        // linked account to remove (the dropped reply says so).
+        Command::Unlink(_) => {}
         Command::PairWithPhone(phone) => {
             let client = session.client.clone();
             tokio::spawn(async move {
