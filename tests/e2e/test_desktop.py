@@ -347,6 +347,24 @@ def check_settings_edit_applies(session, checks, fakes, data_dir, eligible, scre
     checks.ok("la commande suivante part avec le nouveau modèle (texte exact reçu par l'API Cloud factice)")
 
 
+# --- Paramètres: start at login ---
+
+def check_autostart(session, checks, home):
+    """The "Démarrage" box writes the session's autostart entry (hidden start), and removes it."""
+    entry = os.path.join(home, ".config", "autostart", "CamionBack Relay.desktop")
+    assert not os.path.exists(entry)
+    box = "#autostart-toggle"
+    wait_for("the autostart box", lambda: session.script(
+        "const b = document.querySelector(arguments[0]); return b && !b.disabled && !b.checked;", box),
+        timeout=10)
+    session.click(box)
+    text = wait_for("the autostart entry", lambda: read(entry), timeout=10)
+    assert "--au-demarrage" in text and "camionback-relay-desktop" in text, text
+    session.click(box)
+    wait_for("the autostart entry removed", lambda: not os.path.exists(entry), timeout=10)
+    checks.ok("Paramètres : « Lancer à l'ouverture de session » écrit puis retire l'entrée de démarrage (--au-demarrage)")
+
+
 # --- Tableau de bord: pause / resume (engine-level, every channel) ---
 
 def check_dashboard_pause(session, checks, fakes, eligible, screenshots):
@@ -382,6 +400,8 @@ def run(args, work):
         "XDG_DATA_HOME": os.path.join(work, "xdg-data"),
         "XDG_CACHE_HOME": os.path.join(work, "xdg-cache"),
         "XDG_CONFIG_HOME": os.path.join(work, "xdg-config"),
+        # The autostart entry goes to $HOME/.config/autostart: the test's own home.
+        "HOME": os.path.join(work, "home"),
         "RELAY_CHANNEL": "cloud-api",
         "RELAY_WEBHOOK_ADDR": "127.0.0.1:0",
         "RELAY_LOG": "info",
@@ -396,6 +416,7 @@ def run(args, work):
     # change it (a value from the environment would win over the file).
     data_dir = env["RELAY_DATA_DIR"]
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    os.makedirs(env["HOME"], exist_ok=True)
     with open(os.path.join(data_dir, "config.toml"), "w") as f:
         f.write(f"# écrit par test_desktop.py\nRELAY_THROTTLE_MS = {args.throttle_ms}\n")
     # "Exporter CSV" writes into the XDG download folder: one of the test's own.
@@ -525,6 +546,7 @@ def run(args, work):
             capture(args.screenshots, "parametres-message")
         check_settings_bad_url(session, checks, data_dir, args.screenshots)
         check_settings_edit_applies(session, checks, fakes, data_dir, eligible, args.screenshots)
+        check_autostart(session, checks, env["HOME"])
         page = session.source()
         for secret in (fake_services.WHATSAPP_TOKEN, fake_services.CAMIONBACK_TOKEN):
             assert secret not in page, "a secret reached the webview after saving"
