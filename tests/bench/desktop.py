@@ -22,7 +22,6 @@ pixel is read back through libX11 with ctypes, every 5 ms).
 """
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -39,7 +38,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 
 import fakes as fake_services  # noqa: E402
 import x11  # noqa: E402
-from test_desktop import Session, free_port, wait_for  # noqa: E402
+from harness import free_port  # noqa: E402
+from test_desktop import Session, wait_for  # noqa: E402
 
 TITLE = "CamionBack Relay"
 # The sidebar's background (ui/styles.css `.sidebar`): once it is on screen, the page's HTML and

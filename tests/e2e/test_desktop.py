@@ -21,27 +21,19 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 import urllib.error
 import urllib.request
 
 import fakes as fake_services
+import harness
 
 ORDER_ID = 123
 REFERENCE = "CMD-2025-123"
 SECOND_REFERENCE = "CMD-2025-124"
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class WebDriverError(Exception):
@@ -394,24 +386,19 @@ def run(args, work):
     fakes.add_order(fake_services.order(ORDER_ID, REFERENCE))
     fake_url = f"http://127.0.0.1:{server.server_address[1]}"
 
-    env = dict(os.environ)
-    env.update({
-        "RELAY_DATA_DIR": os.path.join(work, "data"),
-        "XDG_DATA_HOME": os.path.join(work, "xdg-data"),
-        "XDG_CACHE_HOME": os.path.join(work, "xdg-cache"),
-        "XDG_CONFIG_HOME": os.path.join(work, "xdg-config"),
+    env = harness.app_env(
+        work,
         # The autostart entry goes to $HOME/.config/autostart: the test's own home.
-        "HOME": os.path.join(work, "home"),
-        "RELAY_CHANNEL": "cloud-api",
-        "RELAY_WEBHOOK_ADDR": "127.0.0.1:0",
-        "RELAY_LOG": "info",
-        "CAMIONBACK_API_URL": fake_url,
-        "CAMIONBACK_API_TOKEN": fake_services.CAMIONBACK_TOKEN,
-        "CAMIONBACK_POLL_SECS": "1",
-        "WHATSAPP_API_URL": fake_url,
-        "WHATSAPP_PHONE_NUMBER_ID": fake_services.PHONE_NUMBER_ID,
-        "WHATSAPP_TOKEN": fake_services.WHATSAPP_TOKEN,
-    })
+        HOME=os.path.join(work, "home"),
+        RELAY_CHANNEL="cloud-api",
+        RELAY_WEBHOOK_ADDR="127.0.0.1:0",
+        CAMIONBACK_API_URL=fake_url,
+        CAMIONBACK_API_TOKEN=fake_services.CAMIONBACK_TOKEN,
+        CAMIONBACK_POLL_SECS="1",
+        WHATSAPP_API_URL=fake_url,
+        WHATSAPP_PHONE_NUMBER_ID=fake_services.PHONE_NUMBER_ID,
+        WHATSAPP_TOKEN=fake_services.WHATSAPP_TOKEN,
+    )
     # The throttle comes from config.toml, as staff would set it, so the settings screen can
     # change it (a value from the environment would win over the file).
     data_dir = env["RELAY_DATA_DIR"]
@@ -425,36 +412,13 @@ def run(args, work):
     os.makedirs(env["XDG_CONFIG_HOME"], exist_ok=True)
     with open(os.path.join(env["XDG_CONFIG_HOME"], "user-dirs.dirs"), "w") as f:
         f.write(f'XDG_DOWNLOAD_DIR="{downloads}"\n')
-    helpers = []
-    if args.screenshots:
-        os.makedirs(args.screenshots, exist_ok=True)
-        # A panel with a tray and a notification server, so captures show both.
-        if shutil.which("trayer"):
-            helpers.append(subprocess.Popen(
-                ["trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
-                 "--height", "28", "--transparent", "false", "--tint", "0x10231e", "--SetDockType", "true"],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        if shutil.which("dunst"):
-            # Bottom right, so notifications do not hide the window's buttons in captures.
-            dunstrc = os.path.join(work, "dunstrc")
-            with open(dunstrc, "w") as f:
-                f.write("[global]\norigin = bottom-right\noffset = 16x16\nfont = DejaVu Sans 10\n"
-                        "frame_width = 1\nwidth = 360\n")
-            helpers.append(subprocess.Popen(["dunst", "-config", dunstrc], env=env,
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    port = free_port()
-    driver_log = open(os.path.join(work, "tauri-driver.log"), "w")
-    driver = subprocess.Popen(
-        # A free native port too: the default 4445 is taken when another run is going on.
-        [args.tauri_driver, "--port", str(port), "--native-port", str(free_port()),
-         "--native-driver", args.native_driver],
-        env=env, stdout=driver_log, stderr=subprocess.STDOUT)
+    helpers = harness.screenshot_helpers(args.screenshots, work, env)
+    driver = harness.Driver(args, work, env)
     session = None
     try:
-        wait_for("tauri-driver", lambda: socket.create_connection(("127.0.0.1", port), 0.5).close() or True,
-                 timeout=15)
+        driver.wait_ready(wait_for)
         started = time.monotonic()
-        session = Session(f"http://127.0.0.1:{port}", os.path.abspath(args.binary))
+        session = Session(driver.url, os.path.abspath(args.binary))
         wait_for("the window's navigation", lambda: session.find("#nav-history"), timeout=30)
         title = session.cmd("GET", "/title")
         assert title == "CamionBack Relay", title
@@ -576,12 +540,7 @@ def run(args, work):
     finally:
         if session:
             session.close()
-        driver.send_signal(signal.SIGTERM)
-        try:
-            driver.wait(10)
-        except subprocess.TimeoutExpired:
-            driver.kill()
-        driver_log.close()
+        driver.stop()
         for helper in helpers:
             helper.terminate()
         server.shutdown()
@@ -599,27 +558,7 @@ def main():
     parser.add_argument("--send-delay", type=float, default=0.0)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
-    work = tempfile.mkdtemp(prefix="relay-e2e-")
-    started = time.monotonic()
-    ok = False
-    try:
-        checks = run(args, work)
-        ok = True
-        print(f"e2e: {len(checks.passed)} vérifications réussies en {time.monotonic() - started:.1f} s")
-    except Exception as err:
-        traceback.print_exc()
-        print(f"e2e: ÉCHEC : {err}", file=sys.stderr)
-        log = os.path.join(work, "tauri-driver.log")
-        if os.path.exists(log):
-            print("--- tauri-driver / application (fin) ---", file=sys.stderr)
-            with open(log, errors="replace") as f:
-                print("".join(f.readlines()[-60:]), file=sys.stderr)
-    finally:
-        if args.keep or not ok:
-            print(f"e2e: fichiers gardés dans {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return 0 if ok else 1
+    return harness.run_main(args, run, prefix="relay-e2e-")
 
 
 if __name__ == "__main__":

@@ -22,12 +22,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 
 import fakes as fake_services
 import x11
+import harness
 from test_desktop import Checks, wait_for
 
 TITLE = "CamionBack Relay"
@@ -107,28 +106,21 @@ def run(args, work):
     fakes, server = fake_services.start(carriers=CARRIERS, failing=0)
     fake_url = f"http://127.0.0.1:{server.server_address[1]}"
     data_dir = os.path.join(work, "data")
-    env = dict(os.environ)
-    env.update({
-        "RELAY_DATA_DIR": data_dir,
-        "XDG_DATA_HOME": os.path.join(work, "xdg-data"),
-        "XDG_CACHE_HOME": os.path.join(work, "xdg-cache"),
-        "XDG_CONFIG_HOME": os.path.join(work, "xdg-config"),
-        "RELAY_CHANNEL": "cloud-api",
-        "RELAY_WEBHOOK_ADDR": "127.0.0.1:0",
-        "RELAY_THROTTLE_MS": str(THROTTLE_MS),
-        "RELAY_JITTER_MS": "0",
-        "RELAY_LOG": "info",
-        "CAMIONBACK_API_URL": fake_url,
-        "CAMIONBACK_API_TOKEN": fake_services.CAMIONBACK_TOKEN,
-        "CAMIONBACK_POLL_SECS": "1",
-        "WHATSAPP_API_URL": fake_url,
-        "WHATSAPP_PHONE_NUMBER_ID": fake_services.PHONE_NUMBER_ID,
-        "WHATSAPP_TOKEN": fake_services.WHATSAPP_TOKEN,
-    })
-    tray = subprocess.Popen(
-        ["trayer", "--edge", "top", "--align", "right", "--widthtype", "request", "--height", "28",
-         "--transparent", "false", "--SetDockType", "true"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = harness.app_env(
+        work,
+        RELAY_DATA_DIR=data_dir,
+        RELAY_CHANNEL="cloud-api",
+        RELAY_WEBHOOK_ADDR="127.0.0.1:0",
+        RELAY_THROTTLE_MS=str(THROTTLE_MS),
+        RELAY_JITTER_MS="0",
+        CAMIONBACK_API_URL=fake_url,
+        CAMIONBACK_API_TOKEN=fake_services.CAMIONBACK_TOKEN,
+        CAMIONBACK_POLL_SECS="1",
+        WHATSAPP_API_URL=fake_url,
+        WHATSAPP_PHONE_NUMBER_ID=fake_services.PHONE_NUMBER_ID,
+        WHATSAPP_TOKEN=fake_services.WHATSAPP_TOKEN,
+    )
+    tray = harness.trayer(env)
     display = x11.Display()
     app_log = open(os.path.join(work, "app.log"), "w")
     app = None
@@ -202,27 +194,8 @@ def main():
         if not shutil.which(tool):
             print(f"e2e: ÉCHEC (barre système) : {tool} manquant, lancez scripts/desktop-deps.sh", file=sys.stderr)
             return 1
-    work = tempfile.mkdtemp(prefix="relay-e2e-tray-")
-    started = time.monotonic()
-    ok = False
-    try:
-        checks = run(args, work)
-        ok = True
-        print(f"e2e: {len(checks.passed)} vérifications réussies en {time.monotonic() - started:.1f} s (barre système)")
-    except Exception as err:
-        traceback.print_exc()
-        print(f"e2e: ÉCHEC (barre système) : {err}", file=sys.stderr)
-        log = os.path.join(work, "app.log")
-        if os.path.exists(log):
-            print("--- application (fin) ---", file=sys.stderr)
-            with open(log, errors="replace") as f:
-                print("".join(f.readlines()[-60:]), file=sys.stderr)
-    finally:
-        if args.keep or not ok:
-            print(f"e2e: fichiers gardés dans {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return 0 if ok else 1
+    return harness.run_main(args, run, prefix="relay-e2e-tray-", label="barre système",
+                            logs=("app.log",))
 
 
 if __name__ == "__main__":

@@ -20,17 +20,15 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 import urllib.request
 
 import fakes as fake_services
-from test_desktop import Checks, Session, capture, free_port, wait_for
+import harness
+from harness import free_port
+from test_desktop import Checks, Session, capture, wait_for
 
 ACCOUNT = "212664373534"
 WEBHOOK_SECRET = "whsec-e2e-whatsapp-web"
@@ -121,52 +119,25 @@ def run(args, work):
     sim.ask("register " + " ".join(sorted(ELIGIBLE)))
     webhook_port = free_port()
 
-    env = dict(os.environ)
-    env.update({
-        "RELAY_DATA_DIR": os.path.join(work, "data"),
-        "XDG_DATA_HOME": os.path.join(work, "xdg-data"),
-        "XDG_CACHE_HOME": os.path.join(work, "xdg-cache"),
-        "XDG_CONFIG_HOME": os.path.join(work, "xdg-config"),
-        "RELAY_CHANNEL": "whatsapp-web",
-        "WHATSAPP_WEB_URL": sim.url,
+    env = harness.app_env(
+        work,
+        RELAY_CHANNEL="whatsapp-web",
+        WHATSAPP_WEB_URL=sim.url,
         # Pinned, or every connection first asks web.whatsapp.com for the current version.
-        "WHATSAPP_WEB_VERSION": "2.3000.1023868176",
-        "RELAY_WEBHOOK_ADDR": f"127.0.0.1:{webhook_port}",
-        "RELAY_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "RELAY_THROTTLE_MS": "200",
-        "RELAY_LOG": "info",
-        "CAMIONBACK_API_URL": fake_url,
-        "CAMIONBACK_API_TOKEN": fake_services.CAMIONBACK_TOKEN,
-        "CAMIONBACK_POLL_SECS": "1",
-    })
-    helpers = []
-    if args.screenshots:
-        os.makedirs(args.screenshots, exist_ok=True)
-        if shutil.which("trayer"):
-            helpers.append(subprocess.Popen(
-                ["trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
-                 "--height", "28", "--transparent", "false", "--tint", "0x10231e", "--SetDockType", "true"],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        if shutil.which("dunst"):
-            # Bottom right, so notifications do not hide the screen's notice in captures.
-            dunstrc = os.path.join(work, "dunstrc")
-            with open(dunstrc, "w") as f:
-                f.write("[global]\norigin = bottom-right\noffset = 16x16\nfont = DejaVu Sans 10\n"
-                        "frame_width = 1\nwidth = 360\n")
-            helpers.append(subprocess.Popen(["dunst", "-config", dunstrc], env=env,
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    port = free_port()
-    driver_log = open(os.path.join(work, "tauri-driver.log"), "w")
-    # Its own WebKitWebDriver port: the default (4445) may be test_desktop.py's or another run's.
-    driver = subprocess.Popen(
-        [args.tauri_driver, "--port", str(port), "--native-port", str(free_port()),
-         "--native-driver", args.native_driver],
-        env=env, stdout=driver_log, stderr=subprocess.STDOUT)
+        WHATSAPP_WEB_VERSION="2.3000.1023868176",
+        RELAY_WEBHOOK_ADDR=f"127.0.0.1:{webhook_port}",
+        RELAY_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        RELAY_THROTTLE_MS="200",
+        CAMIONBACK_API_URL=fake_url,
+        CAMIONBACK_API_TOKEN=fake_services.CAMIONBACK_TOKEN,
+        CAMIONBACK_POLL_SECS="1",
+    )
+    helpers = harness.screenshot_helpers(args.screenshots, work, env)
+    driver = harness.Driver(args, work, env)
     session = None
     try:
-        wait_for("tauri-driver", lambda: socket.create_connection(("127.0.0.1", port), 0.5).close() or True,
-                 timeout=15)
-        session = Session(f"http://127.0.0.1:{port}", os.path.abspath(args.binary))
+        driver.wait_ready(wait_for)
+        session = Session(driver.url, os.path.abspath(args.binary))
 
         # With WhatsApp Web the app opens on the QR code.
         wait_for("the QR code", lambda: qr_markup(session), timeout=60)
@@ -246,12 +217,7 @@ def run(args, work):
     finally:
         if session:
             session.close()
-        driver.send_signal(signal.SIGTERM)
-        try:
-            driver.wait(10)
-        except subprocess.TimeoutExpired:
-            driver.kill()
-        driver_log.close()
+        driver.stop()
         for helper in helpers:
             helper.terminate()
         sim.close()
@@ -269,28 +235,8 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     # run.sh passes test_desktop.py's options to every e2e file; the others are not ours.
     args, _ = parser.parse_known_args()
-    work = tempfile.mkdtemp(prefix="relay-e2e-wa-")
-    started = time.monotonic()
-    ok = False
-    try:
-        checks = run(args, work)
-        ok = True
-        print(f"e2e: {len(checks.passed)} vérifications réussies en {time.monotonic() - started:.1f} s (WhatsApp Web)")
-    except Exception as err:
-        traceback.print_exc()
-        print(f"e2e: ÉCHEC (WhatsApp Web) : {err}", file=sys.stderr)
-        for name in ("tauri-driver.log", "relay-wa-sim.log"):
-            log = os.path.join(work, name)
-            if os.path.exists(log):
-                print(f"--- {name} (fin) ---", file=sys.stderr)
-                with open(log, errors="replace") as f:
-                    print("".join(f.readlines()[-60:]), file=sys.stderr)
-    finally:
-        if args.keep or not ok:
-            print(f"e2e: fichiers gardés dans {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return 0 if ok else 1
+    return harness.run_main(args, run, prefix="relay-e2e-wa-", label="WhatsApp Web",
+                            logs=("tauri-driver.log", "relay-wa-sim.log"))
 
 
 if __name__ == "__main__":
