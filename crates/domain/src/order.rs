@@ -141,13 +141,11 @@ impl Order {
     }
 }
 
-/// The order of the specification's example, for the domain's tests.
-#[cfg(test)]
-pub(crate) mod sample {
-    use super::OrderFields;
-
-    pub(crate) fn fields() -> OrderFields {
-        OrderFields {
+impl OrderFields {
+    /// The order of the specification's example (CMD-2025-123, Casablanca → Marrakech): the
+    /// message preview before any real order has arrived, and the tests' usual order.
+    pub fn example() -> Self {
+        Self {
             id: 123,
             reference: "CMD-2025-123".into(),
             ville_depart: "Casablanca".into(),
@@ -163,8 +161,11 @@ pub(crate) mod sample {
 
 #[cfg(test)]
 mod tests {
-    use super::sample::fields;
     use super::*;
+
+    fn fields() -> OrderFields {
+        OrderFields::example()
+    }
 
     #[test]
     fn prices_read_the_french_way() {

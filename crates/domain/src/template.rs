@@ -188,10 +188,10 @@ impl MessageTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::order::{Order, sample};
+    use crate::order::{Order, OrderFields};
 
     fn order() -> Order {
-        Order::parse(sample::fields()).expect("valid order")
+        Order::parse(OrderFields::example()).expect("valid order")
     }
 
     #[test]

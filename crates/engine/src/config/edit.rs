@@ -436,16 +436,5 @@ pub async fn preview(
 
 /// The order a preview uses before any real one has arrived.
 pub fn placeholder_order() -> Result<Order, relay_domain::OrderError> {
-    let fields = OrderFields {
-        id: 123,
-        reference: "CMD-2025-123".into(),
-        ville_depart: "Casablanca".into(),
-        ville_arrivee: "Marrakech".into(),
-        date_souhaitee: "2025-11-03".into(),
-        prix: 4500.0,
-        type_marchandise: "Palettes".into(),
-        statut: None,
-        created_at: None,
-    };
-    Order::parse(fields)
+    Order::parse(OrderFields::example())
 }

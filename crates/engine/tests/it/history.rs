@@ -21,13 +21,7 @@ fn order(id: i64, reference: &str) -> Order {
     Order::parse(OrderFields {
         id,
         reference: reference.into(),
-        ville_depart: "Casablanca".into(),
-        ville_arrivee: "Marrakech".into(),
-        date_souhaitee: "2025-11-03".into(),
-        prix: 4500.0,
-        type_marchandise: "Palettes".into(),
-        statut: None,
-        created_at: None,
+        ..OrderFields::example()
     })
     .expect("valid order")
 }
