@@ -102,6 +102,17 @@ async fn the_qr_code_is_scanned_once_and_every_restart_connects_without_it() {
 
     app.stop().await;
     let app = app.start().await;
+    let seen = states_until_connected(&app).await;
+    assert!(
+        !seen
+            .iter()
+            .any(|s| matches!(s, ConnectionState::Qr { .. } | ConnectionState::Unlinked)),
+        "no QR code after a restart: {seen:?}"
+    );
+}
+
+/// Every connection state the app goes through until it is connected.
+async fn states_until_connected(app: &TestApp) -> Vec<ConnectionState> {
     let mut states = app.engine().whatsapp().expect("channel").state();
     let mut seen = vec![states.borrow().clone()];
     tokio::time::timeout(LIMIT, async {
@@ -112,12 +123,7 @@ async fn the_qr_code_is_scanned_once_and_every_restart_connects_without_it() {
     })
     .await
     .expect("connects again");
-    assert!(
-        !seen
-            .iter()
-            .any(|s| matches!(s, ConnectionState::Qr { .. } | ConnectionState::Unlinked)),
-        "no QR code after a restart: {seen:?}"
-    );
+    seen
 }
 
 /// What the phone shows under "Appareils connectés" for the relay.
@@ -188,16 +194,7 @@ async fn a_pairing_code_typed_on_the_phone_links_once_and_every_restart_connects
     app.stop().await;
     let connections = sim.connections();
     let app = app.start().await;
-    let mut states = app.engine().whatsapp().expect("channel").state();
-    let mut seen = vec![states.borrow().clone()];
-    tokio::time::timeout(LIMIT, async {
-        while !seen.last().is_some_and(ConnectionState::is_connected) {
-            states.changed().await.expect("stream");
-            seen.push(states.borrow().clone());
-        }
-    })
-    .await
-    .expect("connects again");
+    let seen = states_until_connected(&app).await;
     assert!(
         !seen.iter().any(|s| matches!(
             s,
