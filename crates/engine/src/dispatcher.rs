@@ -112,12 +112,13 @@ impl Dispatcher {
 
     /// Claims the next due delivery and settles it: sends it, or records why not.
     pub async fn try_once(&mut self) -> Result<Step, StoreError> {
-        // Read at each claim rather than cached: the pause may come from another process on
-        // this database (the CLI next to `serve`), and the query costs tens of microseconds.
-        if self.store.paused_by_staff_since().await?.is_some() {
-            return Ok(Step::Held);
-        }
+        // The claim itself claims nothing while staff paused sending (the pause may come from
+        // another process on this database, the CLI next to `serve`); only when it found
+        // nothing is the pause asked about, so a send costs no extra query.
         let Some(claim) = self.store.claim_next(self.last_order, now_ms()).await? else {
+            if self.store.paused_by_staff_since().await?.is_some() {
+                return Ok(Step::Held);
+            }
             return Ok(Step::Idle {
                 next_due: self.store.next_due_at().await?,
             });
