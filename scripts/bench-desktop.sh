@@ -12,8 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR=never
-echo "== build (release)"
-cargo build --release -p relay-desktop --features tauri/custom-protocol
+echo "== build (release): the app, and the minimal Tauri app its memory is compared with"
+cargo build --release -p relay-desktop --features tauri/custom-protocol \
+  --bin camionback-relay-desktop --example minimal_tauri
 binary="$(pwd)/target/release/camionback-relay-desktop"
 
 if ! command -v tauri-driver >/dev/null 2>&1; then

@@ -30,7 +30,21 @@ use crate::relay::Relay;
 /// The argument the session's autostart entry passes.
 const STARTED_AT_LOGIN: &str = "--au-demarrage";
 
+/// WebKitGTK's own switch (read by its processes at start) to paint the page in one layer
+/// instead of composited layers, unless the user set it already (`=0` turns compositing back
+/// on). The screens are plain documents (no animation, video or 3D) in a window open all day:
+/// with compositing the web process kept ~75 MB of layer tiles and caches, without it ~30 MB
+/// (docs/desktop.md, Benchmarks). It also avoids the blank windows some GPU drivers give
+/// WebKitGTK's accelerated mode. (Setting `hardware-acceleration-policy` on the webview once
+/// it exists left the window blank.)
+const NO_COMPOSITING: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
+
 fn main() -> ExitCode {
+    if std::env::var_os(NO_COMPOSITING).is_none() {
+        // SAFETY: first statement of `main`, before any thread is started (logs, Tauri, the
+        // engine): nothing can read the environment concurrently.
+        unsafe { std::env::set_var(NO_COMPOSITING, "1") };
+    }
     let settings = Settings::from_env()
         .map_err(|err| UiError::new("config", format!("configuration invalide : {err}")));
     // Same log files as `camionback-relay serve`; a settings error is still logged to stderr.
@@ -95,11 +109,13 @@ fn main() -> ExitCode {
         ])
         .setup(move |app| {
             tray::build(app.handle())?;
-            // Started with the session: sending starts, the window waits for "Ouvrir".
-            if std::env::args().any(|arg| arg == STARTED_AT_LOGIN)
+            // The window is created hidden (tauri.conf.json): started with the session, it stays
+            // so and waits for "Ouvrir" while sending starts; otherwise it shows now. Hiding it
+            // here instead would let it flash on screen at each login.
+            if !std::env::args().any(|arg| arg == STARTED_AT_LOGIN)
                 && let Some(window) = app.get_webview_window("main")
             {
-                let _ = window.hide();
+                let _ = window.show();
             }
             #[cfg(unix)]
             tauri::async_runtime::spawn(quit_on_sigterm(app.handle().clone()));

@@ -63,20 +63,32 @@ def in_panel(icon):
 
 
 def icon_tone(display, icon):
-    """'green' (idle), 'blue' (sending), or None: the dominant colour of the icon's pixels."""
+    """'green' (idle), 'blue' (sending), 'orange' (paused), or None: the dominant colour of the
+    icon's pixels (icons/tray-*.png)."""
     _, _, width, height = x11.geometry(icon)
     pixels = display.pixels(icon, 0, 0, width or 24, height or 24)
     if not pixels:
         return None
-    green = sum(1 for r, g, b in pixels if g > b + 15 and g > r + 40)
-    blue = sum(1 for r, g, b in pixels if b > g + 40 and b > r + 60)
-    if max(green, blue) < len(pixels) // 8:
-        return None
-    return "green" if green > blue else "blue"
+    counts = {
+        "green": sum(1 for r, g, b in pixels if g > b + 15 and g > r + 40),
+        "blue": sum(1 for r, g, b in pixels if b > g + 40 and b > r + 60),
+        "orange": sum(1 for r, g, b in pixels if r > g + 40 and g > b + 60),
+    }
+    tone = max(counts, key=counts.get)
+    return tone if counts[tone] >= len(pixels) // 8 else None
 
 
 def sent_for(fakes, order_id):
     return sum(1 for m in fakes.sent_messages() if f"/commande/{order_id}\n" in m["text"]["body"])
+
+
+def queued_for(data_dir, order_id):
+    db = sqlite3.connect(os.path.join(data_dir, "relay.db"))
+    try:
+        return db.execute("SELECT COUNT(*) FROM deliveries WHERE order_id = ? AND status = 'queued'",
+                          (order_id,)).fetchone()[0]
+    finally:
+        db.close()
 
 
 def open_menu(display, icon):
@@ -93,10 +105,11 @@ def open_menu(display, icon):
     return wait_for("the tray menu", popup, timeout=10)
 
 
-def choose(display, icon, key, what):
+def choose(display, icon, keys, what):
     menu = open_menu(display, icon)
-    x11.xdotool("key", key)
-    time.sleep(0.2)
+    for key in keys.split():
+        x11.xdotool("key", key)
+        time.sleep(0.2)
     x11.xdotool("key", "Return")
     wait_for(f"the menu to close after « {what} »", lambda: menu not in x11.visible_windows(), timeout=10)
 
@@ -156,21 +169,58 @@ def run(args, work):
         wait_for("the window back", main_window, timeout=10)
         checks.ok("menu « Ouvrir » : la fenêtre revient")
 
-        fakes.add_order(fake_services.order(202, "CMD-2025-202", route=1))
-        wait_for("the next broadcast", lambda: sent_for(fakes, 202) >= 3, timeout=30)
+        # Pause from the tray: the next order is queued and waits; the same entry resumes it.
+        choose(display, icon, "Down Down", "Mettre en pause")
+        wait_for("the paused icon", lambda: icon_tone(display, icon) == "orange", timeout=10)
+        fakes.add_order(fake_services.order(202, "CMD-2025-202", route=2))
+        wait_for("order 202 queued", lambda: queued_for(data_dir, 202) == ELIGIBLE, timeout=30)
+        time.sleep(10 * THROTTLE_MS / 1000)
+        assert sent_for(fakes, 202) == 0, f"{sent_for(fakes, 202)} sent while paused"
+        assert icon_tone(display, icon) == "orange", "the icon stays orange while paused"
+        checks.ok(f"menu « Mettre en pause » : icône orange, la commande suivante attend "
+                  f"({ELIGIBLE} en file, aucun envoyé)")
+        choose(display, icon, "Down Down", "Reprendre les envois")
+        wait_for(f"all {ELIGIBLE} carriers of 202", lambda: sent_for(fakes, 202) == ELIGIBLE,
+                 timeout=30 + ELIGIBLE * THROTTLE_MS / 1000)
+        wait_for("the idle icon after the resumed broadcast", lambda: icon_tone(display, icon) == "green", timeout=15)
+        checks.ok(f"menu « Reprendre les envois » : la commande part ({ELIGIBLE} envoyés), l'icône redevient verte")
+
+        fakes.add_order(fake_services.order(203, "CMD-2025-203", route=1))
+        wait_for("the next broadcast", lambda: sent_for(fakes, 203) >= 3, timeout=30)
         choose(display, icon, "Up", "Quitter")
         code = app.wait(30)
         assert code == 0, f"the app exited with {code}"
         assert x11.search("--onlyvisible", "--class", ICON_CLASS) == [], "the icon is gone"
-        received = sent_for(fakes, 202)
+        received = sent_for(fakes, 203)
         db = sqlite3.connect(os.path.join(data_dir, "relay.db"))
-        rows = dict(db.execute("SELECT status, COUNT(*) FROM deliveries WHERE order_id = 202 GROUP BY status"))
+        rows = dict(db.execute("SELECT status, COUNT(*) FROM deliveries WHERE order_id = 203 GROUP BY status"))
         db.close()
         assert rows.get("sending", 0) == 0 and rows.get("interrupted", 0) == 0, rows
         assert rows.get("sent", 0) == received, (rows, received)
         assert received < ELIGIBLE, f"Quitter came after the end of the broadcast ({received})"
         checks.ok(f"menu « Quitter » : l'application s'arrête (code 0) après l'envoi en cours "
                   f"({received} envoyés et enregistrés, {rows.get('queued', 0)} en file, aucun en cours)")
+
+        # Started with the session (the autostart entry's argument): tray only, no window ever
+        # mapped — watched from the spawn on, every 20 ms; it sends what was left queued.
+        app = subprocess.Popen([os.path.abspath(args.binary), "--au-demarrage"], env=env,
+                               stdout=app_log, stderr=subprocess.STDOUT)
+        shown = []
+
+        def hidden_until(done):
+            if main_window() is not None:
+                shown.append(time.monotonic())
+            return done()
+        icon = wait_for("the tray icon (started at login)", lambda: hidden_until(
+            lambda: next(iter(x11.search("--onlyvisible", "--class", ICON_CLASS)), None)), timeout=30, every=0.02)
+        wait_for("the rest of order 203", lambda: hidden_until(lambda: sent_for(fakes, 203) == ELIGIBLE),
+                 timeout=30 + ELIGIBLE * THROTTLE_MS / 1000, every=0.02)
+        assert not shown, "the window was shown when started at login"
+        checks.ok(f"lancée avec --au-demarrage : icône seule, aucune fenêtre, l'envoi reprend "
+                  f"({sent_for(fakes, 203)} envoyés pour CMD-2025-203)")
+        choose(display, icon, "Down", "Ouvrir")
+        wait_for("the window shown from the tray", main_window, timeout=10)
+        checks.ok("puis menu « Ouvrir » : la fenêtre s'affiche")
     finally:
         if app and app.poll() is None:
             app.send_signal(signal.SIGTERM)

@@ -8,6 +8,7 @@ import {
   batchLabel,
   formatDateTime,
   formatRelative,
+  formatSeconds,
   plural,
   progressText,
   statusLabel,
@@ -161,8 +162,8 @@ function render(ctx, overview) {
           { class: "muted small" },
           overview.throttle_ms === 1000
             ? "Rythme : 1 message par seconde"
-            : `Rythme : 1 message toutes les ${(overview.throttle_ms / 1000).toLocaleString("fr-FR")} s`,
-          overview.jitter_ms ? ` (+ jusqu'à ${(overview.jitter_ms / 1000).toLocaleString("fr-FR")} s)` : "",
+            : `Rythme : 1 message toutes les ${formatSeconds(overview.throttle_ms)} s`,
+          overview.jitter_ms ? ` (+ jusqu'à ${formatSeconds(overview.jitter_ms)} s)` : "",
         ),
       ),
       card("Aujourd'hui", today.length ? h("div", { class: "counts" }, today) : h("p", { class: "muted" }, "Aucun envoi aujourd'hui.")),

@@ -204,30 +204,51 @@ function render(rows) {
       items.push({
         key: `g:${row.order_id}:${row.batch}:${row.id}`,
         sig: `${row.order_reference}|${row.route}`,
-        make: () => groupHeader(row),
+        kind: "group",
+        make: groupHeader,
+        paint: (el) => paintGroupHeader(el, row),
       });
     }
-    items.push({ key: `r:${row.id}`, sig: JSON.stringify(row), make: () => rowLine(row) });
+    items.push({
+      key: `r:${row.id}`,
+      sig: JSON.stringify(row),
+      kind: "row",
+      make: rowLine,
+      paint: (el) => paintRowLine(el, row),
+    });
     previous = row;
   }
   drawn = reconcile(tbody, items, drawn);
 }
 
-function groupHeader(row) {
+// Rows are built once (`groupHeader`, `rowLine`) and repainted in place (`paint…`) when their
+// data changes or a page change gives them another delivery: see lib/reconcile.js.
+
+/** Sets `el`'s text, keeping its text node: no new node when only the words change. */
+function setText(el, text) {
+  const node = el.firstChild;
+  if (node && node.nodeType === Node.TEXT_NODE && !node.nextSibling) {
+    if (node.data !== text) node.data = text;
+  } else {
+    el.textContent = text;
+  }
+}
+
+function groupHeader() {
   return h(
     "tr",
-    { class: "group", dataset: { order: row.order_id } },
+    { class: "group" },
     h(
       "td",
       { colspan: 7 },
-      h("strong", { class: "reference" }, row.order_reference),
-      h("span", { class: "muted" }, ` · ${row.route} · ${batchLabel(row.batch)}`),
+      h("strong", { class: "reference" }),
+      h("span", { class: "muted" }),
       h(
         "button",
         {
           class: "relaunch small-button",
-          dataset: { order: row.order_id },
-          onclick: () => openDialog(row.order_id),
+          // The order is read when clicked: the row may have been repainted for another one.
+          onclick: (event) => openDialog(Number(event.currentTarget.dataset.order)),
         },
         "📤 Relancer les transporteurs",
       ),
@@ -235,26 +256,47 @@ function groupHeader(row) {
   );
 }
 
-function rowLine(row) {
-  const date = row.sent_at ?? row.queued_at;
+function paintGroupHeader(el, row) {
+  const [reference, details, button] = el.firstChild.children;
+  el.dataset.order = row.order_id;
+  button.dataset.order = row.order_id;
+  setText(reference, row.order_reference);
+  setText(details, ` · ${row.route} · ${batchLabel(row.batch)}`);
+}
+
+function rowLine() {
   return h(
     "tr",
-    { class: "delivery", dataset: { id: row.id, order: row.order_id, status: row.status } },
-    h(
-      "td",
-      {
-        class: row.sent_at ? "nowrap" : "nowrap muted",
-        title: row.sent_at ? "date d'envoi" : "pas envoyé : date de mise en file",
-      },
-      formatDateTime(date),
-    ),
-    h("td", { class: "carrier" }, row.carrier_name),
-    h("td", { class: "mono nowrap" }, row.phone),
-    h("td", { class: "nowrap" }, row.order_reference),
-    h("td", { class: "nowrap" }, h("span", { class: `badge tone-${statusTone(row.status)}` }, statusLabel(row.status, row.unconfirmed))),
-    h("td", { class: "num" }, String(row.attempts)),
-    h("td", { class: "error-cell", title: row.error ?? "" }, row.error ?? "", row.error_code ? h("span", { class: "muted small" }, ` (${row.error_code})`) : null),
+    { class: "delivery" },
+    h("td", {}),
+    h("td", { class: "carrier" }),
+    h("td", { class: "mono nowrap" }),
+    h("td", { class: "nowrap" }),
+    h("td", { class: "nowrap" }, h("span", {})),
+    h("td", { class: "num" }),
+    h("td", { class: "error-cell" }, h("span", { class: "error-text" }), h("span", { class: "muted small" })),
   );
+}
+
+function paintRowLine(el, row) {
+  const [date, carrier, phone, reference, status, attempts, error] = el.children;
+  el.dataset.id = row.id;
+  el.dataset.order = row.order_id;
+  el.dataset.status = row.status;
+  date.className = row.sent_at ? "nowrap" : "nowrap muted";
+  date.title = row.sent_at ? "date d'envoi" : "pas envoyé : date de mise en file";
+  setText(date, formatDateTime(row.sent_at ?? row.queued_at));
+  setText(carrier, row.carrier_name);
+  setText(phone, row.phone);
+  setText(reference, row.order_reference);
+  const badge = status.firstChild;
+  badge.className = `badge tone-${statusTone(row.status)}`;
+  setText(badge, statusLabel(row.status, row.unconfirmed));
+  setText(attempts, String(row.attempts));
+  error.title = row.error ?? "";
+  const [text, code] = error.children;
+  setText(text, row.error ?? "");
+  setText(code, row.error_code ? ` (${row.error_code})` : "");
 }
 
 function initDialog() {

@@ -8,6 +8,7 @@ import {
   formatDateTime,
   formatDuration,
   formatRelative,
+  formatSeconds,
   groupRows,
   plural,
   progressText,
@@ -38,6 +39,15 @@ test("dates read day first with a 24-hour clock", () => {
   assert.equal(formatDateTime(ms, "UTC"), "03/11/2025 14:05");
   assert.equal(formatDateTime(ms, "Africa/Casablanca"), "03/11/2025 15:05");
   assert.equal(formatDateTime(null), "—");
+  // The formatters are kept per time zone: asking again, in another order, gives the same.
+  assert.equal(formatDateTime(ms + 60_000, "UTC"), "03/11/2025 14:06");
+  assert.equal(formatDateTime(ms, "Africa/Casablanca"), "03/11/2025 15:05");
+});
+
+test("a throttle reads in French seconds", () => {
+  assert.equal(formatSeconds(1500), "1,5");
+  assert.equal(formatSeconds(250), "0,25");
+  assert.equal(formatSeconds(2000), "2");
 });
 
 test("recent instants read as elapsed time", () => {
