@@ -4,13 +4,19 @@ icons) and xdotool, the app on the Cloud API channel against the loopback fakes.
 
 The story: the relay starts and its icon is in the tray (green); an order arrives and the icon
 turns blue while it is sent; staff close the window: it goes away, the icon stays and every
-carrier still gets the order; the menu's "Ouvrir" brings the window back; during the next
-broadcast the menu's "Quitter" stops the app, after recording the send in flight: nothing is
-left "sending", and every message the fake received is recorded as sent.
+carrier still gets the order; the menu's "Ouvrir" brings the window back; the menu's pause
+entry turns the icon orange and holds the next order (queued, nothing sent), the same entry
+(now "Reprendre") sends it; during the next broadcast the menu's "Quitter" stops the app, after
+recording the send in flight: nothing is left "sending", and every message the fake received is
+recorded as sent. Started again as the session's autostart entry does (`--au-demarrage`), the
+app is in the tray without ever showing its window, and "Ouvrir" shows it. Staff move and resize
+the window and close it; launching the app a second time brings the first one's window back and
+the second process leaves; after "Quitter", the next start opens the window where it was left,
+at the size it was left.
 
 The app is started directly (no WebDriver: the test watches the X server and the process).
 The menu is a GTK popup: the test clicks the icon, then moves with the keyboard (Down = first
-entry, "Ouvrir"; Up = last entry, "Quitter"), so adding entries in between changes nothing.
+entry, "Ouvrir"; Down Down = the pause entry; Up = last entry, "Quitter").
 
 Run through tests/e2e/run.sh. Standard library only (+ xdotool, trayer).
 """
@@ -34,7 +40,8 @@ CARRIERS = 30
 ELIGIBLE = CARRIERS - 3  # the fake lists one blocked, one pending, one unusable number
 THROTTLE_MS = 300
 ICON_CLASS = "tray-icon tray app relay"  # tray-icon's window class for the icon id "relay"
-SIDEBAR_RGB = (0x10, 0x23, 0x1E)  # ui/styles.css .sidebar: the first screen is painted
+SIDEBAR_RGB = (0x10, 0x23, 0x1E)
+MOVED = (40, 30, 1000, 680)  # x, y, width, height the test gives the window (default 1180×760)  # ui/styles.css .sidebar: the first screen is painted
 
 
 def main_window():
@@ -219,8 +226,36 @@ def run(args, work):
         checks.ok(f"lancée avec --au-demarrage : icône seule, aucune fenêtre, l'envoi reprend "
                   f"({sent_for(fakes, 203)} envoyés pour CMD-2025-203)")
         choose(display, icon, "Down", "Ouvrir")
-        wait_for("the window shown from the tray", main_window, timeout=10)
+        window = wait_for("the window shown from the tray", main_window, timeout=10)
         checks.ok("puis menu « Ouvrir » : la fenêtre s'affiche")
+
+        # Moved and resized (no window manager here: the X requests apply as asked), then closed.
+        x11.xdotool("windowsize", str(window), str(MOVED[2]), str(MOVED[3]))
+        x11.xdotool("windowmove", str(window), str(MOVED[0]), str(MOVED[1]))
+        wait_for("the new geometry", lambda: x11.geometry(window) == MOVED, timeout=10)
+        display.ask_to_close(window)
+        wait_for("the window to hide", lambda: main_window() is None, timeout=10)
+
+        # A second launch: the running app shows its window, the newcomer leaves.
+        second = subprocess.Popen([os.path.abspath(args.binary)], env=env, stdout=app_log, stderr=subprocess.STDOUT)
+        try:
+            code = second.wait(20)
+        except subprocess.TimeoutExpired:
+            second.kill()
+            raise AssertionError("the second launch is still running: two relays on one data directory")
+        wait_for("the first window back", main_window, timeout=10)
+        assert app.poll() is None, "the first app still runs"
+        assert len(x11.search("--onlyvisible", "--class", ICON_CLASS)) == 1, "one tray icon"
+        checks.ok(f"deuxième lancement : il s'arrête (code {code}) et la fenêtre de la première "
+                  f"instance revient, une seule icône")
+
+        choose(display, icon, "Up", "Quitter")
+        assert app.wait(30) == 0
+        app = subprocess.Popen([os.path.abspath(args.binary)], env=env, stdout=app_log, stderr=subprocess.STDOUT)
+        window = wait_for("the window at the next start", main_window, timeout=30)
+        wait_for("the remembered geometry", lambda: x11.geometry(window) == MOVED, timeout=10)
+        checks.ok(f"fenêtre déplacée et redimensionnée, puis Quitter : au lancement suivant elle "
+                  f"revient à {MOVED[0]},{MOVED[1]} en {MOVED[2]}×{MOVED[3]}")
     finally:
         if app and app.poll() is None:
             app.send_signal(signal.SIGTERM)
