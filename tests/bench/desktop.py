@@ -25,7 +25,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -38,7 +37,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 
 import fakes as fake_services  # noqa: E402
 import x11  # noqa: E402
-from harness import free_port  # noqa: E402
+import harness  # noqa: E402
 from test_desktop import Session, wait_for  # noqa: E402
 
 TITLE = "CamionBack Relay"
@@ -196,24 +195,8 @@ class World:
         self.work = work
         self.fakes, self.server = fake_services.start(carriers=carriers, failing=0)
         url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.env = dict(os.environ)
-        self.env.update({
-            "RELAY_DATA_DIR": os.path.join(work, "data"),
-            "XDG_DATA_HOME": os.path.join(work, "xdg-data"),
-            "XDG_CACHE_HOME": os.path.join(work, "xdg-cache"),
-            "XDG_CONFIG_HOME": os.path.join(work, "xdg-config"),
-            "RELAY_CHANNEL": "cloud-api",
-            "RELAY_WEBHOOK_ADDR": "127.0.0.1:0",
-            "RELAY_THROTTLE_MS": str(throttle_ms),
-            "RELAY_JITTER_MS": "0",
-            "RELAY_LOG": "warn",
-            "CAMIONBACK_API_URL": url,
-            "CAMIONBACK_API_TOKEN": fake_services.CAMIONBACK_TOKEN,
-            "CAMIONBACK_POLL_SECS": "1",
-            "WHATSAPP_API_URL": url,
-            "WHATSAPP_PHONE_NUMBER_ID": fake_services.PHONE_NUMBER_ID,
-            "WHATSAPP_TOKEN": fake_services.WHATSAPP_TOKEN,
-        })
+        self.env = harness.cloud_api_env(work, url, RELAY_THROTTLE_MS=str(throttle_ms),
+                                         RELAY_JITTER_MS="0", RELAY_LOG="warn")
 
     def database(self):
         return os.path.join(self.env["RELAY_DATA_DIR"], "relay.db")
@@ -271,9 +254,7 @@ def floor(args, work, through_driver):
     if not args.minimal or not os.path.exists(args.minimal):
         _floors[key] = (MINIMAL_TAURI_PSS_MB, f"Tauri minimal de DESKTOP.md {MINIMAL_TAURI_PSS_MB:.0f}")
         return _floors[key]
-    env = dict(os.environ)
-    for name in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME"):
-        env[name] = os.path.join(work, f"minimal-{key}", name.lower())
+    env = harness.app_env(os.path.join(work, f"minimal-{key}"))
     if through_driver:
         driver = Driver(args, env, work, binary=args.minimal)
         try:
@@ -344,33 +325,22 @@ def bench_launch(args, work, report):
     report.target("PSS après démarrage (10 s)", fmt_memory(after), wording, after["total"] < limit)
 
 
-class Driver:
-    """tauri-driver on a free port; the app it starts inherits `env`."""
+class Driver(harness.Driver):
+    """The e2e tests' tauri-driver, with a session on `binary` (the app by default) and the pid
+    of the process it started; the app inherits `env`."""
 
     def __init__(self, args, env, work, binary=None):
         binary = binary or args.binary
-        self.port = free_port()
-        self.log = open(os.path.join(work, "tauri-driver.log"), "w")
-        # Its own WebKitWebDriver port: the default (4445) may be another run's on this machine.
-        self.process = subprocess.Popen(
-            [args.tauri_driver, "--port", str(self.port), "--native-port", str(free_port()),
-             "--native-driver", args.native_driver],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for("tauri-driver", lambda: socket.create_connection(("127.0.0.1", self.port), 0.5).close() or True,
-                 timeout=15)
-        self.session = Session(f"http://127.0.0.1:{self.port}", os.path.abspath(binary))
+        super().__init__(args, work, env)
+        self.wait_ready(wait_for)
+        self.session = Session(self.url, os.path.abspath(binary))
         self.app_pid = wait_for("the app process",
                                 lambda: find_app(self.process.pid, os.path.basename(binary)), timeout=10)
 
     def close(self):
         app = self.app_pid
         self.session.close()
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
+        self.stop()
         # The session's end normally ends the app; make sure it is gone before the next step.
         for _ in range(100):
             if not os.path.exists(f"/proc/{app}"):

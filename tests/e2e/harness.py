@@ -12,6 +12,8 @@ import tempfile
 import time
 import traceback
 
+import fakes
+
 
 def app_env(work, **settings):
     """The process environment with the app's data, XDG folders and `settings` in `work`."""
@@ -25,6 +27,23 @@ def app_env(work, **settings):
     })
     env.update(settings)
     return env
+
+
+def cloud_api_env(work, fake_url, **settings):
+    """`app_env` for the app on the Cloud API channel against the loopback fakes of
+    tests/e2e/fakes.py (CamionBack API and Cloud API at `fake_url`), then `settings`."""
+    return app_env(
+        work,
+        RELAY_CHANNEL="cloud-api",
+        RELAY_WEBHOOK_ADDR="127.0.0.1:0",
+        CAMIONBACK_API_URL=fake_url,
+        CAMIONBACK_API_TOKEN=fakes.CAMIONBACK_TOKEN,
+        CAMIONBACK_POLL_SECS="1",
+        WHATSAPP_API_URL=fake_url,
+        WHATSAPP_PHONE_NUMBER_ID=fakes.PHONE_NUMBER_ID,
+        WHATSAPP_TOKEN=fakes.WHATSAPP_TOKEN,
+        **settings,
+    )
 
 
 def trayer(env, *extra):

@@ -386,18 +386,11 @@ def run(args, work):
     fakes.add_order(fake_services.order(ORDER_ID, REFERENCE))
     fake_url = f"http://127.0.0.1:{server.server_address[1]}"
 
-    env = harness.app_env(
+    env = harness.cloud_api_env(
         work,
+        fake_url,
         # The autostart entry goes to $HOME/.config/autostart: the test's own home.
         HOME=os.path.join(work, "home"),
-        RELAY_CHANNEL="cloud-api",
-        RELAY_WEBHOOK_ADDR="127.0.0.1:0",
-        CAMIONBACK_API_URL=fake_url,
-        CAMIONBACK_API_TOKEN=fake_services.CAMIONBACK_TOKEN,
-        CAMIONBACK_POLL_SECS="1",
-        WHATSAPP_API_URL=fake_url,
-        WHATSAPP_PHONE_NUMBER_ID=fake_services.PHONE_NUMBER_ID,
-        WHATSAPP_TOKEN=fake_services.WHATSAPP_TOKEN,
     )
     # The throttle comes from config.toml, as staff would set it, so the settings screen can
     # change it (a value from the environment would win over the file).

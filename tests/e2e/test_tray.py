@@ -126,19 +126,12 @@ def run(args, work):
     fakes, server = fake_services.start(carriers=CARRIERS, failing=0)
     fake_url = f"http://127.0.0.1:{server.server_address[1]}"
     data_dir = os.path.join(work, "data")
-    env = harness.app_env(
+    env = harness.cloud_api_env(
         work,
+        fake_url,
         RELAY_DATA_DIR=data_dir,
-        RELAY_CHANNEL="cloud-api",
-        RELAY_WEBHOOK_ADDR="127.0.0.1:0",
         RELAY_THROTTLE_MS=str(THROTTLE_MS),
         RELAY_JITTER_MS="0",
-        CAMIONBACK_API_URL=fake_url,
-        CAMIONBACK_API_TOKEN=fake_services.CAMIONBACK_TOKEN,
-        CAMIONBACK_POLL_SECS="1",
-        WHATSAPP_API_URL=fake_url,
-        WHATSAPP_PHONE_NUMBER_ID=fake_services.PHONE_NUMBER_ID,
-        WHATSAPP_TOKEN=fake_services.WHATSAPP_TOKEN,
     )
     tray = harness.trayer(env)
     display = x11.Display()
