@@ -12,6 +12,7 @@ export const STATUS_LABELS = Object.freeze({
   not_on_whatsapp: "Pas sur WhatsApp",
   skipped: "Ignoré",
   interrupted: "Interrompu",
+  uncertain: "Incertain",
 });
 
 /** The order statuses are offered in the history filter. */
@@ -33,6 +34,7 @@ export function statusTone(status) {
     case "invalid_number":
     case "not_on_whatsapp":
     case "interrupted":
+    case "uncertain":
       return "bad";
     case "queued":
     case "sending":

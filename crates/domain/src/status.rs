@@ -21,16 +21,21 @@ pub enum DeliveryStatus {
     /// Was being sent when the relay stopped abruptly: it may or may not have left, so it is
     /// shown and never resent automatically.
     Interrupted,
+    /// The request may have reached WhatsApp but its answer never came or could not be read
+    /// (a timeout after the request was written, a broken answer after a success, no
+    /// acknowledgement from the server): resending could give the carrier a second copy, so
+    /// it is shown and never resent automatically; a later status report settles it.
+    Uncertain,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "statut inconnu « {0} » (attendu : queued, sending, sent, delivered, read, failed, invalid_number, not_on_whatsapp, skipped, interrupted)"
+    "statut inconnu « {0} » (attendu : queued, sending, sent, delivered, read, failed, invalid_number, not_on_whatsapp, skipped, interrupted, uncertain)"
 )]
 pub struct UnknownStatus(pub String);
 
 impl DeliveryStatus {
-    pub const ALL: [DeliveryStatus; 10] = [
+    pub const ALL: [DeliveryStatus; 11] = [
         Self::Queued,
         Self::Sending,
         Self::Sent,
@@ -41,6 +46,7 @@ impl DeliveryStatus {
         Self::NotOnWhatsapp,
         Self::Skipped,
         Self::Interrupted,
+        Self::Uncertain,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +61,7 @@ impl DeliveryStatus {
             Self::NotOnWhatsapp => "not_on_whatsapp",
             Self::Skipped => "skipped",
             Self::Interrupted => "interrupted",
+            Self::Uncertain => "uncertain",
         }
     }
 
@@ -71,6 +78,7 @@ impl DeliveryStatus {
             Self::NotOnWhatsapp => "Pas sur WhatsApp",
             Self::Skipped => "Ignoré",
             Self::Interrupted => "Interrompu",
+            Self::Uncertain => "Incertain",
         }
     }
 
@@ -82,6 +90,12 @@ impl DeliveryStatus {
     /// Still owed by the dispatcher.
     pub fn is_pending(self) -> bool {
         matches!(self, Self::Queued | Self::Sending)
+    }
+
+    /// May or may not have reached the carrier: never resent automatically, and left out of a
+    /// default relaunch unless staff include it.
+    pub fn is_doubtful(self) -> bool {
+        matches!(self, Self::Interrupted | Self::Uncertain)
     }
 
     /// Whether a status report from WhatsApp (`sent`, `delivered`, `read`, `failed`) may
@@ -96,12 +110,17 @@ impl DeliveryStatus {
             _ => None,
         };
         match report {
-            Self::Failed => matches!(self, Self::Sending | Self::Sent | Self::Interrupted),
+            Self::Failed => matches!(
+                self,
+                Self::Sending | Self::Sent | Self::Interrupted | Self::Uncertain
+            ),
             Self::Sent | Self::Delivered | Self::Read => match (rank(self), rank(report)) {
                 (Some(current), Some(new)) => new > current,
-                // A message we marked interrupted or failed that WhatsApp says it has after
-                // all: the report is the truth.
-                (None, Some(_)) => matches!(self, Self::Interrupted | Self::Failed),
+                // A message we marked interrupted, uncertain or failed that WhatsApp says it
+                // has after all: the report is the truth.
+                (None, Some(_)) => {
+                    matches!(self, Self::Interrupted | Self::Uncertain | Self::Failed)
+                }
                 _ => false,
             },
             _ => false,
@@ -153,6 +172,8 @@ mod tests {
         assert!(!Delivered.accepts_report(Failed));
         assert!(Sent.accepts_report(Failed));
         assert!(Interrupted.accepts_report(Delivered));
+        assert!(Uncertain.accepts_report(Sent));
+        assert!(Uncertain.accepts_report(Failed));
         assert!(!Skipped.accepts_report(Delivered));
     }
 }

@@ -165,7 +165,13 @@ impl Dispatcher {
             }
         };
 
+        let planned = self.channel.plan_message_id();
+        if let Some(message_id) = planned.as_deref() {
+            self.store.plan_message_id(claim.id, message_id).await?;
+        }
         let message = OutgoingMessage {
+            delivery_id: claim.id,
+            message_id: planned.as_deref(),
             to: &phone,
             text: &rendered.text,
             fields: &rendered.fields,
@@ -199,6 +205,22 @@ impl Dispatcher {
                 }
                 tracing::info!(
                     "✅ Message envoyé à {} ({}) pour commande {}",
+                    claim.carrier_name,
+                    phone.masked(),
+                    rendered.reference
+                );
+            }
+            Err(SendError::Uncertain { reason, message_id }) => {
+                self.store
+                    .mark_uncertain(
+                        claim.id,
+                        &reason,
+                        message_id.as_deref().or(planned.as_deref()),
+                        now,
+                    )
+                    .await?;
+                tracing::warn!(
+                    "envoi à {} ({}) pour commande {} incertain, non renvoyé : {reason}",
                     claim.carrier_name,
                     phone.masked(),
                     rendered.reference

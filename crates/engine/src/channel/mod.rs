@@ -13,6 +13,13 @@ use relay_domain::{DeliveryStatus, PhoneNumber, TemplateFields};
 /// One message to one carrier.
 #[derive(Debug, Clone, Copy)]
 pub struct OutgoingMessage<'a> {
+    /// The delivery row this message is for: channels that can carry an opaque tag through
+    /// to their status reports (Meta's `biz_opaque_callback_data`) attach it, so a report can
+    /// settle a delivery whose answer was lost.
+    pub delivery_id: i64,
+    /// The id the channel planned for this message (`Channel::plan_message_id`), already
+    /// stored on the delivery before the send.
+    pub message_id: Option<&'a str>,
     pub to: &'a PhoneNumber,
     /// The rendered template.
     pub text: &'a str,
@@ -43,6 +50,14 @@ pub enum SendError {
         reason: String,
         code: Option<String>,
     },
+    /// The request may have reached the provider, but whether it took the message is unknown
+    /// (timeout after the request was written, an unreadable answer after a 2xx, no
+    /// acknowledgement): never retried, recorded `uncertain`, settled by a later report.
+    #[error("{reason}")]
+    Uncertain {
+        reason: String,
+        message_id: Option<String>,
+    },
     /// The account itself cannot send right now (bad token, not connected, banned): nothing
     /// is wrong with this delivery, so it is not charged an attempt and sending pauses.
     #[error("{reason}")]
@@ -56,7 +71,7 @@ impl SendError {
     pub fn code(&self) -> Option<&str> {
         match self {
             Self::Transient { code, .. } | Self::Permanent { code, .. } => code.as_deref(),
-            Self::Unavailable { .. } => None,
+            Self::Uncertain { .. } | Self::Unavailable { .. } => None,
         }
     }
 }
@@ -67,6 +82,13 @@ pub trait Channel: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     async fn send(&self, message: OutgoingMessage<'_>) -> Result<Accepted, SendError>;
+
+    /// For channels that choose the message id themselves (WhatsApp Web): the id the next
+    /// send will use. The dispatcher stores it on the delivery before sending, so receipts
+    /// can settle the delivery even if the relay dies before the send returns.
+    fn plan_message_id(&self) -> Option<String> {
+        None
+    }
 
     /// Resolves once the channel can send (connected, not banned). The dispatcher claims
     /// nothing before, so while WhatsApp is down no delivery sits in `sending` and nothing is

@@ -211,7 +211,7 @@ pub struct StatusCount {
 /// Each sort's `ORDER BY` is the column list of one index of migration 0003 (or
 /// `deliveries_status`), and the keyset bound is written so SQLite turns it into a range on
 /// that index. The store tests check the plans with `EXPLAIN QUERY PLAN`.
-fn history_query(filter: &HistoryFilter, limit: Option<u32>) -> QueryBuilder<'static, Sqlite> {
+fn history_query(filter: &HistoryFilter, limit: Option<u32>) -> QueryBuilder<Sqlite> {
     history_query_after("", filter, limit)
 }
 
@@ -220,7 +220,7 @@ fn history_query_after(
     prefix: &str,
     filter: &HistoryFilter,
     limit: Option<u32>,
-) -> QueryBuilder<'static, Sqlite> {
+) -> QueryBuilder<Sqlite> {
     let mut query = QueryBuilder::new(prefix);
     query.push(
         "SELECT d.id, d.order_id, o.reference AS order_reference, o.ville_depart,
@@ -288,7 +288,7 @@ fn history_query_after(
 /// The keyset bound: rows after `after` in `column`'s order (`op` is `>` ascending, `<`
 /// descending).
 fn push_after(
-    query: &mut QueryBuilder<'static, Sqlite>,
+    query: &mut QueryBuilder<Sqlite>,
     after: &HistoryCursor,
     column: SortColumn,
     op: &str,
@@ -323,7 +323,7 @@ fn push_after(
     }
 }
 
-fn push_key(query: &mut QueryBuilder<'static, Sqlite>, key: &CursorKey) {
+fn push_key(query: &mut QueryBuilder<Sqlite>, key: &CursorKey) {
     match key {
         CursorKey::Int(key) => query.push_bind(*key),
         CursorKey::Text(key) => query.push_bind(key.clone()),

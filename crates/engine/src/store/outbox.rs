@@ -3,6 +3,7 @@
 //! dispatcher per database (the instance lock), and a claim is one guarded `UPDATE`.
 
 use relay_domain::{CarrierId, DeliveryStatus, OrderId};
+use sqlx::AssertSqlSafe;
 
 use super::orders::{FAN_OUT_SQL, count_batch};
 use super::{FanOut, Store, StoreError};
@@ -130,6 +131,43 @@ impl Store {
         Ok(())
     }
 
+    /// Stores the id the channel chose for the message about to be sent, before the send, so
+    /// its receipts find the delivery whatever happens to the relay meanwhile.
+    pub async fn plan_message_id(&self, id: i64, message_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE deliveries SET message_id = ? WHERE id = ? AND status = 'sending'")
+            .bind(message_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a send whose fate is unknown (the provider may have taken it): `uncertain`,
+    /// never resent automatically; a report naming its message id settles it.
+    pub async fn mark_uncertain(
+        &self,
+        id: i64,
+        error: &str,
+        message_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deliveries SET status = 'uncertain', error = ?,
+                    message_id = COALESCE(?, message_id), updated_at = ?
+             WHERE id = ? AND status = 'sending'",
+        )
+        .bind(error)
+        .bind(message_id)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if let Some(message_id) = message_id {
+            self.apply_early_reports(message_id, now).await?;
+        }
+        Ok(())
+    }
+
     /// Records a final outcome other than success (failed, invalid_number, not_on_whatsapp,
     /// skipped).
     pub async fn mark_final(
@@ -208,7 +246,7 @@ impl Store {
              ORDER BY c.id ON CONFLICT DO NOTHING",
             relaunch_filter(mode)
         );
-        sqlx::query(&sql)
+        sqlx::query(AssertSqlSafe(sql))
             .bind(order.0)
             .bind(batch)
             .bind(now)
@@ -230,7 +268,7 @@ impl Store {
              WHERE c.eligible = 1 AND c.phone IS NOT NULL AND c.opted_out_at IS NULL {}",
             relaunch_filter(mode)
         );
-        Ok(sqlx::query_scalar(&sql)
+        Ok(sqlx::query_scalar(AssertSqlSafe(sql))
             .bind(order.0)
             .fetch_one(&self.pool)
             .await?)

@@ -2,6 +2,7 @@
 //! today's counts and the last order received.
 
 use relay_domain::OrderId;
+use sqlx::AssertSqlSafe;
 
 use super::{StatusCount, Store, StoreError, parse_status};
 
@@ -65,7 +66,9 @@ impl Store {
              GROUP BY d.order_id, d.batch ORDER BY d.order_id, d.batch",
             progress_select()
         );
-        Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// Where one batch stands (also once it is finished: the figures of the notification).
@@ -78,7 +81,7 @@ impl Store {
             "{} WHERE d.order_id = ? AND d.batch = ? GROUP BY d.order_id, d.batch",
             progress_select()
         );
-        Ok(sqlx::query_as(&sql)
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
             .bind(order.0)
             .bind(batch)
             .fetch_optional(&self.pool)

@@ -290,6 +290,7 @@ mod tests {
             SendError::Transient { .. } => "transient".into(),
             SendError::Permanent { status, .. } => status.to_string(),
             SendError::Unavailable { .. } => "unavailable".into(),
+            SendError::Uncertain { .. } => "uncertain".into(),
         }
     }
 
