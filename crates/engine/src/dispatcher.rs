@@ -165,10 +165,17 @@ impl Dispatcher {
             }
         };
 
-        let planned = self.channel.plan_message_id();
-        if let Some(message_id) = planned.as_deref() {
-            self.store.plan_message_id(claim.id, message_id).await?;
-        }
+        // A retry keeps the id of the earlier attempt: WhatsApp takes a message id once.
+        let planned = match claim.message_id.clone() {
+            Some(id) => Some(id),
+            None => {
+                let planned = self.channel.plan_message_id();
+                if let Some(message_id) = planned.as_deref() {
+                    self.store.plan_message_id(claim.id, message_id).await?;
+                }
+                planned
+            }
+        };
         let message = OutgoingMessage {
             delivery_id: claim.id,
             message_id: planned.as_deref(),

@@ -18,6 +18,9 @@ pub struct Claim {
     pub carrier_name: String,
     pub phone: String,
     pub attempts: i64,
+    /// The message id planned by an earlier attempt: a retry reuses it, so a message that did
+    /// reach WhatsApp is not delivered twice.
+    pub message_id: Option<String>,
 }
 
 impl Claim {
@@ -48,7 +51,7 @@ WHERE id = (SELECT id FROM deliveries
             ORDER BY order_id, id LIMIT 1)
   -- A pause that lands between the dispatcher's check and this claim still holds.
   AND NOT EXISTS (SELECT 1 FROM relay_state WHERE key = 'paused_by_staff')
-RETURNING id, order_id, carrier_id, carrier_name, phone, attempts";
+RETURNING id, order_id, carrier_id, carrier_name, phone, attempts, message_id";
 
 impl Store {
     /// After an abrupt stop, a delivery left `sending` may or may not have reached WhatsApp.
@@ -115,7 +118,7 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, updated_at = ?,
+            "UPDATE deliveries SET status = 'sent', message_id = COALESCE(?, message_id), sent_at = ?, updated_at = ?,
                     error = NULL, error_code = NULL
              WHERE id = ? AND status = 'sending'",
         )
