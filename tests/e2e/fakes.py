@@ -14,7 +14,7 @@ import argparse
 import json
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -39,6 +39,18 @@ def now_rfc3339():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def order_date():
+    """The desired date of every order: three days from today (UTC), inside the relay's window
+    (a week before today to a year after) whatever day the tests run."""
+    return (datetime.now(timezone.utc) + timedelta(days=3)).strftime("%Y-%m-%d")
+
+
+def french_date(order):
+    """`date_souhaitee` of `order` as the message writes it (DD/MM/YYYY)."""
+    year, month, day = order["date_souhaitee"].split("-")
+    return f"{day}/{month}/{year}"
+
+
 def order(order_id, reference, route=0, prix=4500):
     depart, arrivee = CITIES[route % len(CITIES)]
     return {
@@ -46,7 +58,7 @@ def order(order_id, reference, route=0, prix=4500):
         "reference": reference,
         "ville_depart": depart,
         "ville_arrivee": arrivee,
-        "date_souhaitee": "2025-11-03",
+        "date_souhaitee": order_date(),
         "prix": prix,
         "type_marchandise": "Palettes",
         "statut": "ouverte",

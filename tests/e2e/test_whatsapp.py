@@ -38,13 +38,14 @@ REFERENCE = "CMD-2025-124"
 # blocked, one pending, one with an unusable number.
 CARRIERS = 6
 ELIGIBLE = {"212612345600", "212612345601", "212612345602"}
-# The spec's message for the order below (default template, ORDER_LINK_BASE by default).
+# The spec's message for the order below (default template, ORDER_LINK_BASE by default), with
+# the order's date put in by `expected_text`.
 EXPECTED_TEXT = (
     "🚛 *Nouvelle commande disponible sur CamionBack !*\n"
     "\n"
     "📍 Ville de départ : Casablanca\n"
     "🎯 Ville d’arrivée : Marrakech\n"
-    "🗓️ Date souhaitée : 03/11/2025\n"
+    "🗓️ Date souhaitée : {date}\n"
     "💰 Prix proposé : 4 500 MAD\n"
     "📦 Type de marchandise : Palettes\n"
     "\n"
@@ -171,11 +172,13 @@ def run(args, work):
         capture(args.screenshots, "connexion-whatsapp-connecte")
 
         # An order by webhook: every validated carrier's phone decrypts the spec's message.
-        assert post_order(webhook_port, fake_services.order(ORDER_ID, REFERENCE)) == 202
+        posted = fake_services.order(ORDER_ID, REFERENCE)
+        assert post_order(webhook_port, posted) == 202
         received = sim.json(f"wait_received {len(ELIGIBLE)} 60")
         assert {r["to"] for r in received} == ELIGIBLE, received
+        expected = EXPECTED_TEXT.replace("{date}", fake_services.french_date(posted))
         for message in received:
-            assert message["text"] == EXPECTED_TEXT, message["text"]
+            assert message["text"] == expected, message["text"]
         time.sleep(1)
         assert len(sim.json("received")) == len(ELIGIBLE), "one message per carrier, no more"
         checks.ok(f"commande reçue par webhook : les {len(ELIGIBLE)} transporteurs validés reçoivent "

@@ -197,17 +197,20 @@ async fn fake_api_with_carriers(count: usize, page_size: usize) -> FakeCamionBac
 }
 
 fn order(id: i64) -> Order {
-    Order::parse(OrderFields {
-        id,
-        reference: format!("CMD-BENCH-{id}"),
-        ville_depart: "Casablanca".into(),
-        ville_arrivee: "Marrakech".into(),
-        date_souhaitee: "2025-11-03".into(),
-        prix: 4500.0,
-        type_marchandise: "Palettes".into(),
-        statut: Some("ouverte".into()),
-        created_at: Some("2025-11-01T08:00:00Z".into()),
-    })
+    Order::parse(
+        OrderFields {
+            id,
+            reference: format!("CMD-BENCH-{id}"),
+            ville_depart: "Casablanca".into(),
+            ville_arrivee: "Marrakech".into(),
+            date_souhaitee: "2025-11-03".into(),
+            prix: 4500.0,
+            type_marchandise: "Palettes".into(),
+            statut: Some("ouverte".into()),
+            created_at: Some("2025-11-01T08:00:00Z".into()),
+        },
+        OrderFields::EXAMPLE_TODAY,
+    )
     .expect("valid order")
 }
 

@@ -104,7 +104,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("erreur : {err:#}");
+            eprintln!("erreur : {}", output::error_text(&err));
             ExitCode::FAILURE
         }
     }

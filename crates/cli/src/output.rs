@@ -1,4 +1,4 @@
-//! How the CLI shows history and carriers: aligned text for people, JSON for scripts.
+//! How the CLI shows history, carriers and errors: aligned text for people, JSON for scripts.
 
 use std::time::Duration;
 
@@ -19,6 +19,25 @@ fn local(ms: Option<i64>) -> String {
             || "—".to_string(),
             |t| t.format("%d/%m/%Y %H:%M:%S").to_string(),
         )
+}
+
+/// An error and its causes on one line, each said once. Libraries often put their cause in
+/// their own message *and* return it as the source (sqlx: "base de données : error returned
+/// from database: (code: 11) …" then the same SQLite error again), so anyhow's `{:#}` printed
+/// the same words up to three times; a cause already in the text is left out.
+pub fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let said = cause.to_string();
+        if said.is_empty() || text.contains(&said) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(" : ");
+        }
+        text.push_str(&said);
+    }
+    text
 }
 
 /// A `sent` message WhatsApp never confirmed as delivered after `after`: shown, not failed,
@@ -222,5 +241,43 @@ mod tests {
         assert!(!unconfirmed(&row("failed", Some(48)), day));
         let json = history_json(&[row("sent", Some(30))], day);
         assert_eq!(json[0]["unconfirmed"], true);
+    }
+
+    /// Like `StoreError::Database`: its cause both in its message and as its source.
+    #[derive(Debug)]
+    struct Outer(Inner);
+
+    #[derive(Debug)]
+    struct Inner;
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "base de données : {}", self.0)
+        }
+    }
+
+    impl std::fmt::Display for Inner {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("(code: 11) database disk image is malformed")
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    impl std::error::Error for Inner {}
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let err = anyhow::Error::new(Outer(Inner)).context("ouverture impossible");
+        assert_eq!(
+            error_text(&err),
+            "ouverture impossible : base de données : (code: 11) database disk image is malformed"
+        );
+        let plain = anyhow::anyhow!("commande inconnue");
+        assert_eq!(error_text(&plain), "commande inconnue");
     }
 }

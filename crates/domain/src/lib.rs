@@ -6,9 +6,10 @@ pub mod order;
 pub mod phone;
 pub mod status;
 pub mod template;
+pub mod text;
 
 pub use carrier::{CarrierId, CarrierStatus};
-pub use order::{Order, OrderError, OrderFields, OrderId, Price};
+pub use order::{Order, OrderError, OrderFields, OrderId, Price, TextField};
 pub use phone::{PhoneError, PhoneNumber, mask_phone};
 pub use status::{DeliveryStatus, UnknownStatus};
 pub use template::{MessageTemplate, TemplateError, TemplateFields};

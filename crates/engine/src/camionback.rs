@@ -45,8 +45,10 @@ pub(crate) struct OrderJson {
 }
 
 impl OrderJson {
+    /// Every rule of an arriving order, today being the relay's date: webhook and polling
+    /// both come through here.
     pub(crate) fn into_order(self) -> Result<Order, OrderError> {
-        Order::parse(OrderFields {
+        let fields = OrderFields {
             id: self.id,
             reference: self.reference,
             ville_depart: self.ville_depart,
@@ -56,7 +58,8 @@ impl OrderJson {
             type_marchandise: self.type_marchandise,
             statut: self.statut,
             created_at: self.created_at,
-        })
+        };
+        Order::parse(fields, crate::clock::today())
     }
 }
 

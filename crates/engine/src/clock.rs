@@ -6,6 +6,12 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Today's date in UTC: the reference of an order's date window. UTC so the window does not
+/// depend on the machine's time zone (it is a week wide on the past side).
+pub fn today() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
 /// A stored unix ms as local time for people reading logs (`21/11/2026 14:05`).
 pub fn format_local(ms: i64) -> String {
     use chrono::TimeZone;

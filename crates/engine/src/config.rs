@@ -171,7 +171,7 @@ impl Settings {
     /// Checks every value of `raw` (file and environment merged) into settings.
     fn build(data_dir: PathBuf, raw: Raw, template: MessageTemplate) -> Result<Self, ConfigError> {
         let values = Values(raw);
-        Ok(Self {
+        let settings = Self {
             log_filter: values.string("RELAY_LOG")?.unwrap_or_else(|| "info".into()),
             camionback: CamionBackSettings {
                 api_url: values.url("CAMIONBACK_API_URL")?,
@@ -230,7 +230,17 @@ impl Settings {
                 3600 * values.number("RELAY_UNCONFIRMED_HOURS", 24)?,
             ),
             data_dir,
-        })
+        };
+        // The template with the link it will carry: no accepted order may render a message
+        // WhatsApp would refuse.
+        settings
+            .template
+            .check_fits(&settings.order_link_base)
+            .map_err(|source| ConfigError::Template {
+                path: settings.data_dir.join(TEMPLATE_FILE),
+                source,
+            })?;
+        Ok(settings)
     }
 
     pub fn database_path(&self) -> PathBuf {
@@ -569,5 +579,37 @@ mod tests {
         std::fs::write(dir.path().join(TEMPLATE_FILE), "Trajet {{depart}}").expect("write");
         let err = load(dir.path(), &[]).unwrap_err();
         assert!(err.to_string().contains("{{depart}}"), "{err}");
+    }
+
+    #[test]
+    fn a_template_that_could_exceed_whatsapp_s_limit_stops_start_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // 30 goods descriptions of 200 characters: far more than one message can hold.
+        std::fs::write(
+            dir.path().join(TEMPLATE_FILE),
+            "{{type_colis}}\n".repeat(30),
+        )
+        .expect("write");
+        let err = load(dir.path(), &[]).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ConfigError::Template {
+                    source: TemplateError::TooLong { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("template.txt"), "{err}");
+        std::fs::remove_file(dir.path().join(TEMPLATE_FILE)).expect("remove");
+        let long_link = format!("https://camionback.com/{}/", "x".repeat(4_000));
+        assert!(
+            matches!(
+                load(dir.path(), &[("ORDER_LINK_BASE", &long_link)]),
+                Err(ConfigError::Template { .. })
+            ),
+            "the default template with a 4,000-character link base"
+        );
     }
 }

@@ -16,8 +16,10 @@ pub enum SignatureError {
     Mismatch,
     #[error("en-tête d'horodatage {0} absent ou non numérique")]
     BadTimestamp(&'static str),
-    #[error("horodatage trop éloigné de l'heure actuelle ({0} s d'écart, 300 s au plus)")]
-    Stale(i64),
+    #[error(
+        "horodatage trop éloigné de l'heure actuelle ({skew} s d'écart, {tolerance} s au plus)"
+    )]
+    Stale { skew: u64, tolerance: u64 },
 }
 
 /// Checks `header` (`sha256=<hex>`) against HMAC-SHA256(`secret`, concatenation of `parts`).
@@ -56,19 +58,23 @@ fn mac(secret: &[u8]) -> Hmac<Sha256> {
 }
 
 /// Refuses timestamps more than `tolerance_secs` away from `now` (replayed or delayed
-/// requests).
+/// requests). The header is the sender's: any `i64` it holds, `i64::MIN` included, gives an
+/// answer, never an overflow (`abs_diff` is exact over the whole range).
 pub fn check_timestamp(
     header: Option<&str>,
     now_secs: i64,
-    tolerance_secs: i64,
+    tolerance_secs: u64,
     header_name: &'static str,
 ) -> Result<i64, SignatureError> {
     let timestamp: i64 = header
         .and_then(|h| h.trim().parse().ok())
         .ok_or(SignatureError::BadTimestamp(header_name))?;
-    let skew = (now_secs - timestamp).abs();
+    let skew = now_secs.abs_diff(timestamp);
     if skew > tolerance_secs {
-        return Err(SignatureError::Stale(skew));
+        return Err(SignatureError::Stale {
+            skew,
+            tolerance: tolerance_secs,
+        });
     }
     Ok(timestamp)
 }
@@ -107,20 +113,57 @@ mod tests {
     #[test]
     fn timestamps_older_or_newer_than_five_minutes_are_refused() {
         assert_eq!(check_timestamp(Some("1000"), 1200, 300, H), Ok(1000));
-        assert_eq!(
-            check_timestamp(Some("1000"), 1301, 300, H),
-            Err(SignatureError::Stale(301))
-        );
-        assert_eq!(
-            check_timestamp(Some("1400"), 1000, 300, H),
-            Err(SignatureError::Stale(400))
-        );
+        let stale = |skew| {
+            Err(SignatureError::Stale {
+                skew,
+                tolerance: 300,
+            })
+        };
+        assert_eq!(check_timestamp(Some("1000"), 1301, 300, H), stale(301));
+        assert_eq!(check_timestamp(Some("1400"), 1000, 300, H), stale(400));
         assert_eq!(
             check_timestamp(Some("abc"), 1000, 300, H),
             Err(SignatureError::BadTimestamp(H))
         );
         assert_eq!(
             check_timestamp(None, 1000, 300, H),
+            Err(SignatureError::BadTimestamp(H))
+        );
+    }
+
+    #[test]
+    fn extreme_timestamps_are_refused_without_overflowing() {
+        let now = 1_764_000_000;
+        let min = i64::MIN.to_string();
+        let max = i64::MAX.to_string();
+        assert_eq!(
+            check_timestamp(Some(&min), now, 300, H),
+            Err(SignatureError::Stale {
+                skew: now.abs_diff(i64::MIN),
+                tolerance: 300
+            })
+        );
+        assert!(matches!(
+            check_timestamp(Some(&max), now, 300, H),
+            Err(SignatureError::Stale { .. })
+        ));
+        // The clock itself at the ends of the range (a broken clock must not panic either).
+        assert_eq!(
+            check_timestamp(Some(&min), i64::MAX, 300, H),
+            Err(SignatureError::Stale {
+                skew: u64::MAX,
+                tolerance: 300
+            })
+        );
+        assert_eq!(check_timestamp(Some(&max), i64::MAX, 300, H), Ok(i64::MAX));
+        assert_eq!(check_timestamp(Some(&min), i64::MIN, 300, H), Ok(i64::MIN));
+        assert_eq!(
+            check_timestamp(Some("99999999999999999999999"), now, 300, H),
+            Err(SignatureError::BadTimestamp(H)),
+            "beyond i64: not a timestamp"
+        );
+        assert_eq!(
+            check_timestamp(Some("-9223372036854775809"), now, 300, H),
             Err(SignatureError::BadTimestamp(H))
         );
     }

@@ -200,6 +200,24 @@ impl FakeCamionBack {
     }
 }
 
+/// The desired date of the orders the fakes publish, `YYYY-MM-DD`: three days from today
+/// (UTC), inside the relay's date window whatever day the tests run.
+pub fn order_date() -> String {
+    (chrono::Utc::now().date_naive() + chrono::Days::new(3))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// `date_souhaitee` of an order as the message writes it (`DD/MM/YYYY`). Read from the order
+/// itself, so a test that crosses midnight expects the date it sent.
+pub fn french_date(order: &Value) -> String {
+    let iso = order["date_souhaitee"].as_str().unwrap_or_default();
+    match chrono::NaiveDate::parse_from_str(iso, "%Y-%m-%d") {
+        Ok(date) => date.format("%d/%m/%Y").to_string(),
+        Err(_) => iso.to_string(),
+    }
+}
+
 /// An order as CamionBack publishes it.
 pub fn order_json(id: i64, reference: &str, created_at: &str) -> Value {
     json!({
@@ -207,7 +225,7 @@ pub fn order_json(id: i64, reference: &str, created_at: &str) -> Value {
         "reference": reference,
         "ville_depart": "Casablanca",
         "ville_arrivee": "Marrakech",
-        "date_souhaitee": "2025-11-03",
+        "date_souhaitee": order_date(),
         "prix": 4500,
         "type_marchandise": "Palettes",
         "statut": "ouverte",

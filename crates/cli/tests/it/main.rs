@@ -3,5 +3,6 @@
 
 mod commands;
 mod crash;
+mod data_files;
 mod helpers;
 mod whatsapp_web;

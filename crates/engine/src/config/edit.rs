@@ -223,6 +223,13 @@ pub fn save(env: impl Fn(&str) -> Option<String>, edit: &SettingsEdit) -> Result
                 message: format!("{reason} ({origin})"),
             }]));
         }
+        // The template alone parsed; with the order link it could exceed WhatsApp's limit.
+        Err(ConfigError::Template { source, .. }) => {
+            return Err(EditError::Invalid(vec![FieldError {
+                field: TEMPLATE_FIELD.into(),
+                message: source.to_string(),
+            }]));
+        }
         Err(err) => return Err(err.into()),
     };
     let errors = requirements(&settings, &env);
@@ -436,5 +443,5 @@ pub async fn preview(
 
 /// The order a preview uses before any real one has arrived.
 pub fn placeholder_order() -> Result<Order, relay_domain::OrderError> {
-    Order::parse(OrderFields::example())
+    Order::restore(OrderFields::example())
 }

@@ -1,5 +1,6 @@
 //! `POST /webhooks/orders`: CamionBack pushes each new order here, signed. Checks run from
-//! cheapest to dearest (size, signature, JSON, order), and a refused request stores nothing.
+//! cheapest to dearest (size, signature, JSON, order rules of `Order::parse`), and a refused
+//! request stores nothing.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::State;
@@ -18,7 +19,7 @@ use crate::store::OrderSource;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const TIMESTAMP_HEADER: &str = "X-CamionBack-Timestamp";
 pub const SIGNATURE_HEADER: &str = "X-CamionBack-Signature";
-const TOLERANCE_SECS: i64 = 300;
+const TOLERANCE_SECS: u64 = 300;
 
 #[derive(Deserialize)]
 struct Envelope {
@@ -55,7 +56,18 @@ pub async fn receive(State(state): State<HttpState>, headers: HeaderMap, body: B
     let order = match serde_json::from_value::<OrderJson>(envelope.order) {
         Ok(json) => match json.into_order() {
             Ok(order) => order,
-            Err(err) => return malformed(format!("commande invalide : {err}")),
+            Err(err) => {
+                // Readable JSON whose content breaks the order contract (a link, a field too
+                // long, a date out of range...): CamionBack must fix the order, not resend it.
+                // The error quotes only cleaned, shortened text: safe in a log line.
+                tracing::warn!("webhook commande refusé : {err}");
+                return Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_order",
+                    format!("commande refusée : {err}"),
+                )
+                .into_response();
+            }
         },
         Err(err) => return malformed(format!("commande invalide : {err}")),
     };

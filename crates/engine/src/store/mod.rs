@@ -2,6 +2,7 @@
 //! questions in domain terms.
 
 mod carriers;
+mod file;
 mod history;
 mod orders;
 mod outbox;
@@ -37,11 +38,19 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration de la base de données impossible : {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
-    #[error("fichier de base de données {path} : {source}")]
+    #[error("{}", file_error(path, source))]
     File {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "la base de données {path} est illisible ({reason}) : elle est endommagée, ou ce n'est pas une base SQLite. Arrêtez le relais, puis remplacez ce fichier par une sauvegarde, ou mettez-le de côté (renommez-le, avec ses fichiers -wal et -shm) pour que le relais en crée un neuf au prochain démarrage (l'historique repart alors de zéro). Le relais ne supprime jamais ce fichier."
+    )]
+    Damaged { path: String, reason: String },
+    #[error(
+        "{path} n'est pas une base de CamionBack Relay ({what}) : le relais n'y écrit rien. Vérifiez RELAY_DATA_DIR, ou déplacez ce fichier pour que le relais crée sa base au prochain démarrage."
+    )]
+    Foreign { path: String, what: String },
     #[error("valeur invalide en base ({0})")]
     Corrupt(String),
 }
@@ -53,7 +62,9 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating it if needed, owner-only) and migrates the database at `path`.
+    /// Opens (creating it if needed, owner-only) and migrates the database at `path`. A file
+    /// that is damaged, or is another program's database, is refused with what to do, and
+    /// left untouched.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         crate::fs::create_private_file(path).map_err(|source| StoreError::File {
             path: path.display().to_string(),
@@ -68,11 +79,17 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        MIGRATOR.run(&pool).await?;
+        let opened = async {
+            file::check_is_ours(path).await?;
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await?;
+            MIGRATOR.run(&pool).await?;
+            file::mark_as_ours(&pool).await?;
+            Ok::<_, StoreError>(pool)
+        };
+        let pool = opened.await.map_err(|err| file::opening(path, err))?;
         Ok(Self { pool })
     }
 
@@ -93,4 +110,15 @@ impl Store {
 fn parse_status(raw: &str) -> Result<relay_domain::DeliveryStatus, StoreError> {
     raw.parse()
         .map_err(|_| StoreError::Corrupt(format!("statut {raw}")))
+}
+
+/// `path : error`, or the error alone when it already names the path (the data directory
+/// checks of `fs` do), so the path is said once.
+fn file_error(path: &str, source: &std::io::Error) -> String {
+    let said = source.to_string();
+    if said.contains(path) {
+        said
+    } else {
+        format!("{path} : {said}")
+    }
 }

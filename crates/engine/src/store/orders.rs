@@ -57,7 +57,7 @@ impl TryFrom<OrderRow> for StoredOrder {
     type Error = StoreError;
 
     fn try_from(row: OrderRow) -> Result<Self, StoreError> {
-        let order = Order::parse(OrderFields {
+        let order = Order::restore(OrderFields {
             id: row.id,
             reference: row.reference,
             ville_depart: row.ville_depart,
@@ -161,10 +161,10 @@ impl Store {
             .await?;
             None
         } else {
-            Some(format!(
-                "commande non ouverte (statut : {})",
-                order.statut.as_deref().unwrap_or("")
-            ))
+            Some(match order.statut.as_deref() {
+                Some("") | None => "commande non ouverte (statut vide)".to_string(),
+                Some(statut) => format!("commande non ouverte (statut : {statut})"),
+            })
         };
         sqlx::query("UPDATE orders SET fanned_out_at = ?, fan_out_note = ? WHERE id = ?")
             .bind(now)

@@ -152,11 +152,14 @@ mod tests {
     use crate::store::{CarrierRecord, HistoryCursor, HistoryFilter, OrderSource, SortColumn};
 
     fn order(id: i64, reference: &str) -> Order {
-        Order::parse(OrderFields {
-            id,
-            reference: reference.into(),
-            ..OrderFields::example()
-        })
+        Order::parse(
+            OrderFields {
+                id,
+                reference: reference.into(),
+                ..OrderFields::example()
+            },
+            OrderFields::EXAMPLE_TODAY,
+        )
         .expect("valid order")
     }
 

@@ -18,11 +18,14 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 const DAY_1: i64 = 1_762_156_800_000;
 
 fn order(id: i64, reference: &str) -> Order {
-    Order::parse(OrderFields {
-        id,
-        reference: reference.into(),
-        ..OrderFields::example()
-    })
+    Order::parse(
+        OrderFields {
+            id,
+            reference: reference.into(),
+            ..OrderFields::example()
+        },
+        OrderFields::EXAMPLE_TODAY,
+    )
     .expect("valid order")
 }
 

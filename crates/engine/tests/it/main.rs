@@ -3,6 +3,7 @@
 //! WhatsApp Cloud API on 127.0.0.1.
 
 mod carriers;
+mod data_files;
 mod helpers;
 mod history;
 mod polling;

@@ -131,3 +131,31 @@ async fn an_unreadable_order_in_a_poll_is_skipped_without_blocking_the_next_ones
     assert_eq!(app.wait_for_broadcast(11).await.len(), 3);
     assert!(app.store().find_order("10").await.expect("query").is_none());
 }
+
+#[tokio::test]
+async fn a_polled_order_that_breaks_the_order_rules_is_skipped_and_the_next_one_is_broadcast() {
+    let app = world(&[("CAMIONBACK_POLL_SECS", "1")]).await;
+    add_usual_carriers(&app.camionback);
+    let mut phishing = order_json(20, "CMD-2025-20", &iso(1));
+    phishing["ville_depart"] = serde_json::json!("Casablanca evil.ma/paiement");
+    app.camionback.add_order(phishing);
+    let mut absurd = order_json(21, "CMD-2025-21", &iso(1));
+    absurd["prix"] = serde_json::json!(1e20);
+    app.camionback.add_order(absurd);
+    app.camionback
+        .add_order(order_json(22, "CMD-2025-22", &iso(1)));
+    let app = app.start().await;
+
+    assert_eq!(app.wait_for_broadcast(22).await.len(), 3);
+    for skipped in ["20", "21"] {
+        assert!(
+            app.store()
+                .find_order(skipped)
+                .await
+                .expect("query")
+                .is_none(),
+            "order {skipped} breaks the rules: not stored, not sent"
+        );
+    }
+    assert_eq!(app.cloud.received().len(), 3, "only order 22 was sent");
+}

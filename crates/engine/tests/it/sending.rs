@@ -232,7 +232,7 @@ async fn with_an_approved_template_the_order_fields_are_sent_as_its_parameters()
         .add_carrier(1, "Transports Atlas", "0612345601", "valide");
     let mut big = order(321);
     big["prix"] = serde_json::json!(12500.5);
-    app.post_order(big).await;
+    app.post_order(big.clone()).await;
     app.wait_for_broadcast(321).await;
 
     let received = app.cloud.received();
@@ -252,7 +252,7 @@ async fn with_an_approved_template_the_order_fields_are_sent_as_its_parameters()
         [
             "Casablanca",
             "Marrakech",
-            "03/11/2025",
+            relay_test_support::camionback::french_date(&big).as_str(),
             "12 500,50",
             "Palettes",
             "https://camionback.com/commande/321"

@@ -138,6 +138,21 @@ fn an_unknown_placeholder_is_named_and_the_template_file_is_unchanged() {
 }
 
 #[test]
+fn a_template_that_could_exceed_one_whatsapp_message_is_refused_and_nothing_is_written() {
+    let dir = Dir::with_config(HAND_WRITTEN, &[]);
+    let mut edit = set(&[("RELAY_THROTTLE_MS", "900")]);
+    // Each goods description may hold 200 characters: 15 of them cannot fit in 4,096.
+    edit.template = Some("📦 {{type_colis}}\n".repeat(15));
+
+    let errors = refused(dir.save(&edit));
+
+    let message = &errors[edit::TEMPLATE_FIELD];
+    assert!(message.contains("4096"), "{message}");
+    assert_eq!(dir.file(TEMPLATE_FILE), None, "no template written");
+    assert_eq!(dir.file(CONFIG_FILE).as_deref(), Some(HAND_WRITTEN));
+}
+
+#[test]
 fn the_cloud_api_channel_without_its_token_is_refused() {
     let dir = Dir::with_config(HAND_WRITTEN, &[]);
 

@@ -2,16 +2,20 @@
 
 use relay_domain::DeliveryStatus;
 use relay_engine::store::HistoryFilter;
+use relay_test_support::camionback;
 use relay_test_support::signing::{camionback_headers, unix_now};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const EXPECTED_MESSAGE: &str = "🚛 *Nouvelle commande disponible sur CamionBack !*
+/// The spec's message for order 123 as [`order`] publishes it.
+fn expected_message(order: &Value) -> String {
+    format!(
+        "🚛 *Nouvelle commande disponible sur CamionBack !*
 
 📍 Ville de départ : Casablanca
 🎯 Ville d’arrivée : Marrakech
-🗓️ Date souhaitée : 03/11/2025
+🗓️ Date souhaitée : {}
 💰 Prix proposé : 4 500 MAD
 📦 Type de marchandise : Palettes
 
@@ -19,14 +23,18 @@ const EXPECTED_MESSAGE: &str = "🚛 *Nouvelle commande disponible sur CamionBac
 🔗 https://camionback.com/commande/123
 
 Ne laissez pas votre camion revenir à vide !
-🌐 www.camionback.com";
+🌐 www.camionback.com",
+        camionback::french_date(order)
+    )
+}
 
 #[tokio::test]
 async fn a_signed_order_webhook_reaches_every_validated_carrier_with_the_exact_message() {
     let app = spawn_app().await;
     add_usual_carriers(&app.camionback);
 
-    let response = app.post_order(order(123)).await;
+    let posted = order(123);
+    let response = app.post_order(posted.clone()).await;
     assert_eq!(response.status(), 202);
     let answer: Value = response.json().await.expect("json answer");
     assert_eq!(answer["status"], "accepted");
@@ -51,7 +59,7 @@ async fn a_signed_order_webhook_reaches_every_validated_carrier_with_the_exact_m
     for message in &received {
         assert_eq!(message.body["type"], "text");
         assert_eq!(message.body["text"]["preview_url"], true);
-        assert_eq!(message.text(), Some(EXPECTED_MESSAGE));
+        assert_eq!(message.text(), Some(expected_message(&posted).as_str()));
     }
 }
 
@@ -179,7 +187,7 @@ async fn bad_signatures_stale_timestamps_garbage_and_huge_bodies_are_refused() {
     bad_date["date_souhaitee"] = json!("demain");
     let body = body_of(bad_date);
     let headers = camionback_headers(WEBHOOK_SECRET, unix_now(), &body);
-    assert_refused(&app, body, headers.to_vec(), 400, "malformed").await;
+    assert_refused(&app, body, headers.to_vec(), 400, "invalid_order").await;
 
     // Over 64 KiB.
     let mut huge = order(500);
@@ -193,6 +201,19 @@ async fn bad_signatures_stale_timestamps_garbage_and_huge_bodies_are_refused() {
         app.cloud.received().is_empty(),
         "nothing was sent for refused requests"
     );
+}
+
+#[tokio::test]
+async fn timestamps_at_the_ends_of_the_integer_range_are_refused_not_crashed_on() {
+    let app = spawn_app().await;
+    add_usual_carriers(&app.camionback);
+    let body = body_of(order(500));
+    for timestamp in [i64::MIN, i64::MAX, i64::MIN + 1] {
+        let headers = camionback_headers(WEBHOOK_SECRET, timestamp, &body);
+        assert_refused(&app, body.clone(), headers.to_vec(), 401, "bad_signature").await;
+    }
+    // The relay still answers: nothing panicked.
+    assert_eq!(app.post_order(order(501)).await.status(), 202);
 }
 
 #[tokio::test]
@@ -244,4 +265,190 @@ async fn an_order_that_is_not_open_is_recorded_but_not_broadcast() {
     .await;
     assert!(app.deliveries_of(11).await.is_empty());
     assert!(app.cloud.received().is_empty());
+}
+
+/// Posts order 500 changed by `change`, checks it was refused with 400 `invalid_order` and
+/// stored nothing, and returns the error message.
+async fn refused_order(app: &TestApp, change: impl FnOnce(&mut Value)) -> String {
+    let mut bad = order(500);
+    change(&mut bad);
+    let body = body_of(bad);
+    let headers = camionback_headers(WEBHOOK_SECRET, unix_now(), &body);
+    let response = app.post_order_raw(body.clone(), &headers).await;
+    assert_eq!(response.status(), 400);
+    let answer: Value = response.json().await.expect("json error body");
+    assert_eq!(answer["error"]["code"], "invalid_order", "{answer}");
+    assert!(
+        app.store()
+            .find_order("500")
+            .await
+            .expect("query")
+            .is_none(),
+        "a refused order is not stored"
+    );
+    answer["error"]["message"]
+        .as_str()
+        .expect("message")
+        .to_string()
+}
+
+#[tokio::test]
+async fn an_order_that_would_put_a_link_or_a_wall_of_text_in_our_message_is_refused_naming_the_field()
+ {
+    let app = spawn_app().await;
+    add_usual_carriers(&app.camionback);
+
+    for (field, value) in [
+        ("ville_depart", "evil.ma/x"),
+        ("ville_depart", "Casablanca https://camionback-paiement.com"),
+        ("ville_arrivee", "www.camionback-promo.com"),
+        ("type_marchandise", "Palettes, infos sur bit.ly/abc"),
+        ("reference", "wa.me/212600000000"),
+    ] {
+        let message = refused_order(&app, |o| o[field] = json!(value)).await;
+        assert!(
+            message.contains(&format!("« {field} »")) && message.contains("lien"),
+            "{field} = {value}: {message}"
+        );
+    }
+
+    let message = refused_order(&app, |o| o["type_marchandise"] = json!("x".repeat(60_000))).await;
+    assert!(
+        message.contains("type_marchandise") && message.contains("200 au plus"),
+        "{message}"
+    );
+    let message = refused_order(&app, |o| {
+        o["ville_arrivee"] = json!("Marrakech ".repeat(20))
+    })
+    .await;
+    assert!(message.contains("ville_arrivee"), "{message}");
+
+    let message = refused_order(&app, |o| o["prix"] = json!(1e20)).await;
+    assert!(message.contains("prix"), "{message}");
+    let message = refused_order(&app, |o| o["prix"] = json!(0)).await;
+    assert!(message.contains("prix"), "{message}");
+
+    let in_three_years = (chrono::Utc::now().date_naive() + chrono::Days::new(3 * 365))
+        .format("%Y-%m-%d")
+        .to_string();
+    let message = refused_order(&app, |o| o["date_souhaitee"] = json!(in_three_years)).await;
+    assert!(message.contains("date_souhaitee"), "{message}");
+    let message = refused_order(&app, |o| o["date_souhaitee"] = json!("2019-05-01")).await;
+    assert!(message.contains("date_souhaitee"), "{message}");
+
+    app.post_order(order(501)).await;
+    app.wait_for_broadcast(501).await;
+    assert_eq!(
+        app.cloud.received().len(),
+        3,
+        "only the valid order was sent, to the three validated carriers"
+    );
+}
+
+#[tokio::test]
+async fn line_breaks_control_and_bidi_characters_never_reach_the_message() {
+    let app = spawn_app().await;
+    app.camionback
+        .add_carrier(1, "Transports Atlas", "0612345601", "valide");
+    let mut dirty = order(123);
+    dirty["ville_depart"] = json!("Casa\u{0}blanca\u{202E}");
+    dirty["ville_arrivee"] = json!(format!("Marrakech{}", "\n".repeat(10_000)));
+    dirty["type_marchandise"] = json!("Palettes\u{200B}\r\n\r\n2026-01-01T00:00:00Z ERROR faux");
+    dirty["reference"] = json!("CMD-2025-123\nINFO annulée");
+    assert_eq!(app.post_order(dirty.clone()).await.status(), 202);
+    app.wait_for_broadcast(123).await;
+
+    let received = app.cloud.received();
+    let text = received[0].text().expect("a text message");
+    let clean = order(123);
+    assert_eq!(
+        text.lines().count(),
+        expected_message(&clean).lines().count(),
+        "not one line more than the template's: {text}"
+    );
+    assert!(text.contains("📍 Ville de départ : Casablanca\n"), "{text}");
+    assert!(text.contains("🎯 Ville d’arrivée : Marrakech\n"), "{text}");
+    assert!(
+        text.contains("📦 Type de marchandise : Palettes 2026-01-01T00:00:00Z ERROR faux\n"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(['\u{0}', '\u{202E}', '\u{200B}', '\r']),
+        "{text:?}"
+    );
+    let stored = app
+        .store()
+        .find_order("123")
+        .await
+        .expect("query")
+        .expect("stored");
+    assert_eq!(
+        stored.order.reference, "CMD-2025-123 INFO annulée",
+        "one line: it cannot forge a line of the logs"
+    );
+}
+
+#[tokio::test]
+async fn a_customer_cannot_format_our_message_nor_inject_a_placeholder() {
+    let app = spawn_app().await;
+    app.camionback
+        .add_carrier(1, "Transports Atlas", "0612345601", "valide");
+    let mut styled = order(123);
+    styled["ville_depart"] = json!("*GRATUIT* {{lien_commande}}");
+    styled["type_marchandise"] = json!("~4500~ _payez d'abord_ ```x```");
+    assert_eq!(app.post_order(styled).await.status(), 202);
+    app.wait_for_broadcast(123).await;
+
+    let received = app.cloud.received();
+    let text = received[0].text().expect("a text message");
+    assert!(
+        text.contains("📍 Ville de départ : ∗GRATUIT∗ {{lienˍcommande}}\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("📦 Type de marchandise : ∼4500∼ ˍpayez d'abordˍ ˋˋˋxˋˋˋ\n"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("https://").count(),
+        1,
+        "the order's own link is the only one: {text}"
+    );
+    assert_eq!(
+        text.matches('*').count(),
+        2,
+        "only the template's bold title"
+    );
+}
+
+#[tokio::test]
+async fn an_order_whose_status_was_sent_empty_is_recorded_but_not_broadcast() {
+    let app = spawn_app().await;
+    add_usual_carriers(&app.camionback);
+    let mut empty = order(12);
+    empty["statut"] = json!("");
+    assert_eq!(app.post_order(empty).await.status(), 202);
+    let mut absent = order(13);
+    absent.as_object_mut().expect("object").remove("statut");
+    assert_eq!(app.post_order(absent).await.status(), 202);
+
+    assert_eq!(
+        app.wait_for_broadcast(13).await.len(),
+        3,
+        "an order without a status is open"
+    );
+    let stored = eventually(std::time::Duration::from_secs(5), || async {
+        app.store()
+            .get_order(relay_domain::OrderId(12))
+            .await
+            .expect("query")
+            .filter(|o| o.fanned_out_at.is_some())
+    })
+    .await;
+    assert_eq!(stored.order.statut.as_deref(), Some(""));
+    assert!(
+        app.deliveries_of(12).await.is_empty(),
+        "an empty status is not open"
+    );
+    assert_eq!(app.cloud.received().len(), 3);
 }

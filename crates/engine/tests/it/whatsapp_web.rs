@@ -306,7 +306,8 @@ async fn a_broadcast_reaches_each_registered_carrier_once_with_the_exact_text_at
     sim.set_registered(&["212612345601", "212612345602"]);
     let app = linked_app(&sim).await;
 
-    app.post_order(order(123)).await;
+    let posted = order(123);
+    app.post_order(posted.clone()).await;
     let rows = app.wait_for_broadcast(123).await;
     let status =
         |carrier: i64| status_of(rows.iter().find(|r| r.carrier_id == carrier).expect("row"));
@@ -326,17 +327,20 @@ async fn a_broadcast_reaches_each_registered_carrier_once_with_the_exact_text_at
     );
     let expected =
         relay_domain::MessageTemplate::default().render(&relay_domain::TemplateFields::of(
-            &relay_domain::Order::parse(relay_domain::OrderFields {
-                id: 123,
-                reference: "CMD-2025-123".into(),
-                ville_depart: "Casablanca".into(),
-                ville_arrivee: "Marrakech".into(),
-                date_souhaitee: "2025-11-03".into(),
-                prix: 4500.0,
-                type_marchandise: "Palettes".into(),
-                statut: Some("ouverte".into()),
-                created_at: None,
-            })
+            &relay_domain::Order::parse(
+                relay_domain::OrderFields {
+                    id: 123,
+                    reference: "CMD-2025-123".into(),
+                    ville_depart: "Casablanca".into(),
+                    ville_arrivee: "Marrakech".into(),
+                    date_souhaitee: posted["date_souhaitee"].as_str().expect("date").into(),
+                    prix: 4500.0,
+                    type_marchandise: "Palettes".into(),
+                    statut: Some("ouverte".into()),
+                    created_at: None,
+                },
+                relay_engine::clock::today(),
+            )
             .expect("order"),
             "https://camionback.com/commande/",
         ));
