@@ -4,7 +4,9 @@
 
 pub mod camionback;
 pub mod cloud_api;
+pub mod disk;
 pub mod signing;
 
 pub use camionback::FakeCamionBack;
 pub use cloud_api::{FakeCloudApi, Reply};
+pub use disk::FullDisk;

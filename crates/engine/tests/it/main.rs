@@ -5,6 +5,7 @@
 mod carriers;
 mod helpers;
 mod history;
+mod outbox;
 mod polling;
 mod relaunch;
 mod sending;
