@@ -474,6 +474,9 @@ async fn soak() {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let kill_at = 2 + (seed >> 33) as usize % (carriers as usize - 4);
+        // 0 to 90 ms after that message reached the fake: some kills land while Meta holds the
+        // message (40 ms), some between two sends, some while the next one is being claimed.
+        let kill_after = Duration::from_millis((seed >> 17) % 91);
         let deadline = Instant::now() + Duration::from_secs(60);
         while world
             .cloud
@@ -486,6 +489,7 @@ async fn soak() {
         {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
+        tokio::time::sleep(kill_after).await;
         relay.kill_9();
         relay = world.serve().await;
         world.wait_settled(order).await;

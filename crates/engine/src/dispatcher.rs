@@ -259,7 +259,11 @@ impl Dispatcher {
         };
         self.last_order = Some(claim.order());
 
-        if let Some(reason) = self.store.carrier_refusal(claim.carrier()).await? {
+        let refusal = match self.store.carrier_refusal(claim.carrier()).await {
+            Ok(refusal) => refusal,
+            Err(err) => return self.release(&claim, err).await,
+        };
+        if let Some(reason) = refusal {
             tracing::info!(
                 "envoi à {} ({}) annulé : {reason}",
                 claim.carrier_name,
@@ -272,7 +276,11 @@ impl Dispatcher {
             .await?;
             return Ok(Step::Settled);
         }
-        let Some(rendered) = self.render(claim.order()).await? else {
+        let rendered = match self.render(claim.order()).await {
+            Ok(rendered) => rendered,
+            Err(err) => return self.release(&claim, err).await,
+        };
+        let Some(rendered) = rendered else {
             let outcome = final_outcome(
                 DeliveryStatus::Failed,
                 "commande introuvable".to_string(),
@@ -421,6 +429,19 @@ impl Dispatcher {
         Ok(Step::Attempted)
     }
 
+    /// A read failed after the claim, before anything was sent: the delivery goes back to the
+    /// queue without using an attempt, instead of staying `sending` until the next start.
+    async fn release(&self, claim: &Claim, err: StoreError) -> Result<Step, StoreError> {
+        let outcome = Outcome::Retry {
+            reason: format!("envoi reporté : {err}"),
+            code: None,
+            next_attempt_at: now_ms() + 1000,
+            count_attempt: false,
+        };
+        self.record(claim, &outcome).await?;
+        Err(err)
+    }
+
     /// Writes what became of `claim`, until the write lands: see [`Self::write_until_landed`].
     /// The one path every outcome takes, so a later dispatcher with several sends in flight
     /// records each of them the same way.
@@ -510,7 +531,10 @@ impl Dispatcher {
             let step = match self.try_once().await {
                 Ok(step) => step,
                 Err(err) => {
-                    tracing::error!("file d'envoi : {err}");
+                    // A refused write is logged by the alert, at most every 30 s.
+                    if self.health.write_failure().is_none() {
+                        tracing::error!("file d'envoi : {err}");
+                    }
                     Step::Paused(Duration::from_secs(1))
                 }
             };
