@@ -402,6 +402,9 @@ pub struct RelaunchPreview {
     pub route: String,
     /// Carriers that do not have the order yet ("seulement ceux qui ne l'ont pas reçue").
     pub missing: i64,
+    /// Carriers left out of `missing` because they may have it (interrupted or uncertain
+    /// send): included only when staff tick the box.
+    pub doubtful: i64,
     /// Every eligible carrier that has not got it in the queue right now ("tous").
     pub all: i64,
 }
@@ -430,12 +433,12 @@ pub async fn relaunch_preview(
 ) -> Result<RelaunchPreview, UiError> {
     let store = relay.handles().await?.store;
     let order = broadcast_order(&store, order_id).await?;
+    let counts = store.relaunch_counts(order.id).await?;
     Ok(RelaunchPreview {
         order_id,
-        missing: store
-            .relaunch_preview(order.id, RelaunchMode::Missing)
-            .await?,
-        all: store.relaunch_preview(order.id, RelaunchMode::All).await?,
+        missing: counts.missing,
+        doubtful: counts.doubtful,
+        all: counts.all,
         route: format!("{} → {}", order.ville_depart, order.ville_arrivee),
         reference: order.reference,
     })
@@ -445,6 +448,8 @@ pub async fn relaunch_preview(
 #[serde(rename_all = "snake_case")]
 pub enum RelaunchChoice {
     Missing,
+    /// "Seulement ceux qui ne l'ont pas reçue" with the box for the carriers in doubt ticked.
+    MissingAndDoubtful,
     All,
 }
 
@@ -475,6 +480,7 @@ pub async fn relaunch_order(
     };
     let mode = match mode {
         RelaunchChoice::Missing => RelaunchMode::Missing,
+        RelaunchChoice::MissingAndDoubtful => RelaunchMode::MissingAndDoubtful,
         RelaunchChoice::All => RelaunchMode::All,
     };
     let outcome = handles.store.relaunch(order.id, mode, now_ms()).await?;

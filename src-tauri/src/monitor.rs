@@ -1,7 +1,8 @@
 //! Watches the running relay for the shell: every second it reads what is being sent, pushes
 //! it to the webview (`relay:activity`), updates the tray, and raises a notification when a
-//! broadcast finishes, the account stops being able to send (refused token…), or the CamionBack
-//! API has been unreachable for five minutes. A second task follows the WhatsApp Web
+//! broadcast finishes, the account stops being able to send (refused token…), the outbox
+//! cannot record its sends (full disk, locked database), or the CamionBack API has been
+//! unreachable for five minutes. A second task follows the WhatsApp Web
 //! connection (`relay:whatsapp`) and notifies when it drops, is logged out or banned.
 
 use std::collections::{BTreeSet, HashSet};
@@ -11,6 +12,7 @@ use std::time::Duration;
 use relay_domain::OrderId;
 use relay_engine::channel::whatsapp_web::ConnectionState;
 use relay_engine::clock::now_ms;
+use relay_engine::dispatcher::WriteFailure;
 use relay_engine::store::{StateKey, Store, StoreError};
 use tauri::{AppHandle, Emitter};
 use tauri_plugin_notification::NotificationExt;
@@ -168,6 +170,28 @@ pub fn account_pause_notice(
     }
 }
 
+/// What to tell staff when the outbox's alert changes between two looks: once when its writes
+/// start failing (sending stops), once when they land again.
+pub fn outbox_notice(
+    was_failing: bool,
+    now: Option<&WriteFailure>,
+) -> Option<(&'static str, String)> {
+    match (was_failing, now) {
+        (false, Some(failure)) => Some((
+            "Envois arrêtés : base de données",
+            format!(
+                "Le relais ne peut pas enregistrer ses envois ({}) : rien ne part, rien n'est renvoyé deux fois. Libérez de la place sur le disque ou fermez le programme qui bloque la base ; les envois reprennent seuls.",
+                failure.error
+            ),
+        )),
+        (true, None) => Some((
+            "Envois repris",
+            "La base de données enregistre de nouveau les envois.".to_string(),
+        )),
+        _ => None,
+    }
+}
+
 pub async fn run_until_stopped(app: AppHandle, relay: Arc<Relay>) {
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -175,6 +199,7 @@ pub async fn run_until_stopped(app: AppHandle, relay: Arc<Relay>) {
     let mut api = ApiWatch::default();
     let mut last_activity: Option<ActivityView> = None;
     let mut last_status: Option<TrayStatus> = None;
+    let mut outbox_failing = false;
     loop {
         ticks.tick().await;
         let handles = match relay.handles().await {
@@ -196,6 +221,12 @@ pub async fn run_until_stopped(app: AppHandle, relay: Arc<Relay>) {
                 }
             },
         };
+        // Read from memory before anything asks the database, which may be what fails.
+        let failure = handles.outbox.write_failure();
+        if let Some((title, body)) = outbox_notice(outbox_failing, failure.as_ref()) {
+            notify(&app, title, &body);
+        }
+        outbox_failing = failure.is_some();
         let activity = match views::activity(&handles).await {
             Ok(activity) => activity,
             Err(err) => {
@@ -297,7 +328,27 @@ mod tests {
                 connected,
                 description: String::new(),
             }),
+            outbox_write_failing: None,
         }
+    }
+
+    #[test]
+    fn failing_outbox_writes_are_told_once_when_sending_stops_and_once_when_it_resumes() {
+        let failure = WriteFailure {
+            since_ms: 0,
+            attempts: 3,
+            error: "base de données : database or disk is full".into(),
+            waiting_for: Some("Transports Atlas (+2126…01)".into()),
+        };
+        let (title, body) = outbox_notice(false, Some(&failure)).expect("told");
+        assert_eq!(title, "Envois arrêtés : base de données");
+        assert!(body.contains("disk is full"), "{body}");
+        assert_eq!(outbox_notice(true, Some(&failure)), None, "not again");
+        assert_eq!(
+            outbox_notice(true, None).map(|n| n.0),
+            Some("Envois repris")
+        );
+        assert_eq!(outbox_notice(false, None), None);
     }
 
     #[test]

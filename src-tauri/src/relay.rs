@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use relay_engine::carrier_sync::CarrierSync;
 use relay_engine::channel::whatsapp_web::WhatsAppWeb;
+use relay_engine::dispatcher::OutboxHealth;
 use relay_engine::{Engine, Settings, Store};
 use tokio::sync::{Mutex, RwLock};
 
@@ -25,6 +26,8 @@ pub struct Handles {
     pub store: Store,
     pub carriers: CarrierSync,
     pub whatsapp: Option<WhatsAppWeb>,
+    /// Whether the outbox can record its sends (in memory: the database may be failing).
+    pub outbox: OutboxHealth,
 }
 
 /// The phase as the UI sees it.
@@ -170,6 +173,7 @@ impl Relay {
                 store: engine.store().clone(),
                 carriers: engine.carriers().clone(),
                 whatsapp: engine.whatsapp().cloned(),
+                outbox: engine.outbox_health().clone(),
             }),
             Phase::Starting => Err(UiError::starting()),
             Phase::Failed(err) => Err(err.clone()),

@@ -36,6 +36,8 @@ pub enum TrayStatus {
     Disconnected {
         what: &'static str,
     },
+    /// The outbox cannot record its sends (full disk, locked database): sending stopped.
+    StorageFailing,
     /// The engine could not start (bad configuration, data directory in use).
     Failed,
     Stopping,
@@ -43,6 +45,9 @@ pub enum TrayStatus {
 
 impl TrayStatus {
     pub fn of(activity: &ActivityView) -> Self {
+        if activity.outbox_write_failing.is_some() {
+            return Self::StorageFailing;
+        }
         if let Some(whatsapp) = &activity.whatsapp
             && !whatsapp.connected
             && whatsapp.kind != "connecting"
@@ -94,6 +99,7 @@ impl TrayStatus {
             Self::Paused { by_account: false } => "En pause".into(),
             Self::Paused { by_account: true } => "Envois suspendus".into(),
             Self::Disconnected { what } => (*what).into(),
+            Self::StorageFailing => "Envois arrêtés : base de données".into(),
             Self::Failed => "Relais arrêté (erreur)".into(),
             Self::Stopping => "Arrêt…".into(),
         }
@@ -113,7 +119,7 @@ impl TrayStatus {
             Self::Paused { .. } | Self::Stopping => {
                 tauri::include_image!("../icons/tray-paused.png")
             }
-            Self::Disconnected { .. } | Self::Failed => {
+            Self::Disconnected { .. } | Self::StorageFailing | Self::Failed => {
                 tauri::include_image!("../icons/tray-disconnected.png")
             }
         }
@@ -227,6 +233,7 @@ mod tests {
             paused: false,
             account_pause: None,
             whatsapp: None,
+            outbox_write_failing: None,
         }
     }
 
@@ -288,5 +295,11 @@ mod tests {
             description: String::new(),
         });
         assert_eq!(TrayStatus::of(&activity).title(), "En pause");
+        // Sends that cannot be recorded outrank everything: nothing leaves until they are.
+        activity.outbox_write_failing = Some("database or disk is full".into());
+        assert_eq!(
+            TrayStatus::of(&activity).title(),
+            "Envois arrêtés : base de données"
+        );
     }
 }

@@ -80,6 +80,8 @@ pub struct ActivityView {
     pub account_pause: Option<AccountPause>,
     /// `None` with the Cloud API channel.
     pub whatsapp: Option<WhatsAppBrief>,
+    /// Set while the outbox cannot record its sends: sending is stopped, and why.
+    pub outbox_write_failing: Option<String>,
 }
 
 pub async fn activity(handles: &Handles) -> Result<ActivityView, UiError> {
@@ -109,6 +111,7 @@ pub async fn activity(handles: &Handles) -> Result<ActivityView, UiError> {
                 description: state.describe(),
             }
         }),
+        outbox_write_failing: handles.outbox.write_failure().map(|f| f.error),
     })
 }
 

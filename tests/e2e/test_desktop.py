@@ -464,6 +464,8 @@ def run(args, work):
         assert everyone == f"({eligible + 2} transporteurs)", everyone
         assert sentence == f"2 transporteurs vont recevoir la commande {REFERENCE}.", sentence
         assert session.script("return document.querySelector('input[value=missing]').checked;")
+        # Nobody is in doubt (no interrupted or uncertain send): no box to include them.
+        assert session.script("return document.querySelector('#relaunch-doubtful').hidden;")
         checks.ok(f"le dialogue de relance compte {missing[1:-1]} (par défaut) sur {everyone[1:-1]}")
         capture(args.screenshots, "relance")
 

@@ -208,23 +208,54 @@ export function dayRange(fromText, toText) {
   };
 }
 
+/**
+ * The relaunch the dialog's choices ask for: the mode `relaunch_order` takes and how many
+ * carriers it queues. Carriers in doubt (an interrupted or uncertain send: they may have it)
+ * are only in "missing" when staff tick the box for them.
+ */
+export function relaunchChoice(preview, mode, includeDoubtful = false) {
+  if (mode === "all") return { mode: "all", count: preview.all };
+  const doubtful = preview.doubtful ?? 0;
+  if (includeDoubtful && doubtful > 0) {
+    return { mode: "missing_and_doubtful", count: preview.missing + doubtful };
+  }
+  return { mode: "missing", count: preview.missing };
+}
+
+/** The box that adds the carriers in doubt, or null when there are none. */
+export function doubtfulLabel(preview) {
+  const doubtful = preview.doubtful ?? 0;
+  if (doubtful === 0) return null;
+  return doubtful === 1
+    ? "Inclure aussi le transporteur en doute (envoi interrompu ou incertain : il l'a peut-être déjà reçue)"
+    : `Inclure aussi les ${doubtful} transporteurs en doute (envoi interrompu ou incertain : ils l'ont peut-être déjà reçue)`;
+}
+
 /** What the confirmation dialog says the chosen relaunch will do. */
-export function relaunchSentence(preview, mode) {
-  const count = mode === "all" ? preview.all : preview.missing;
+export function relaunchSentence(preview, mode, includeDoubtful = false) {
+  const { count } = relaunchChoice(preview, mode, includeDoubtful);
+  const doubtful = preview.doubtful ?? 0;
+  const leftOut =
+    mode !== "all" && !includeDoubtful && doubtful > 0
+      ? ` ${plural(doubtful, "transporteur en doute", "transporteurs en doute")} ${doubtful === 1 ? "est laissé" : "sont laissés"} de côté.`
+      : "";
   if (count === 0) {
-    return mode === "all"
-      ? "Aucun transporteur validé à qui renvoyer la commande pour l'instant."
+    if (mode === "all") return "Aucun transporteur validé à qui renvoyer la commande pour l'instant.";
+    return leftOut
+      ? `Tous les transporteurs validés l'ont reçue ou l'ont peut-être reçue.${leftOut}`
       : "Tous les transporteurs validés ont déjà reçu cette commande.";
   }
-  return `${plural(count, "transporteur")} ${count === 1 ? "va" : "vont"} recevoir la commande ${preview.reference}.`;
+  return `${plural(count, "transporteur")} ${count === 1 ? "va" : "vont"} recevoir la commande ${preview.reference}.${leftOut}`;
 }
 
 /**
- * The one-line state shown in the sidebar (the tray shows the same): a lost WhatsApp
- * connection first, then a pause, then the broadcast in progress.
+ * The one-line state shown in the sidebar (the tray shows the same): sends that cannot be
+ * recorded first, then a lost WhatsApp connection, then a pause, then the broadcast in progress.
  */
 export function activityStatus(activity) {
   if (!activity) return { tone: "neutral", text: "Démarrage…" };
+  // Sends that cannot be recorded stop everything until they are (as the tray says).
+  if (activity.outbox_write_failing) return { tone: "bad", text: "Envois arrêtés : base de données" };
   const wa = activity.whatsapp;
   if (wa && !wa.connected && wa.kind !== "connecting") {
     const unlinked = ["unlinked", "qr", "qr_expired", "pair_code", "logged_out"].includes(wa.kind);

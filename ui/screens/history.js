@@ -1,6 +1,7 @@
 // Historique: the send history, grouped by order, with filters, sortable columns, keyset
 // pages, "Exporter CSV" (every row of the filters, into the Downloads folder) and
-// "📤 Relancer les transporteurs" (confirmation with the count, "missing" by default).
+// "📤 Relancer les transporteurs" (confirmation with the count, "missing" by default; the
+// carriers in doubt only when their box is ticked).
 // The newest page follows a running broadcast live.
 
 import { call } from "../lib/ipc.js";
@@ -12,7 +13,9 @@ import {
   batchLabel,
   dayRange,
   formatDateTime,
+  doubtfulLabel,
   plural,
+  relaunchChoice,
   relaunchSentence,
   statusLabel,
   statusTone,
@@ -307,7 +310,7 @@ function initDialog() {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (!preview) return;
-    const mode = new FormData(form).get("mode");
+    const { mode } = dialogChoice();
     $("#relaunch-confirm").disabled = true;
     try {
       const outcome = await call("relaunch_order", { orderId: preview.order_id, mode });
@@ -328,11 +331,20 @@ function initDialog() {
   });
 }
 
+/** The dialog's choices: the radio button, and the box for the carriers in doubt. */
+function dialogChoice() {
+  const mode = new FormData($("#relaunch-form")).get("mode");
+  const includeDoubtful = $("#relaunch-include-doubtful").checked;
+  return { ...relaunchChoice(preview, mode, includeDoubtful), radio: mode, includeDoubtful };
+}
+
 function renderSentence() {
   if (!preview) return;
-  const mode = new FormData($("#relaunch-form")).get("mode");
-  $("#relaunch-sentence").textContent = relaunchSentence(preview, mode);
-  $("#relaunch-confirm").disabled = (mode === "all" ? preview.all : preview.missing) === 0;
+  const { count, radio, includeDoubtful } = dialogChoice();
+  // "Tous" already includes them: the box only refines "seulement ceux qui ne l'ont pas reçue".
+  $("#relaunch-include-doubtful").disabled = radio === "all";
+  $("#relaunch-sentence").textContent = relaunchSentence(preview, radio, includeDoubtful);
+  $("#relaunch-confirm").disabled = count === 0;
 }
 
 async function openDialog(orderId) {
@@ -348,6 +360,9 @@ async function openDialog(orderId) {
   $("#relaunch-order").textContent = `${preview.reference} · ${preview.route}`;
   $("#relaunch-count-missing").textContent = `(${plural(preview.missing, "transporteur")})`;
   $("#relaunch-count-all").textContent = `(${plural(preview.all, "transporteur")})`;
+  const doubtful = doubtfulLabel(preview);
+  $("#relaunch-doubtful").hidden = doubtful === null;
+  $("#relaunch-doubtful-label").textContent = doubtful ?? "";
   renderSentence();
   dialog.showModal();
 }

@@ -12,6 +12,8 @@ import {
   groupRows,
   plural,
   progressText,
+  doubtfulLabel,
+  relaunchChoice,
   relaunchSentence,
   secondsLeft,
   statusLabel,
@@ -131,6 +133,26 @@ test("the relaunch dialog says how many carriers the choice reaches", () => {
   assert.match(relaunchSentence({ ...preview, missing: 0 }, "missing"), /déjà reçu/);
 });
 
+test("carriers in doubt are left out of a relaunch unless their box is ticked", () => {
+  const preview = { reference: "CMD-2025-123", missing: 3, doubtful: 2, all: 48 };
+  assert.deepEqual(relaunchChoice(preview, "missing"), { mode: "missing", count: 3 });
+  assert.deepEqual(relaunchChoice(preview, "missing", true), { mode: "missing_and_doubtful", count: 5 });
+  assert.deepEqual(relaunchChoice(preview, "all", true), { mode: "all", count: 48 }, "« tous » has them already");
+  assert.equal(
+    relaunchSentence(preview, "missing"),
+    "3 transporteurs vont recevoir la commande CMD-2025-123. 2 transporteurs en doute sont laissés de côté.",
+  );
+  assert.equal(relaunchSentence(preview, "missing", true), "5 transporteurs vont recevoir la commande CMD-2025-123.");
+  assert.match(doubtfulLabel(preview), /^Inclure aussi les 2 transporteurs en doute \(envoi interrompu ou incertain/);
+  assert.match(doubtfulLabel({ ...preview, doubtful: 1 }), /^Inclure aussi le transporteur en doute/);
+  assert.equal(doubtfulLabel({ ...preview, doubtful: 0 }), null, "no box without carriers in doubt");
+  // Everyone else has it: only the ones in doubt could still be sent to, if asked.
+  const onlyDoubt = { ...preview, missing: 0, doubtful: 1 };
+  assert.equal(relaunchChoice(onlyDoubt, "missing").count, 0);
+  assert.match(relaunchSentence(onlyDoubt, "missing"), /1 transporteur en doute est laissé de côté/);
+  assert.equal(relaunchChoice(onlyDoubt, "missing", true).count, 1);
+});
+
 test("the sidebar status ranks a lost connection over a pause over sending", async () => {
   const { activityStatus } = await import("../lib/format.js");
   const base = { broadcasts: [], paused: false, account_pause: null, whatsapp: null };
@@ -147,4 +169,8 @@ test("the sidebar status ranks a lost connection over a pause over sending", asy
   assert.equal(activityStatus({ ...base, whatsapp: { kind: "qr", connected: false } }).text, "WhatsApp non relié");
   assert.equal(activityStatus(base).text, "En attente de commandes");
   assert.equal(activityStatus(null).text, "Démarrage…");
+  assert.deepEqual(
+    activityStatus({ ...sending, whatsapp: { kind: "reconnecting", connected: false }, outbox_write_failing: "disk is full" }),
+    { tone: "bad", text: "Envois arrêtés : base de données" },
+  );
 });

@@ -34,7 +34,7 @@ enum Command {
         #[arg(long)]
         order: Option<String>,
         /// Statut : queued, sending, sent, delivered, read, failed, invalid_number,
-        /// not_on_whatsapp, skipped, interrupted.
+        /// not_on_whatsapp, skipped, interrupted, uncertain.
         #[arg(long)]
         status: Option<String>,
         /// Nombre de lignes au plus.
@@ -49,9 +49,15 @@ enum Command {
         csv: bool,
     },
     /// Renvoie une commande aux transporteurs validés qui ne l'ont pas reçue (ou à tous).
+    /// Ceux dont l'envoi est en doute (interrompu ou incertain : ils l'ont peut-être reçue)
+    /// sont laissés de côté, sauf avec --include-doubtful.
     Relaunch {
         /// Id ou référence de la commande.
         order: String,
+        /// Inclure aussi les transporteurs en doute (envoi interrompu ou incertain), au risque
+        /// d'un second exemplaire.
+        #[arg(long, conflicts_with = "all")]
+        include_doubtful: bool,
         /// Renvoyer à tous les transporteurs validés, même ceux qui l'ont déjà reçue.
         #[arg(long)]
         all: bool,
@@ -129,9 +135,18 @@ async fn run(cli: Cli) -> Result<()> {
             };
             history(settings, order, status, limit, format).await
         }
-        Command::Relaunch { order, all } => {
+        Command::Relaunch {
+            order,
+            include_doubtful,
+            all,
+        } => {
             let _logs = relay_engine::telemetry::init("warn", None);
-            relaunch(settings, &order, all).await
+            let mode = match (all, include_doubtful) {
+                (true, _) => RelaunchMode::All,
+                (false, true) => RelaunchMode::MissingAndDoubtful,
+                (false, false) => RelaunchMode::Missing,
+            };
+            relaunch(settings, &order, mode).await
         }
         Command::Login { phone } => {
             let _logs = relay_engine::telemetry::init("warn", None);
@@ -275,7 +290,7 @@ async fn history(
     Ok(())
 }
 
-async fn relaunch(settings: Settings, key: &str, all: bool) -> Result<()> {
+async fn relaunch(settings: Settings, key: &str, mode: RelaunchMode) -> Result<()> {
     let store = engine::open_store(&settings).await?;
     let stored = store
         .find_order(key)
@@ -294,11 +309,7 @@ async fn relaunch(settings: Settings, key: &str, all: bool) -> Result<()> {
             eprintln!("attention : {err} — dernière liste de transporteurs utilisée");
         }
     }
-    let mode = if all {
-        RelaunchMode::All
-    } else {
-        RelaunchMode::Missing
-    };
+    let counts = store.relaunch_counts(stored.order.id).await?;
     let outcome = store.relaunch(stored.order.id, mode, now_ms()).await?;
     println!(
         "{} : {} transporteur(s) en file{}{}",
@@ -315,6 +326,19 @@ async fn relaunch(settings: Settings, key: &str, all: bool) -> Result<()> {
             ""
         }
     );
+    if counts.doubtful > 0 {
+        match mode {
+            RelaunchMode::Missing => println!(
+                "{} transporteur(s) en doute (envoi interrompu ou incertain : ils l'ont peut-être déjà reçue) laissé(s) de côté — `--include-doubtful` pour les inclure",
+                counts.doubtful
+            ),
+            RelaunchMode::MissingAndDoubtful => println!(
+                "dont {} transporteur(s) en doute (envoi interrompu ou incertain), inclus à la demande",
+                counts.doubtful
+            ),
+            RelaunchMode::All => {}
+        }
+    }
     Ok(())
 }
 

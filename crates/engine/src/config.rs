@@ -151,6 +151,9 @@ pub struct Settings {
     pub whatsapp_web: WhatsAppWebConfig,
     /// A `sent` delivery with no delivery receipt after this long is shown as unconfirmed.
     pub unconfirmed_after: Duration,
+    /// How the database is opened: not a setting staff change (no key reads it); tests and
+    /// benches shorten the busy timeout or slide a failing disk under it.
+    pub store: crate::store::StoreOptions,
 }
 
 impl Settings {
@@ -229,6 +232,7 @@ impl Settings {
             unconfirmed_after: Duration::from_secs(
                 3600 * values.number("RELAY_UNCONFIRMED_HOURS", 24)?,
             ),
+            store: crate::store::StoreOptions::default(),
             data_dir,
         };
         // The template with the link it will carry: no accepted order may render a message

@@ -1,7 +1,10 @@
 //! The dispatcher: the one sender per WhatsApp account. It takes queued deliveries in turn
 //! across orders, keeps at least the throttle between two sends, records every outcome, and
 //! retries what is worth retrying. A delivery is `sending` in the database before the channel
-//! hears of it, which is what makes a crash safe (see `Store::interrupt_in_flight`).
+//! hears of it, which is what makes a crash safe (see `Store::interrupt_in_flight`). An
+//! outcome the database refuses is written again until it lands, with nothing else sent
+//! meanwhile and the alert up ([`OutboxHealth`]); a send that may have reached the provider
+//! is recorded `uncertain` and never retried.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,13 +15,13 @@ use rand::Rng;
 use relay_domain::{
     DeliveryStatus, MessageTemplate, OrderId, PhoneNumber, TemplateFields, mask_phone,
 };
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Channel, OutgoingMessage, SendError};
 use crate::clock::now_ms;
-use crate::store::{Claim, StateKey, Store, StoreError};
+use crate::store::{Claim, Outcome, StateKey, Store, StoreError};
 
 /// Attempts per delivery for transient errors, the first one included.
 pub const MAX_ATTEMPTS: i64 = 3;
@@ -27,6 +30,118 @@ pub const MAX_ATTEMPTS: i64 = 3;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Bounds on a `Retry-After` we honour.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
+/// The dispatcher's own limit on a send is the channel's timeout plus this: the channel's
+/// fires first, knowing whether the request was written.
+pub const OUTER_TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
+/// An outcome write that failed is tried again after this, then twice as long each time...
+const WRITE_RETRY_FIRST: Duration = Duration::from_millis(50);
+/// ...up to this.
+const WRITE_RETRY_MAX: Duration = Duration::from_secs(5);
+/// After a stop is asked, how long an outcome write that keeps failing is still tried before
+/// the relay gives up on it and exits (the row is then `interrupted` at the next start).
+/// Short enough for SIGTERM, "Quitter" and a settings restart to end; long enough for a lock
+/// held by a backup or a `sqlite3` shell to be released.
+pub const OUTCOME_WRITE_GRACE_AFTER_STOP: Duration = Duration::from_secs(10);
+/// While outcomes cannot be written, the error is logged again this often.
+const WRITE_FAILURE_LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// Why sending stopped: a write of the outbox (an outcome, a planned message id, a claim)
+/// fails. Held in memory, since the database may be what fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteFailure {
+    /// Unix ms of the first failure.
+    pub since_ms: i64,
+    /// Failed writes so far.
+    pub attempts: u32,
+    /// The last error.
+    pub error: String,
+    /// Whose outcome waits to be written: carrier name and masked number (none for a claim).
+    pub waiting_for: Option<String>,
+}
+
+/// The outbox's alert: whether its writes fail right now. Shared by the dispatcher (which
+/// raises and clears it), the HTTP server (`/healthz`, `/metrics`) and the desktop shell.
+#[derive(Clone)]
+pub struct OutboxHealth {
+    state: Arc<watch::Sender<Option<WriteFailure>>>,
+    last_logged: Arc<std::sync::Mutex<Option<Instant>>>,
+}
+
+impl Default for OutboxHealth {
+    fn default() -> Self {
+        Self {
+            state: Arc::new(watch::Sender::new(None)),
+            last_logged: Arc::default(),
+        }
+    }
+}
+
+impl OutboxHealth {
+    /// The failure under way, if any.
+    pub fn write_failure(&self) -> Option<WriteFailure> {
+        self.state.borrow().clone()
+    }
+
+    /// Follows the alert as it is raised and cleared.
+    pub fn subscribe(&self) -> watch::Receiver<Option<WriteFailure>> {
+        self.state.subscribe()
+    }
+
+    fn failed(&self, err: &StoreError, claim: Option<&Claim>) {
+        let waiting_for = claim.map(|c| format!("{} ({})", c.carrier_name, mask_phone(&c.phone)));
+        let mut first = false;
+        self.state.send_modify(|state| match state {
+            Some(failure) => {
+                failure.attempts = failure.attempts.saturating_add(1);
+                failure.error = err.to_string();
+                failure.waiting_for = waiting_for.clone();
+            }
+            None => {
+                first = true;
+                *state = Some(WriteFailure {
+                    since_ms: now_ms(),
+                    attempts: 1,
+                    error: err.to_string(),
+                    waiting_for: waiting_for.clone(),
+                });
+            }
+        });
+        let mut last = self
+            .last_logged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if first || last.is_none_or(|at| at.elapsed() >= WRITE_FAILURE_LOG_EVERY) {
+            *last = Some(Instant::now());
+            match &waiting_for {
+                Some(who) => tracing::error!(
+                    "⛔ envois arrêtés : le résultat de l'envoi à {who} ne peut pas être enregistré ({err}) ; nouvel essai en boucle, le message n'est pas renvoyé"
+                ),
+                None => tracing::error!(
+                    "⛔ envois arrêtés : la base de données refuse les écritures ({err}) ; nouvel essai dans un instant"
+                ),
+            }
+        }
+    }
+
+    fn recovered(&self) {
+        let mut cleared = None;
+        self.state.send_if_modified(|state| {
+            cleared = state.take();
+            cleared.is_some()
+        });
+        if let Some(failure) = cleared {
+            *self
+                .last_logged
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            tracing::warn!(
+                "écritures de la file d'envoi rétablies après {} échec(s) en {} s : envois repris",
+                failure.attempts,
+                (now_ms() - failure.since_ms).max(0) / 1000
+            );
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct DispatchSettings {
@@ -64,6 +179,9 @@ pub struct Dispatcher {
     settings: DispatchSettings,
     /// Rung when deliveries are queued.
     wake: Arc<Notify>,
+    health: OutboxHealth,
+    /// Cancelled when the relay stops: bounds how long an outcome write is retried.
+    stop: CancellationToken,
     /// The order served last: the next claim starts after it (round robin).
     last_order: Option<OrderId>,
     rendered: HashMap<OrderId, Arc<Rendered>>,
@@ -77,12 +195,15 @@ impl Dispatcher {
         channel: Arc<dyn Channel>,
         settings: DispatchSettings,
         wake: Arc<Notify>,
+        health: OutboxHealth,
     ) -> Self {
         Self {
             store,
             channel,
             settings,
             wake,
+            health,
+            stop: CancellationToken::new(),
             last_order: None,
             rendered: HashMap::new(),
             paused: false,
@@ -115,7 +236,20 @@ impl Dispatcher {
         // The claim itself claims nothing while staff paused sending (the pause may come from
         // another process on this database, the CLI next to `serve`); only when it found
         // nothing is the pause asked about, so a send costs no extra query.
-        let Some(claim) = self.store.claim_next(self.last_order, now_ms()).await? else {
+        let claimed = self.store.claim_next(self.last_order, now_ms()).await;
+        let claim = match claimed {
+            Ok(claim) => {
+                self.health.recovered();
+                claim
+            }
+            Err(err) => {
+                // Nothing was sent: the claim is tried again after a pause, and meanwhile the
+                // alert says why nothing leaves.
+                self.health.failed(&err, None);
+                return Err(err);
+            }
+        };
+        let Some(claim) = claim else {
             if self.store.paused_by_staff_since().await?.is_some() {
                 return Ok(Step::Held);
             }
@@ -125,41 +259,41 @@ impl Dispatcher {
         };
         self.last_order = Some(claim.order());
 
-        if let Some(reason) = self.store.carrier_refusal(claim.carrier()).await? {
+        let refusal = match self.store.carrier_refusal(claim.carrier()).await {
+            Ok(refusal) => refusal,
+            Err(err) => return self.release(&claim, err).await,
+        };
+        if let Some(reason) = refusal {
             tracing::info!(
                 "envoi à {} ({}) annulé : {reason}",
                 claim.carrier_name,
                 mask_phone(&claim.phone)
             );
-            self.store
-                .mark_final(claim.id, DeliveryStatus::Skipped, &reason, None, now_ms())
-                .await?;
+            self.record(
+                &claim,
+                &final_outcome(DeliveryStatus::Skipped, reason, None),
+            )
+            .await?;
             return Ok(Step::Settled);
         }
-        let Some(rendered) = self.render(claim.order()).await? else {
-            self.store
-                .mark_final(
-                    claim.id,
-                    DeliveryStatus::Failed,
-                    "commande introuvable",
-                    None,
-                    now_ms(),
-                )
-                .await?;
+        let rendered = match self.render(claim.order()).await {
+            Ok(rendered) => rendered,
+            Err(err) => return self.release(&claim, err).await,
+        };
+        let Some(rendered) = rendered else {
+            let outcome = final_outcome(
+                DeliveryStatus::Failed,
+                "commande introuvable".to_string(),
+                None,
+            );
+            self.record(&claim, &outcome).await?;
             return Ok(Step::Settled);
         };
         let phone = match PhoneNumber::parse(&claim.phone) {
             Ok(phone) => phone,
             Err(err) => {
-                self.store
-                    .mark_final(
-                        claim.id,
-                        DeliveryStatus::InvalidNumber,
-                        &err.to_string(),
-                        None,
-                        now_ms(),
-                    )
-                    .await?;
+                let outcome = final_outcome(DeliveryStatus::InvalidNumber, err.to_string(), None);
+                self.record(&claim, &outcome).await?;
                 log_failure(&claim, &rendered.reference, &err.to_string());
                 return Ok(Step::Settled);
             }
@@ -171,7 +305,12 @@ impl Dispatcher {
             None => {
                 let planned = self.channel.plan_message_id();
                 if let Some(message_id) = planned.as_deref() {
-                    self.store.plan_message_id(claim.id, message_id).await?;
+                    // Stored before the send, or there is no send: a receipt must be able to
+                    // find the delivery whatever happens next.
+                    self.write_until_landed(&claim, || {
+                        self.store.plan_message_id(claim.id, message_id)
+                    })
+                    .await?;
                 }
                 planned
             }
@@ -183,28 +322,26 @@ impl Dispatcher {
             text: &rendered.text,
             fields: &rendered.fields,
         };
-        let outcome = match tokio::time::timeout(
-            self.settings.send_timeout,
-            self.channel.send(message),
-        )
-        .await
-        {
+        // The channel's own timeout knows what was written and fires first; this one only
+        // catches a channel that hangs, and by then the message may have left.
+        let outer_timeout = self.settings.send_timeout + OUTER_TIMEOUT_MARGIN;
+        let outcome = match tokio::time::timeout(outer_timeout, self.channel.send(message)).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(SendError::Transient {
+            Err(_) => Err(SendError::Uncertain {
                 reason: format!(
-                    "pas de réponse après {} s",
-                    self.settings.send_timeout.as_secs()
+                    "pas de réponse du canal après {} s : le message est peut-être parti, il n'est pas renvoyé",
+                    outer_timeout.as_secs()
                 ),
-                code: None,
-                retry_after: None,
+                message_id: None,
             }),
         };
         let now = now_ms();
         match outcome {
             Ok(accepted) => {
-                self.store
-                    .mark_sent(claim.id, accepted.message_id.as_deref(), now)
-                    .await?;
+                let outcome = Outcome::Sent {
+                    message_id: accepted.message_id.or(planned),
+                };
+                self.record(&claim, &outcome).await?;
                 if self.paused {
                     self.paused = false;
                     self.store.clear_state(StateKey::SendingPaused).await?;
@@ -218,14 +355,11 @@ impl Dispatcher {
                 );
             }
             Err(SendError::Uncertain { reason, message_id }) => {
-                self.store
-                    .mark_uncertain(
-                        claim.id,
-                        &reason,
-                        message_id.as_deref().or(planned.as_deref()),
-                        now,
-                    )
-                    .await?;
+                let outcome = Outcome::Uncertain {
+                    reason: reason.clone(),
+                    message_id: message_id.or(planned),
+                };
+                self.record(&claim, &outcome).await?;
                 tracing::warn!(
                     "envoi à {} ({}) pour commande {} incertain, non renvoyé : {reason}",
                     claim.carrier_name,
@@ -238,8 +372,7 @@ impl Dispatcher {
                 reason,
                 code,
             }) => {
-                self.store
-                    .mark_final(claim.id, status, &reason, code.as_deref(), now)
+                self.record(&claim, &final_outcome(status, reason.clone(), code))
                     .await?;
                 log_failure(&claim, &rendered.reference, &reason);
             }
@@ -250,28 +383,18 @@ impl Dispatcher {
             }) => {
                 if claim.attempts >= MAX_ATTEMPTS {
                     let reason = format!("{reason} (après {} tentatives)", claim.attempts);
-                    self.store
-                        .mark_final(
-                            claim.id,
-                            DeliveryStatus::Failed,
-                            &reason,
-                            code.as_deref(),
-                            now,
-                        )
-                        .await?;
+                    let outcome = final_outcome(DeliveryStatus::Failed, reason.clone(), code);
+                    self.record(&claim, &outcome).await?;
                     log_failure(&claim, &rendered.reference, &reason);
                 } else {
                     let delay = retry_delay(claim.attempts, retry_after);
-                    self.store
-                        .reschedule(
-                            claim.id,
-                            &reason,
-                            code.as_deref(),
-                            now + millis(delay),
-                            true,
-                            now,
-                        )
-                        .await?;
+                    let outcome = Outcome::Retry {
+                        reason: reason.clone(),
+                        code,
+                        next_attempt_at: now + millis(delay),
+                        count_attempt: true,
+                    };
+                    self.record(&claim, &outcome).await?;
                     tracing::warn!(
                         "envoi à {} ({}) pour commande {} à réessayer dans {} s : {reason}",
                         claim.carrier_name,
@@ -285,16 +408,13 @@ impl Dispatcher {
                 reason,
                 retry_after,
             }) => {
-                self.store
-                    .reschedule(
-                        claim.id,
-                        &reason,
-                        None,
-                        now + millis(retry_after),
-                        false,
-                        now,
-                    )
-                    .await?;
+                let outcome = Outcome::Retry {
+                    reason: reason.clone(),
+                    code: None,
+                    next_attempt_at: now + millis(retry_after),
+                    count_attempt: false,
+                };
+                self.record(&claim, &outcome).await?;
                 tracing::error!("envois suspendus {} s : {reason}", retry_after.as_secs());
                 self.paused = true;
                 self.store
@@ -309,8 +429,88 @@ impl Dispatcher {
         Ok(Step::Attempted)
     }
 
-    /// Runs until `cancel`; a send in flight is always finished and recorded first.
+    /// A read failed after the claim, before anything was sent: the delivery goes back to the
+    /// queue without using an attempt, instead of staying `sending` until the next start.
+    async fn release(&self, claim: &Claim, err: StoreError) -> Result<Step, StoreError> {
+        let outcome = Outcome::Retry {
+            reason: format!("envoi reporté : {err}"),
+            code: None,
+            next_attempt_at: now_ms() + 1000,
+            count_attempt: false,
+        };
+        self.record(claim, &outcome).await?;
+        Err(err)
+    }
+
+    /// Writes what became of `claim`, until the write lands: see [`Self::write_until_landed`].
+    /// The one path every outcome takes, so a later dispatcher with several sends in flight
+    /// records each of them the same way.
+    pub async fn record(&self, claim: &Claim, outcome: &Outcome) -> Result<(), StoreError> {
+        self.write_until_landed(claim, || {
+            self.store.record_outcome(claim.id, outcome, now_ms())
+        })
+        .await
+    }
+
+    /// Runs `write` (about `claim`, whose message may have left) until it succeeds. Meanwhile
+    /// nothing else is claimed or sent, the alert is up ([`OutboxHealth`]: `/healthz`,
+    /// `/metrics`, the desktop's notification) and each failure is logged; the message is
+    /// never sent again. After a stop is asked, it keeps trying for
+    /// [`OUTCOME_WRITE_GRACE_AFTER_STOP`], then gives up so the process can end: the row stays
+    /// `sending` and the next start marks it `interrupted`, its planned message id (stored
+    /// before the send) or its delivery id (which the Cloud API's reports echo) left for a
+    /// report to settle it.
+    async fn write_until_landed<F, Fut>(
+        &self,
+        claim: &Claim,
+        mut write: F,
+    ) -> Result<(), StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), StoreError>>,
+    {
+        let mut wait = WRITE_RETRY_FIRST;
+        let mut give_up_at: Option<Instant> = None;
+        loop {
+            let err = match write().await {
+                Ok(()) => {
+                    self.health.recovered();
+                    return Ok(());
+                }
+                Err(err) => err,
+            };
+            self.health.failed(&err, Some(claim));
+            if self.stop.is_cancelled() {
+                let deadline = *give_up_at
+                    .get_or_insert_with(|| Instant::now() + OUTCOME_WRITE_GRACE_AFTER_STOP);
+                if Instant::now() >= deadline {
+                    tracing::error!(
+                        "arrêt : le résultat de l'envoi à {} ({}) n'a pas pu être enregistré en {} s ({err}) ; la livraison sera marquée « interrupted » au prochain démarrage, jamais renvoyée automatiquement",
+                        claim.carrier_name,
+                        mask_phone(&claim.phone),
+                        OUTCOME_WRITE_GRACE_AFTER_STOP.as_secs()
+                    );
+                    return Err(err);
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                // A stop starts the grace period at once instead of after this wait.
+                _ = self.stop.cancelled(), if give_up_at.is_none() => {}
+            }
+            wait = (wait * 2).min(WRITE_RETRY_MAX);
+        }
+    }
+
+    /// The alert raised while outcomes cannot be written.
+    pub fn health(&self) -> &OutboxHealth {
+        &self.health
+    }
+
+    /// Runs until `cancel`; a send in flight is always finished and recorded first (within
+    /// [`OUTCOME_WRITE_GRACE_AFTER_STOP`] when the database refuses the write).
     pub async fn run_until_stopped(mut self, cancel: CancellationToken) {
+        self.stop = cancel.clone();
         let mut next_send_at = Instant::now();
         loop {
             // A timer that is already due still costs a timer tick (about 1 ms): skip it.
@@ -331,7 +531,10 @@ impl Dispatcher {
             let step = match self.try_once().await {
                 Ok(step) => step,
                 Err(err) => {
-                    tracing::error!("file d'envoi : {err}");
+                    // A refused write is logged by the alert, at most every 30 s.
+                    if self.health.write_failure().is_none() {
+                        tracing::error!("file d'envoi : {err}");
+                    }
                     Step::Paused(Duration::from_secs(1))
                 }
             };
@@ -390,6 +593,14 @@ pub fn retry_delay(attempt: i64, retry_after: Option<Duration>) -> Duration {
         .build()
         .nth(usize::try_from(attempt.max(1) - 1).unwrap_or(0))
         .unwrap_or(Duration::from_secs(300))
+}
+
+fn final_outcome(status: DeliveryStatus, reason: String, code: Option<String>) -> Outcome {
+    Outcome::Final {
+        status,
+        reason,
+        code,
+    }
 }
 
 fn millis(duration: Duration) -> i64 {

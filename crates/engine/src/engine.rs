@@ -17,7 +17,7 @@ use crate::channel::cloud_api::{CloudApi, CloudApiConfigError};
 use crate::channel::whatsapp_web::{WhatsAppWeb, WhatsAppWebError, WhatsAppWebSettings};
 use crate::clock::now_ms;
 use crate::config::{ChannelKind, Settings};
-use crate::dispatcher::{self, Dispatcher};
+use crate::dispatcher::{self, Dispatcher, OutboxHealth};
 use crate::http::{self, HttpState};
 use crate::intake::poller::Poller;
 use crate::lock::{InstanceLock, LockError};
@@ -51,6 +51,7 @@ pub struct Engine {
     addr: SocketAddr,
     carriers: CarrierSync,
     dispatcher_wake: Arc<Notify>,
+    outbox_health: OutboxHealth,
     whatsapp: Option<WhatsAppWeb>,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -60,7 +61,7 @@ pub struct Engine {
 /// Opens the database of `settings` (creating and migrating it) without starting anything:
 /// what the CLI's read and relaunch commands need.
 pub async fn open_store(settings: &Settings) -> Result<Store, StoreError> {
-    Store::open(&settings.database_path()).await
+    Store::open_with(&settings.database_path(), &settings.store).await
 }
 
 /// The CamionBack API client, when its URL is set.
@@ -136,9 +137,11 @@ impl Engine {
         let interrupted = store.interrupt_in_flight(now_ms()).await?;
         if interrupted > 0 {
             tracing::warn!(
-                "{interrupted} envoi(s) interrompu(s) par un arrêt brutal : marqués « interrupted », non renvoyés"
+                "{interrupted} envoi(s) interrompu(s) avant d'avoir été enregistré(s) : marqués « interrupted », non renvoyés"
             );
         }
+        store.prune_early_reports(now_ms()).await?;
+        let outbox_health = OutboxHealth::default();
 
         let mut whatsapp = None;
         let channel: Arc<dyn Channel> = match (choice, cloud_api) {
@@ -192,6 +195,7 @@ impl Engine {
             new_order: broadcaster.new_order.clone(),
             channel: channel.name(),
             whatsapp: whatsapp.as_ref().map(WhatsAppWeb::state),
+            outbox: outbox_health.clone(),
         };
         let server_cancel = cancel.child_token();
         tracker.spawn(async move {
@@ -237,6 +241,7 @@ impl Engine {
                 link_base: settings.order_link_base.clone(),
             },
             dispatcher_wake.clone(),
+            outbox_health.clone(),
         );
         tracker.spawn(dispatcher.run_until_stopped(cancel.child_token()));
         tracker.close();
@@ -251,6 +256,7 @@ impl Engine {
             addr,
             carriers,
             dispatcher_wake,
+            outbox_health,
             whatsapp,
             cancel,
             tracker,
@@ -274,6 +280,12 @@ impl Engine {
     /// The WhatsApp Web connection, when that is the channel: its state stream and commands.
     pub fn whatsapp(&self) -> Option<&WhatsAppWeb> {
         self.whatsapp.as_ref()
+    }
+
+    /// Whether the outbox can record what it sends: the alert raised while its database
+    /// refuses writes (sending is stopped meanwhile).
+    pub fn outbox_health(&self) -> &OutboxHealth {
+        &self.outbox_health
     }
 
     /// Tells the dispatcher new deliveries are queued (a relaunch from this process).

@@ -15,6 +15,7 @@ use serde_json::json;
 use tokio::sync::{Notify, watch};
 
 use crate::channel::whatsapp_web::ConnectionState;
+use crate::dispatcher::{OutboxHealth, WriteFailure};
 
 use crate::channel::cloud_api::webhook as cloud_webhook;
 use crate::intake::webhook as order_webhook;
@@ -30,6 +31,8 @@ pub struct HttpState {
     pub channel: &'static str,
     /// The WhatsApp Web connection, when that is the channel.
     pub whatsapp: Option<watch::Receiver<ConnectionState>>,
+    /// Whether the outbox can record its outcomes (in memory: the database may be failing).
+    pub outbox: OutboxHealth,
 }
 
 /// An error answer: `{"error": {"code": "...", "message": "..."}}`, so callers branch on a
@@ -79,6 +82,7 @@ async fn healthz(State(state): State<HttpState>) -> Response {
         let held = state.store.paused_by_staff_since().await?;
         Ok::<_, StoreError>((depth, paused, held))
     };
+    let write_failure = state.outbox.write_failure();
     match checked.await {
         Ok((depth, paused, held)) => {
             // Stored as "<until ms> <reason>": the reason says what to fix, and holds no secret.
@@ -86,15 +90,26 @@ async fn healthz(State(state): State<HttpState>) -> Response {
                 Some((_, reason)) => reason.to_string(),
                 None => p,
             });
-            Json(json!({
-                "status": "ok",
-                "channel": state.channel,
-                "queue_depth": depth,
-                "sending_paused": paused,
-                "paused_by_staff_since_ms": held,
-                "whatsapp": state.whatsapp.as_ref().map(|w| w.borrow().describe()),
-            }))
-            .into_response()
+            // A relay that cannot record its sends is not healthy, whatever else holds:
+            // monitors see a 503 and the reason.
+            let code = if write_failure.is_some() {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::OK
+            };
+            (
+                code,
+                Json(json!({
+                    "status": if write_failure.is_some() { "outbox_write_failing" } else { "ok" },
+                    "channel": state.channel,
+                    "queue_depth": depth,
+                    "sending_paused": paused,
+                    "paused_by_staff_since_ms": held,
+                    "whatsapp": state.whatsapp.as_ref().map(|w| w.borrow().describe()),
+                    "outbox_write_failing": write_failure.as_ref().map(write_failure_json),
+                })),
+            )
+                .into_response()
         }
         Err(err) => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -105,9 +120,19 @@ async fn healthz(State(state): State<HttpState>) -> Response {
     }
 }
 
+fn write_failure_json(failure: &WriteFailure) -> serde_json::Value {
+    json!({
+        "since_ms": failure.since_ms,
+        "attempts": failure.attempts,
+        "error": failure.error,
+        "waiting_for": failure.waiting_for,
+    })
+}
+
 async fn metrics(State(state): State<HttpState>) -> Response {
     let whatsapp = state.whatsapp.as_ref().map(|w| w.borrow().clone());
-    match render_metrics(&state.store, whatsapp.as_ref()).await {
+    let write_failure = state.outbox.write_failure();
+    match render_metrics(&state.store, whatsapp.as_ref(), write_failure.as_ref()).await {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,
@@ -130,9 +155,20 @@ async fn metrics(State(state): State<HttpState>) -> Response {
 async fn render_metrics(
     store: &Store,
     whatsapp: Option<&ConnectionState>,
+    write_failure: Option<&WriteFailure>,
 ) -> Result<String, StoreError> {
     let counts = store.status_counts().await?;
     let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP relay_outbox_write_failing 1 while the outbox cannot record its sends (sending stopped)."
+    );
+    let _ = writeln!(out, "# TYPE relay_outbox_write_failing gauge");
+    let _ = writeln!(
+        out,
+        "relay_outbox_write_failing {}",
+        u8::from(write_failure.is_some())
+    );
     let _ = writeln!(
         out,
         "# HELP relay_deliveries Deliveries by status (all orders)."

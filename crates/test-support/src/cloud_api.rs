@@ -1,6 +1,9 @@
 //! A fake WhatsApp Cloud API: `POST /{version}/{phone-number-id}/messages` with a bearer token.
 //! It records every message with the instant it arrived (to measure the throttle) and answers
-//! per recipient from a script (Meta's documented error bodies), accepting by default.
+//! per recipient from a script (Meta's documented error bodies), accepting by default. It also
+//! writes the status notifications Meta would post for the messages it took
+//! ([`FakeCloudApi::status_notification`]), echoing each send's `biz_opaque_callback_data` as
+//! Meta does.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +29,12 @@ pub enum Reply {
     },
     /// A bare HTTP status with a non-JSON body.
     Http(u16),
+    /// Takes the message (it will be delivered, its statuses will come) but answers only after
+    /// this long: past the relay's timeout, the answer is lost on the way.
+    AcceptLate(Duration),
+    /// Takes the message, then answers 200 with a body that is not Meta's JSON (a proxy's
+    /// page, a cut connection): the relay cannot know the id.
+    AcceptGarbled,
 }
 
 impl Reply {
@@ -101,8 +110,12 @@ impl Respond for Messages {
             .get_mut(&to)
             .and_then(VecDeque::pop_front)
             .unwrap_or(Reply::Accept);
+        let mut delay = self.delay;
         let (template, message_id, status) = match reply {
-            Reply::Accept => {
+            Reply::Accept | Reply::AcceptLate(_) => {
+                if let Reply::AcceptLate(late) = reply {
+                    delay = late;
+                }
                 let id = format!("wamid.TEST{}", self.ids.fetch_add(1, Ordering::SeqCst));
                 (
                     ResponseTemplate::new(200).set_body_json(json!({
@@ -110,6 +123,16 @@ impl Respond for Messages {
                         "contacts": [{ "input": to, "wa_id": to }],
                         "messages": [{ "id": id }],
                     })),
+                    Some(id),
+                    200,
+                )
+            }
+            Reply::AcceptGarbled => {
+                let id = format!("wamid.TEST{}", self.ids.fetch_add(1, Ordering::SeqCst));
+                (
+                    ResponseTemplate::new(200)
+                        .insert_header("content-type", "text/html")
+                        .set_body_string("<html><body>Bad gateway</b"),
                     Some(id),
                     200,
                 )
@@ -142,10 +165,10 @@ impl Respond for Messages {
             message_id,
         });
         // Even a zero delay goes through a timer tick: only ask for one when wanted.
-        if self.delay.is_zero() {
+        if delay.is_zero() {
             template
         } else {
-            template.set_delay(self.delay)
+            template.set_delay(delay)
         }
     }
 }
@@ -157,7 +180,20 @@ impl FakeCloudApi {
 
     /// Every answer takes `delay`: a slow network, or a window for a crash in mid-send.
     pub async fn start_with_delay(delay: Duration) -> Self {
-        let server = MockServer::start().await;
+        Self::serve(MockServer::start().await, delay).await
+    }
+
+    /// Serves on `listener`: a port the relay was pointed at while nothing listened there
+    /// (connection refused) starts answering.
+    pub async fn start_on(listener: std::net::TcpListener) -> Self {
+        Self::serve(
+            MockServer::builder().listener(listener).start().await,
+            Duration::ZERO,
+        )
+        .await
+    }
+
+    async fn serve(server: MockServer, delay: Duration) -> Self {
         let state = Arc::new(Mutex::new(State::default()));
         Mock::given(method("POST"))
             .respond_with(Messages {
@@ -197,5 +233,39 @@ impl FakeCloudApi {
 
     pub fn rejected_auth(&self) -> usize {
         self.state.lock().expect("fake state").rejected_auth
+    }
+
+    /// The notification Meta posts to the subscribed webhook when the messages it took change
+    /// status (`sent`, `delivered`, `read`, `failed`): each status names the message id and the
+    /// recipient and, as Meta's documentation says, echoes the `biz_opaque_callback_data` the
+    /// send carried (absent when the send had none). Sign it with the app secret to post it.
+    pub fn status_notification(&self, statuses: &[(&Received, &str)]) -> Value {
+        let statuses: Vec<Value> = statuses
+            .iter()
+            .map(|(received, status)| {
+                let mut item = json!({
+                    "id": received.message_id.as_deref().expect("a message the fake took"),
+                    "status": status,
+                    "timestamp": "1700000000",
+                    "recipient_id": received.to,
+                });
+                if let Some(tag) = received.body.get("biz_opaque_callback_data") {
+                    item["biz_opaque_callback_data"] = tag.clone();
+                }
+                if *status == "failed" {
+                    item["errors"] = json!([{ "code": 131026, "title": "Message undeliverable",
+                                              "message": "Message undeliverable" }]);
+                }
+                item
+            })
+            .collect();
+        json!({
+            "object": "whatsapp_business_account",
+            "entry": [{ "id": "WABA", "changes": [{ "field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": { "display_phone_number": "212600000000",
+                              "phone_number_id": PHONE_NUMBER_ID },
+                "statuses": statuses } }] }]
+        })
     }
 }

@@ -1,10 +1,13 @@
 //! Fakes of the services the relay talks to, served on 127.0.0.1 inside the tests: the
 //! CamionBack API and the WhatsApp Cloud API, each following its documented HTTP contract and
-//! recording what it received. Independent of the engine, so they test it from outside.
+//! recording what it received. Independent of the engine, so they test it from outside. And a
+//! disk that fills up on demand under the relay's SQLite ([`disk`]).
 
 pub mod camionback;
 pub mod cloud_api;
+pub mod disk;
 pub mod signing;
 
 pub use camionback::FakeCamionBack;
 pub use cloud_api::{FakeCloudApi, Reply};
+pub use disk::FullDisk;

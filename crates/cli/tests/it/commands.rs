@@ -95,6 +95,65 @@ async fn history_json_lists_every_delivery_with_its_fields() {
 }
 
 #[tokio::test]
+async fn relaunch_leaves_out_carriers_in_doubt_says_how_many_and_includes_them_when_asked() {
+    let world = World::new(Duration::ZERO).await;
+    add_carriers(&world.camionback, 3);
+    // Meta takes carrier 1's message but answers after the relay's 1 s timeout: uncertain.
+    world.cloud.script(
+        "212612345601",
+        vec![Reply::AcceptLate(Duration::from_secs(3))],
+    );
+    world.cloud.script(
+        "212612345602",
+        vec![Reply::meta(400, 131026, "Message undeliverable")],
+    );
+    let relay = world.serve(&[("RELAY_SEND_TIMEOUT_SECS", "1")]).await;
+    assert_eq!(world.post_order(order(9)).await, 202);
+    eventually(Duration::from_secs(15), || {
+        let mut s = statuses(&world.history("9"));
+        s.sort();
+        (s == ["failed", "sent", "uncertain"]).then_some(())
+    })
+    .await;
+
+    let output = world.run(&["relaunch", "CMD-2025-9"]);
+    assert!(output.status.success());
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(said.contains("1 transporteur(s) en file"), "{said}");
+    assert!(
+        said.contains("1 transporteur(s) en doute") && said.contains("--include-doubtful"),
+        "the carrier in doubt is named as left out: {said}"
+    );
+    eventually(Duration::from_secs(5), || {
+        (world.cloud.accepted_to("212612345602").len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(
+        world.cloud.accepted_to("212612345601").len(),
+        1,
+        "not resent by a default relaunch"
+    );
+
+    let refused = world.run(&["relaunch", "CMD-2025-9", "--all", "--include-doubtful"]);
+    assert!(
+        !refused.status.success(),
+        "the two choices exclude each other"
+    );
+
+    let output = world.run(&["relaunch", "CMD-2025-9", "--include-doubtful"]);
+    assert!(output.status.success());
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(said.contains("1 transporteur(s) en file"), "{said}");
+    assert!(said.contains("dont 1 transporteur(s) en doute"), "{said}");
+    eventually(Duration::from_secs(5), || {
+        (world.cloud.accepted_to("212612345601").len() == 2).then_some(())
+    })
+    .await;
+    relay.terminate();
+    assert_eq!(world.cloud.accepted_to("212612345603").len(), 1);
+}
+
+#[tokio::test]
 async fn relaunch_from_the_cli_is_picked_up_by_the_running_relay_within_a_second() {
     let world = World::new(Duration::ZERO).await;
     add_carriers(&world.camionback, 3);

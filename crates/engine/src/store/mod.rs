@@ -24,7 +24,7 @@ pub use history::{
     HistorySort, SortColumn, StatusCount,
 };
 pub use orders::{FanOut, OrderSource, StoredOrder};
-pub use outbox::{Claim, RelaunchMode};
+pub use outbox::{Claim, Outcome, RelaunchCounts, RelaunchMode};
 pub use reports::ReportOutcome;
 pub use state::StateKey;
 pub use ui::{BatchProgress, OrderSummary};
@@ -53,6 +53,33 @@ pub enum StoreError {
     Foreign { path: String, what: String },
     #[error("valeur invalide en base ({0})")]
     Corrupt(String),
+    /// An outcome write that changed no row: the delivery was not where the dispatcher left it.
+    #[error(
+        "résultat de l'envoi non enregistré : la livraison {id} est « {found} » au lieu de « sending »"
+    )]
+    NotRecorded { id: i64, found: String },
+}
+
+/// How long a statement waits for another connection's write lock before it fails.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the database file is opened. The defaults are the product's; tests and benches shorten
+/// the busy timeout (a lock held past it, without waiting 10 s) or put a fault-injecting SQLite
+/// VFS under the store (a full disk), so the product's own statements meet the failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    pub busy_timeout: Duration,
+    /// A SQLite VFS registered by the caller, by name; `None`: the system's.
+    pub vfs: Option<String>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            vfs: None,
+        }
+    }
 }
 
 /// A handle on the database; cheap to clone.
@@ -66,19 +93,27 @@ impl Store {
     /// that is damaged, or is another program's database, is refused with what to do, and
     /// left untouched.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, &StoreOptions::default()).await
+    }
+
+    /// [`Store::open`] with other [`StoreOptions`].
+    pub async fn open_with(path: &Path, store_options: &StoreOptions) -> Result<Self, StoreError> {
         crate::fs::create_private_file(path).map_err(|source| StoreError::File {
             path: path.display().to_string(),
             source,
         })?;
-        let options = SqliteConnectOptions::from_str("sqlite://")?
+        let mut options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // WAL + NORMAL survives a process crash (kill -9) without losing commits; only a
             // power loss can drop the last transactions, which the crash tests do not cover.
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(store_options.busy_timeout)
             .foreign_keys(true);
+        if let Some(vfs) = &store_options.vfs {
+            options = options.vfs(vfs.clone());
+        }
         let opened = async {
             file::check_is_ours(path).await?;
             let pool = SqlitePoolOptions::new()

@@ -1,6 +1,11 @@
 //! The outbox side of the deliveries table: claiming the next delivery to send, recording
 //! what happened, and queueing relaunches. SQLite has no `SKIP LOCKED`; there is one
 //! dispatcher per database (the instance lock), and a claim is one guarded `UPDATE`.
+//!
+//! Every write here is checked: the claim's `UPDATE … RETURNING` is read to its end, so the
+//! error of its commit (a full disk, a lock held past the busy timeout) reaches the caller
+//! instead of being dropped with the statement; an outcome must land on exactly the claimed
+//! row, else it is an error the dispatcher retries (see [`Outcome`]).
 
 use relay_domain::{CarrierId, DeliveryStatus, OrderId};
 use sqlx::AssertSqlSafe;
@@ -33,12 +38,73 @@ impl Claim {
     }
 }
 
+/// What became of one claimed delivery, as the dispatcher records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The channel accepted the message.
+    Sent { message_id: Option<String> },
+    /// The provider may have taken it: recorded `uncertain`, never resent automatically.
+    Uncertain {
+        reason: String,
+        message_id: Option<String>,
+    },
+    /// Settled without success: `failed`, `invalid_number`, `not_on_whatsapp` or `skipped`.
+    Final {
+        status: DeliveryStatus,
+        reason: String,
+        code: Option<String>,
+    },
+    /// Back in the queue, due at `next_attempt_at` (unix ms). `count_attempt` is false when
+    /// the account, not the delivery, could not send: the delivery's attempts are not used up.
+    Retry {
+        reason: String,
+        code: Option<String>,
+        next_attempt_at: i64,
+        count_attempt: bool,
+    },
+}
+
+impl Outcome {
+    /// The status the row ends with when this outcome is written.
+    fn status(&self) -> DeliveryStatus {
+        match self {
+            Self::Sent { .. } => DeliveryStatus::Sent,
+            Self::Uncertain { .. } => DeliveryStatus::Uncertain,
+            Self::Final { status, .. } => *status,
+            Self::Retry { .. } => DeliveryStatus::Queued,
+        }
+    }
+
+    fn message_id(&self) -> Option<&str> {
+        match self {
+            Self::Sent { message_id } | Self::Uncertain { message_id, .. } => message_id.as_deref(),
+            Self::Final { .. } | Self::Retry { .. } => None,
+        }
+    }
+}
+
+/// How many carriers each kind of relaunch of an order would queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelaunchCounts {
+    /// [`RelaunchMode::Missing`]: those who do not have it.
+    pub missing: i64,
+    /// Those a default relaunch leaves out because they may have it (`interrupted`,
+    /// `uncertain`): [`RelaunchMode::MissingAndDoubtful`] queues `missing + doubtful`.
+    pub doubtful: i64,
+    /// [`RelaunchMode::All`].
+    pub all: i64,
+}
+
 /// Who a manual relaunch is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelaunchMode {
-    /// Eligible carriers that do not have the order yet (never sent, failed, interrupted,
-    /// or validated since the broadcast).
+    /// Eligible carriers that do not have the order yet: never sent, failed, or validated
+    /// since the broadcast. Carriers whose delivery is in doubt (`interrupted`, `uncertain`:
+    /// they may have it) are left out.
     Missing,
+    /// [`RelaunchMode::Missing`] and, on top, the carriers in doubt: staff chose to risk a
+    /// second copy rather than a missing one.
+    MissingAndDoubtful,
     /// Every eligible carrier.
     All,
 }
@@ -54,13 +120,16 @@ WHERE id = (SELECT id FROM deliveries
 RETURNING id, order_id, carrier_id, carrier_name, phone, attempts, message_id";
 
 impl Store {
-    /// After an abrupt stop, a delivery left `sending` may or may not have reached WhatsApp.
-    /// It is marked `interrupted`, shown, and never resent automatically: a missing message
-    /// can be relaunched by hand, a duplicate cannot be taken back.
+    /// A delivery found `sending` at start-up was being sent when the relay stopped before
+    /// recording the outcome (killed, or its database refused the write until the shutdown
+    /// deadline): it may or may not have reached WhatsApp. It is marked `interrupted`, shown,
+    /// and never resent automatically: a missing message can be relaunched by hand, a
+    /// duplicate cannot be taken back. Its message id, when one was planned, is kept, so a
+    /// later report settles it.
     pub async fn interrupt_in_flight(&self, now: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE deliveries SET status = 'interrupted', updated_at = ?,
-                    error = 'envoi interrompu (arrêt brutal du relais pendant l''envoi)'
+                    error = 'envoi interrompu : le relais s''est arrêté avant d''en enregistrer le résultat (arrêt brutal, ou base de données indisponible) ; le message est peut-être parti'
              WHERE status = 'sending'",
         )
         .bind(now)
@@ -78,19 +147,23 @@ impl Store {
         now: i64,
     ) -> Result<Option<Claim>, StoreError> {
         let after = after.map_or(i64::MIN, |o| o.0);
-        let claim: Option<Claim> = sqlx::query_as(CLAIM_SQL)
-            .bind(after)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
+        let claim = self.claim_after(after, now).await?;
         if claim.is_some() || after == i64::MIN {
             return Ok(claim);
         }
-        Ok(sqlx::query_as(CLAIM_SQL)
-            .bind(i64::MIN)
+        self.claim_after(i64::MIN, now).await
+    }
+
+    /// One claim statement, read to its end: `fetch_optional` would stop at the first row and
+    /// reset the statement, and the error of the commit that reset runs (a full disk) would be
+    /// lost, leaving the row `queued` while the caller sends it.
+    async fn claim_after(&self, after: i64, now: i64) -> Result<Option<Claim>, StoreError> {
+        let claimed: Vec<Claim> = sqlx::query_as(CLAIM_SQL)
+            .bind(after)
             .bind(now)
-            .fetch_optional(&self.pool)
-            .await?)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(claimed.into_iter().next())
     }
 
     /// When the next queued delivery falls due (unix ms), if any is queued.
@@ -110,43 +183,162 @@ impl Store {
         .await?)
     }
 
-    /// Records a send the channel accepted, then applies any status report that overtook it.
+    /// Records what became of the claimed delivery `id`. The write must land on that row,
+    /// still `sending`: when it does not, it is an error ([`StoreError::NotRecorded`]) for
+    /// the dispatcher to retry, never a silent no-op. Writing the same outcome again after it
+    /// landed is harmless, and a row a status report settled meanwhile (WhatsApp said `sent`,
+    /// `delivered`, `read` or `failed` before the send returned) keeps the report's status,
+    /// gaining only a message id it lacked. A `sent` or `uncertain` outcome with a message id
+    /// then applies the reports that overtook it.
+    pub async fn record_outcome(
+        &self,
+        id: i64,
+        outcome: &Outcome,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let done = match outcome {
+            // `queued` too: a row still queued here is one whose claim did not commit; the
+            // send happened all the same and must be recorded on it.
+            Outcome::Sent { message_id } => sqlx::query(
+                "UPDATE deliveries SET status = 'sent', message_id = COALESCE(?, message_id),
+                        sent_at = ?, updated_at = ?, error = NULL, error_code = NULL
+                 WHERE id = ? AND status IN ('sending', 'queued')",
+            )
+            .bind(message_id.as_deref())
+            .bind(now)
+            .bind(now)
+            .bind(id),
+            Outcome::Uncertain { reason, message_id } => sqlx::query(
+                "UPDATE deliveries SET status = 'uncertain', error = ?, error_code = NULL,
+                        message_id = COALESCE(?, message_id), updated_at = ?
+                 WHERE id = ? AND status IN ('sending', 'queued')",
+            )
+            .bind(reason)
+            .bind(message_id.as_deref())
+            .bind(now)
+            .bind(id),
+            Outcome::Final {
+                status,
+                reason,
+                code,
+            } => sqlx::query(
+                "UPDATE deliveries SET status = ?, error = ?, error_code = ?, updated_at = ?
+                 WHERE id = ? AND status IN ('sending', 'queued')",
+            )
+            .bind(status.as_str())
+            .bind(reason)
+            .bind(code.as_deref())
+            .bind(now)
+            .bind(id),
+            Outcome::Retry {
+                reason,
+                code,
+                next_attempt_at,
+                count_attempt,
+            } => sqlx::query(
+                "UPDATE deliveries SET status = 'queued', error = ?, error_code = ?,
+                        next_attempt_at = ?, updated_at = ?,
+                        attempts = CASE WHEN ? THEN attempts ELSE attempts - 1 END
+                 WHERE id = ? AND status = 'sending'",
+            )
+            .bind(reason)
+            .bind(code.as_deref())
+            .bind(next_attempt_at)
+            .bind(now)
+            .bind(*count_attempt)
+            .bind(id),
+        }
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() != 1 {
+            self.check_settled(id, outcome).await?;
+        }
+        if let Some(message_id) = outcome.message_id() {
+            self.apply_early_reports(message_id, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Why an outcome changed no row: it may already be there (written by an earlier try whose
+    /// answer was lost), or a report may have settled the row first; anything else means the
+    /// outcome is not recorded.
+    async fn check_settled(&self, id: i64, outcome: &Outcome) -> Result<(), StoreError> {
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT status, message_id FROM deliveries WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((found, stored_id)) = row else {
+            return Err(StoreError::NotRecorded {
+                id,
+                found: "absente".into(),
+            });
+        };
+        let found_status = super::parse_status(&found)?;
+        let by_report = matches!(
+            found_status,
+            DeliveryStatus::Sent
+                | DeliveryStatus::Delivered
+                | DeliveryStatus::Read
+                | DeliveryStatus::Failed
+        );
+        if found_status != outcome.status() && !by_report {
+            return Err(StoreError::NotRecorded { id, found });
+        }
+        if let (None, Some(message_id)) = (stored_id, outcome.message_id()) {
+            let done = sqlx::query(
+                "UPDATE deliveries SET message_id = ? WHERE id = ? AND message_id IS NULL",
+            )
+            .bind(message_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::NotRecorded { id, found });
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a send the channel accepted ([`Outcome::Sent`]).
     pub async fn mark_sent(
         &self,
         id: i64,
         message_id: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE deliveries SET status = 'sent', message_id = COALESCE(?, message_id), sent_at = ?, updated_at = ?,
-                    error = NULL, error_code = NULL
-             WHERE id = ? AND status = 'sending'",
-        )
-        .bind(message_id)
-        .bind(now)
-        .bind(now)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        if let Some(message_id) = message_id {
-            self.apply_early_reports(message_id, now).await?;
-        }
-        Ok(())
+        let outcome = Outcome::Sent {
+            message_id: message_id.map(str::to_string),
+        };
+        self.record_outcome(id, &outcome, now).await
     }
 
     /// Stores the id the channel chose for the message about to be sent, before the send, so
-    /// its receipts find the delivery whatever happens to the relay meanwhile.
+    /// its receipts find the delivery whatever happens to the relay meanwhile. Checked like an
+    /// outcome: a send must not start while its id is not stored.
     pub async fn plan_message_id(&self, id: i64, message_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE deliveries SET message_id = ? WHERE id = ? AND status = 'sending'")
-            .bind(message_id)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let done = sqlx::query(
+            "UPDATE deliveries SET message_id = ? WHERE id = ? AND status IN ('sending', 'queued')",
+        )
+        .bind(message_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT status FROM deliveries WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Err(StoreError::NotRecorded {
+            id,
+            found: found.unwrap_or_else(|| "absente".into()),
+        })
     }
 
-    /// Records a send whose fate is unknown (the provider may have taken it): `uncertain`,
-    /// never resent automatically; a report naming its message id settles it.
+    /// Records a send whose fate is unknown ([`Outcome::Uncertain`]).
     pub async fn mark_uncertain(
         &self,
         id: i64,
@@ -154,25 +346,14 @@ impl Store {
         message_id: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE deliveries SET status = 'uncertain', error = ?,
-                    message_id = COALESCE(?, message_id), updated_at = ?
-             WHERE id = ? AND status = 'sending'",
-        )
-        .bind(error)
-        .bind(message_id)
-        .bind(now)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        if let Some(message_id) = message_id {
-            self.apply_early_reports(message_id, now).await?;
-        }
-        Ok(())
+        let outcome = Outcome::Uncertain {
+            reason: error.to_string(),
+            message_id: message_id.map(str::to_string),
+        };
+        self.record_outcome(id, &outcome, now).await
     }
 
-    /// Records a final outcome other than success (failed, invalid_number, not_on_whatsapp,
-    /// skipped).
+    /// Records a final outcome other than success ([`Outcome::Final`]).
     pub async fn mark_final(
         &self,
         id: i64,
@@ -181,23 +362,15 @@ impl Store {
         error_code: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE deliveries SET status = ?, error = ?, error_code = ?, updated_at = ?
-             WHERE id = ? AND status = 'sending'",
-        )
-        .bind(status.as_str())
-        .bind(error)
-        .bind(error_code)
-        .bind(now)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let outcome = Outcome::Final {
+            status,
+            reason: error.to_string(),
+            code: error_code.map(str::to_string),
+        };
+        self.record_outcome(id, &outcome, now).await
     }
 
-    /// Puts a delivery back in the queue, due at `next_attempt_at`. A transient failure of the
-    /// delivery counts as an attempt; an account that cannot send (`count_attempt = false`)
-    /// does not use up the delivery's attempts.
+    /// Puts a delivery back in the queue ([`Outcome::Retry`]).
     pub async fn reschedule(
         &self,
         id: i64,
@@ -207,21 +380,13 @@ impl Store {
         count_attempt: bool,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE deliveries SET status = 'queued', error = ?, error_code = ?,
-                    next_attempt_at = ?, updated_at = ?,
-                    attempts = CASE WHEN ? THEN attempts ELSE attempts - 1 END
-             WHERE id = ? AND status = 'sending'",
-        )
-        .bind(error)
-        .bind(error_code)
-        .bind(next_attempt_at)
-        .bind(now)
-        .bind(count_attempt)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let outcome = Outcome::Retry {
+            reason: error.to_string(),
+            code: error_code.map(str::to_string),
+            next_attempt_at,
+            count_attempt,
+        };
+        self.record_outcome(id, &outcome, now).await
     }
 
     /// Queues a manual relaunch of an order as a new batch. Carriers that already have the
@@ -260,6 +425,19 @@ impl Store {
         Ok(outcome)
     }
 
+    /// What each kind of relaunch would queue, for the confirmation staff are asked for.
+    pub async fn relaunch_counts(&self, order: OrderId) -> Result<RelaunchCounts, StoreError> {
+        let missing = self.relaunch_preview(order, RelaunchMode::Missing).await?;
+        let with_doubtful = self
+            .relaunch_preview(order, RelaunchMode::MissingAndDoubtful)
+            .await?;
+        Ok(RelaunchCounts {
+            missing,
+            doubtful: (with_doubtful - missing).max(0),
+            all: self.relaunch_preview(order, RelaunchMode::All).await?,
+        })
+    }
+
     /// How many carriers a relaunch would queue, for the confirmation the UI asks for.
     pub async fn relaunch_preview(
         &self,
@@ -279,17 +457,24 @@ impl Store {
 }
 
 /// Which carriers (`c`) a relaunch of order `?1` leaves out: those who have it in the queue,
-/// and, by default, those who already received it.
+/// and, unless everyone is asked for, those who received it and (by default) those who may
+/// have (`interrupted`, `uncertain`).
 fn relaunch_filter(mode: RelaunchMode) -> &'static str {
     match mode {
         RelaunchMode::All => {
             "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.order_id = ?1
                  AND d.carrier_id = c.id AND d.status IN ('queued', 'sending'))"
         }
-        RelaunchMode::Missing => {
+        RelaunchMode::MissingAndDoubtful => {
             "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.order_id = ?1
                  AND d.carrier_id = c.id
                  AND d.status IN ('queued', 'sending', 'sent', 'delivered', 'read'))"
+        }
+        RelaunchMode::Missing => {
+            "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.order_id = ?1
+                 AND d.carrier_id = c.id
+                 AND d.status IN ('queued', 'sending', 'sent', 'delivered', 'read',
+                                  'interrupted', 'uncertain'))"
         }
     }
 }

@@ -95,10 +95,45 @@ pub async fn world(overrides: &[(&str, &str)]) -> TestApp {
 }
 
 impl TestApp {
-    pub async fn start(mut self) -> Self {
-        let settings = settings_for(&self.dir, &self.camionback, &self.cloud, &self.overrides);
+    pub async fn start(self) -> Self {
+        self.start_with(|_| {}).await
+    }
+
+    /// Starts the relay with settings no environment variable gives: a shorter busy timeout,
+    /// a disk that can fill up.
+    pub async fn start_with(mut self, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = settings_for(&self.dir, &self.camionback, &self.cloud, &self.overrides);
+        adjust(&mut settings);
         self.engine = Some(Engine::start(settings).await.expect("engine starts"));
         self
+    }
+
+    /// `GET /healthz`: status code and body.
+    pub async fn health(&self) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.url("/healthz"))
+            .send()
+            .await
+            .expect("healthz");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("healthz json"))
+    }
+
+    /// Signs `notification` with the app secret and posts it as Meta posts status reports.
+    pub async fn post_status_notification(&self, notification: &Value) -> reqwest::Response {
+        let body = serde_json::to_vec(notification).expect("json");
+        self.http
+            .post(self.url("/webhooks/whatsapp"))
+            .header("content-type", "application/json")
+            .header(
+                "X-Hub-Signature-256",
+                relay_test_support::signing::hmac_sha256_header(APP_SECRET, &body),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("status webhook")
     }
 
     pub async fn stop(&mut self) {

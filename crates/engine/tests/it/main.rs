@@ -6,6 +6,7 @@ mod carriers;
 mod data_files;
 mod helpers;
 mod history;
+mod outbox;
 mod polling;
 mod relaunch;
 mod sending;

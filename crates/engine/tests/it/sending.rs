@@ -89,7 +89,8 @@ async fn transient_errors_are_retried_then_succeed_or_fail_after_three_attempts(
     app.camionback
         .add_carrier(2, "Always Down", "0612345602", "valide");
     // The fake answers errors with `Retry-After: 1`, which the relay honours; without it the
-    // relay waits 5 s then 20 s.
+    // relay waits 5 s then 20 s. Each answer says the message was not taken: Meta's own
+    // error codes, a 429, a 503.
     app.cloud.script(
         "212612345601",
         vec![Reply::meta(429, 130429, "Rate limit hit"), Reply::Http(503)],
@@ -97,10 +98,10 @@ async fn transient_errors_are_retried_then_succeed_or_fail_after_three_attempts(
     app.cloud.script(
         "212612345602",
         vec![
-            Reply::Http(500),
-            Reply::Http(502),
+            Reply::meta(500, 131000, "Something went wrong"),
             Reply::Http(503),
-            Reply::Http(500),
+            Reply::meta(503, 2, "Temporarily unavailable"),
+            Reply::Http(503),
         ],
     );
     app.post_order(order(1)).await;

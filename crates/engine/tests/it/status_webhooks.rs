@@ -145,3 +145,25 @@ async fn a_report_that_overtakes_the_send_answer_is_applied_when_the_id_is_store
     .await;
     assert_eq!(rows[0].message_id.as_deref(), Some("wamid.TEST1"));
 }
+
+#[tokio::test]
+async fn a_delivery_report_after_a_failure_report_clears_the_old_error() {
+    let app = spawn_app().await;
+    add_usual_carriers(&app.camionback);
+    app.post_order(order(1)).await;
+    let rows = app.wait_for_broadcast(1).await;
+    let id = rows[0].message_id.clone().expect("id");
+
+    let failed = post_statuses(&app, statuses(&[(&id, "failed")]), APP_SECRET).await;
+    assert_eq!(failed.status(), 200);
+    let rows = app.deliveries_of(1).await;
+    assert!(rows[0].error.as_deref().unwrap_or("").contains("131026"));
+
+    // WhatsApp delivered it after all (a retry on Meta's side): the failure text would lie.
+    let delivered = post_statuses(&app, statuses(&[(&id, "delivered")]), APP_SECRET).await;
+    assert_eq!(delivered.status(), 200);
+    let rows = app.deliveries_of(1).await;
+    assert_eq!(status_of(&rows[0]), DeliveryStatus::Delivered);
+    assert_eq!(rows[0].error, None);
+    assert_eq!(rows[0].error_code, None);
+}

@@ -1,5 +1,13 @@
 //! The official WhatsApp Cloud API (Meta): `POST /{version}/{phone-number-id}/messages` with a
 //! bearer token, and Meta's error codes mapped to delivery outcomes.
+//!
+//! A send is retried only when the answer proves Meta did not take the message: the
+//! connection never opened, or Meta answered with an error that says so (its error codes,
+//! 429, 503). Anything else once the request may have been written (a timeout, a cut or
+//! unreadable answer, a gateway's 502/504) is `SendError::Uncertain`: a retry could give the
+//! carrier a second copy. Every send carries its delivery id in `biz_opaque_callback_data`,
+//! which Meta echoes in its status notifications, so a report can settle a delivery whose
+//! answer was lost (`webhook`).
 
 pub mod webhook;
 
@@ -58,7 +66,10 @@ impl CloudApi {
         Ok(Self {
             http: reqwest::Client::builder()
                 .timeout(timeout)
-                .connect_timeout(Duration::from_secs(10))
+                // Shorter than the whole timeout, so a connection that never opens fails as a
+                // connect error (nothing was written: retried) and not as a timeout of the
+                // request (which could have been written: uncertain).
+                .connect_timeout(CONNECT_TIMEOUT.min(timeout / 2))
                 .build()?,
             endpoint,
             token,
@@ -71,11 +82,13 @@ impl CloudApi {
 
     fn body(&self, message: &OutgoingMessage<'_>) -> serde_json::Value {
         let to = message.to.digits();
+        let tag = callback_tag(message.delivery_id);
         match &self.template {
             None => json!({
                 "messaging_product": "whatsapp",
                 "recipient_type": "individual",
                 "to": to,
+                "biz_opaque_callback_data": tag,
                 "type": "text",
                 "text": { "preview_url": true, "body": message.text },
             }),
@@ -83,6 +96,7 @@ impl CloudApi {
                 "messaging_product": "whatsapp",
                 "recipient_type": "individual",
                 "to": to,
+                "biz_opaque_callback_data": tag,
                 "type": "template",
                 "template": {
                     "name": name,
@@ -130,6 +144,25 @@ struct MetaError {
 struct ErrorData {
     #[serde(default)]
     details: Option<String>,
+}
+
+/// The prefix of the tag each send carries in `biz_opaque_callback_data` (Meta allows 512
+/// characters, any text): it tells our tags from another app's on the same account.
+const CALLBACK_TAG_PREFIX: &str = "camionback-relay:delivery:";
+/// The longest a connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `biz_opaque_callback_data` of the send for delivery `delivery_id`.
+pub fn callback_tag(delivery_id: i64) -> String {
+    format!("{CALLBACK_TAG_PREFIX}{delivery_id}")
+}
+
+/// The delivery a `biz_opaque_callback_data` names, when it is one of ours.
+pub fn delivery_of_tag(tag: &str) -> Option<i64> {
+    tag.strip_prefix(CALLBACK_TAG_PREFIX)?
+        .parse()
+        .ok()
+        .filter(|id| *id > 0)
 }
 
 /// How long to wait before retrying after a rate limit when Meta does not say.
@@ -180,13 +213,22 @@ pub fn classify(
             reason,
             code: code_text,
         },
-        None if http == StatusCode::TOO_MANY_REQUESTS || http.is_server_error() => {
+        // "Too many requests" and "unavailable" are refusals before any processing.
+        None if http == StatusCode::TOO_MANY_REQUESTS
+            || http == StatusCode::SERVICE_UNAVAILABLE =>
+        {
             SendError::Transient {
                 reason,
                 code: None,
                 retry_after,
             }
         }
+        // A bare 500, or a gateway's 502/504: whatever sits in front of Meta may have passed
+        // the request on before it failed.
+        None if http.is_server_error() => SendError::Uncertain {
+            reason: format!("{reason} — le message est peut-être parti, il n'est pas renvoyé"),
+            message_id: None,
+        },
         None if http == StatusCode::UNAUTHORIZED || http == StatusCode::FORBIDDEN => {
             SendError::Unavailable {
                 reason: format!("accès refusé par l'API WhatsApp Cloud ({reason})"),
@@ -226,32 +268,43 @@ impl Channel for CloudApi {
             .json(&self.body(&message))
             .send()
             .await
-            .map_err(|err| SendError::Transient {
-                reason: describe_transport_error(&err),
-                code: None,
-                retry_after: None,
-            })?;
+            .map_err(|err| request_error(&err))?;
         let status = response.status();
         let wait = retry_after(response.headers());
-        let bytes = response.bytes().await.map_err(|err| SendError::Transient {
-            reason: describe_transport_error(&err),
-            code: None,
-            retry_after: None,
-        })?;
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes,
+            // The status line came: a refusal stays a refusal even if its body is cut.
+            Err(err) if status.is_success() => {
+                return Err(SendError::Uncertain {
+                    reason: format!(
+                        "réponse de l'API WhatsApp Cloud coupée après un succès (HTTP {}) : {} — le message est sans doute parti, il n'est pas renvoyé",
+                        status.as_u16(),
+                        describe_transport_error(&err)
+                    ),
+                    message_id: None,
+                });
+            }
+            Err(_) => Default::default(),
+        };
         if status.is_success() {
-            // Meta accepted it (2xx): even when we cannot read the id, the message left, and
-            // retrying would duplicate it. It is recorded as sent, without an id.
-            let answer = serde_json::from_slice::<SendAnswer>(&bytes).unwrap_or_else(|err| {
-                tracing::warn!(
-                    "réponse illisible de l'API WhatsApp Cloud après un envoi accepté : {err}"
-                );
-                SendAnswer {
-                    messages: Vec::new(),
-                }
-            });
-            return Ok(Accepted {
-                message_id: answer.messages.into_iter().next().map(|m| m.id),
-            });
+            // A 2xx whose body is not Meta's answer (a proxy's page, a cut body) says the
+            // request went somewhere, not that Meta took it under an id we know: uncertain,
+            // and a status report naming the delivery settles it.
+            return match serde_json::from_slice::<SendAnswer>(&bytes)
+                .ok()
+                .and_then(|answer| answer.messages.into_iter().next())
+            {
+                Some(sent) => Ok(Accepted {
+                    message_id: Some(sent.id),
+                }),
+                None => Err(SendError::Uncertain {
+                    reason: format!(
+                        "réponse illisible de l'API WhatsApp Cloud après un succès (HTTP {}) : le message est peut-être parti, il n'est pas renvoyé",
+                        status.as_u16()
+                    ),
+                    message_id: None,
+                }),
+            };
         }
         let (code, text) = match serde_json::from_slice::<ErrorAnswer>(&bytes) {
             Ok(ErrorAnswer { error }) => {
@@ -270,11 +323,32 @@ impl Channel for CloudApi {
     }
 }
 
+/// A send that got no answer at all. Only a connection that never opened (refused, no route,
+/// DNS, TLS handshake, connect timeout: reqwest's `is_connect`) proves nothing was written;
+/// after that, a timeout or a broken connection may have come after Meta took the message.
+fn request_error(err: &reqwest::Error) -> SendError {
+    if err.is_connect() || err.is_builder() {
+        SendError::Transient {
+            reason: describe_transport_error(err),
+            code: None,
+            retry_after: None,
+        }
+    } else {
+        SendError::Uncertain {
+            reason: format!(
+                "{} — la requête était peut-être déjà partie : le message n'est pas renvoyé",
+                describe_transport_error(err)
+            ),
+            message_id: None,
+        }
+    }
+}
+
 fn describe_transport_error(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        "délai dépassé en attendant l'API WhatsApp Cloud".to_string()
-    } else if err.is_connect() {
-        "API WhatsApp Cloud injoignable".to_string()
+    if err.is_connect() {
+        "API WhatsApp Cloud injoignable (connexion impossible)".to_string()
+    } else if err.is_timeout() {
+        "pas de réponse de l'API WhatsApp Cloud dans le délai".to_string()
     } else {
         // reqwest's message never carries our bearer token; the URL holds no secret.
         format!("erreur réseau vers l'API WhatsApp Cloud : {err}")
@@ -310,6 +384,10 @@ mod tests {
                 "transient",
             ),
             (StatusCode::SERVICE_UNAVAILABLE, None, "oops", "transient"),
+            (StatusCode::BAD_GATEWAY, None, "<html>", "uncertain"),
+            (StatusCode::GATEWAY_TIMEOUT, None, "<html>", "uncertain"),
+            (StatusCode::INTERNAL_SERVER_ERROR, None, "oops", "uncertain"),
+            (bad, None, "refused", "failed"),
             (
                 StatusCode::TOO_MANY_REQUESTS,
                 None,
@@ -336,5 +414,13 @@ mod tests {
                 "{code:?} {text}"
             );
         }
+    }
+
+    #[test]
+    fn the_callback_tag_names_the_delivery_and_nothing_else() {
+        assert_eq!(delivery_of_tag(&callback_tag(42)), Some(42));
+        assert_eq!(delivery_of_tag("camionback-relay:delivery:x"), None);
+        assert_eq!(delivery_of_tag("camionback-relay:delivery:-3"), None);
+        assert_eq!(delivery_of_tag("42"), None, "another app's tag");
     }
 }

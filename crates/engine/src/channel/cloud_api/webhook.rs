@@ -1,5 +1,7 @@
 //! Meta's webhooks for the Cloud API: the subscription check (`GET`) and the status reports
-//! (`POST`, signed with the app secret) that move deliveries to delivered, read or failed.
+//! (`POST`, signed with the app secret) that move deliveries to delivered, read or failed. A
+//! report for a message id the relay never stored (its send answer was lost) still settles
+//! the delivery its `biz_opaque_callback_data` names, if that one is in doubt.
 
 use std::collections::HashMap;
 
@@ -77,6 +79,12 @@ struct StatusJson {
     status: String,
     #[serde(default)]
     errors: Vec<ErrorJson>,
+    /// The wa_id (digits) the message went to.
+    #[serde(default)]
+    recipient_id: Option<String>,
+    /// Echoed by Meta from the send: ours is `super::callback_tag(delivery id)`.
+    #[serde(default)]
+    biz_opaque_callback_data: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -157,11 +165,32 @@ pub async fn receive(State(state): State<HttpState>, headers: HeaderMap, body: B
                 None => text,
             }
         });
-        match state
-            .store
-            .apply_report(&status.id, report, error.as_deref(), now_ms())
-            .await
-        {
+        let tagged = status
+            .biz_opaque_callback_data
+            .as_deref()
+            .and_then(super::delivery_of_tag);
+        let applied_report = match tagged {
+            Some(delivery) => {
+                state
+                    .store
+                    .apply_tagged_report(
+                        &status.id,
+                        delivery,
+                        status.recipient_id.as_deref(),
+                        report,
+                        error.as_deref(),
+                        now_ms(),
+                    )
+                    .await
+            }
+            None => {
+                state
+                    .store
+                    .apply_report(&status.id, report, error.as_deref(), now_ms())
+                    .await
+            }
+        };
+        match applied_report {
             Ok(ReportOutcome::Applied) => applied += 1,
             Ok(_) => {}
             Err(err) => {
