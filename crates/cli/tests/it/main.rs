@@ -4,4 +4,5 @@
 mod commands;
 mod crash;
 mod helpers;
+mod startup;
 mod whatsapp_web;
