@@ -69,6 +69,7 @@ impl From<relay_engine::carrier_sync::SyncError> for UiError {
             relay_engine::carrier_sync::SyncError::NotConfigured => "not_configured",
             relay_engine::carrier_sync::SyncError::Api(_) => "api_unreachable",
             relay_engine::carrier_sync::SyncError::Store(_) => "store",
+            relay_engine::carrier_sync::SyncError::Stopped => "stopping",
         };
         Self::new(code, err.to_string())
     }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use relay_engine::carrier_sync::CarrierSync;
 use relay_engine::channel::whatsapp_web::WhatsAppWeb;
 use relay_engine::dispatcher::OutboxHealth;
-use relay_engine::{Engine, Settings, Store};
+use relay_engine::{Engine, EngineError, Settings, Store};
 use tokio::sync::{Mutex, RwLock};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::UiError;
 
@@ -48,6 +49,11 @@ pub struct Relay {
     /// Held by a restart and by the final shutdown, so "Quitter" during a restart waits for
     /// the send in flight instead of exiting under it.
     lifecycle: Mutex<()>,
+    /// Held by the start at launch, so "Quitter" waits for it to give up before exiting.
+    launching: Mutex<()>,
+    /// Cancelled by "Quitter": an engine still starting gives up instead of finishing first
+    /// (a slow CamionBack API or WhatsApp no longer holds the exit).
+    quitting: CancellationToken,
 }
 
 impl Relay {
@@ -60,6 +66,8 @@ impl Relay {
             settings: std::sync::RwLock::new(settings.map(Arc::new)),
             phase: RwLock::new(phase),
             lifecycle: Mutex::new(()),
+            launching: Mutex::new(()),
+            quitting: CancellationToken::new(),
         }
     }
 
@@ -71,13 +79,24 @@ impl Relay {
             .clone()
     }
 
-    /// Starts the engine with the current settings: at launch, in the background, so the
-    /// window opens at once and shows "démarrage" meanwhile; and by [`Relay::restart`].
+    /// Starts the engine with the current settings at launch, in the background, so the
+    /// window opens at once and shows "démarrage" meanwhile.
     pub async fn start(&self) -> Result<(), UiError> {
+        let _launching = self.launching.lock().await;
+        self.start_engine().await
+    }
+
+    /// Starts an engine; by [`Relay::start`] and [`Relay::restart`].
+    async fn start_engine(&self) -> Result<(), UiError> {
         let settings = self.settings()?.as_ref().clone();
-        let started = Engine::start(settings).await;
+        let started = Engine::start_unless_stopped(settings, self.quitting.clone()).await;
         let mut phase = self.phase.write().await;
         match started {
+            // "Quitter" came while starting, and the engine gave up: nothing runs.
+            Err(EngineError::Stopped) => {
+                *phase = Phase::Stopping;
+                Err(UiError::stopping())
+            }
             // "Quitter" came while starting: stop what just started instead of running on.
             Ok(engine) if matches!(*phase, Phase::Stopping | Phase::Stopped) => {
                 drop(phase);
@@ -129,9 +148,13 @@ impl Relay {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
             Ok(Arc::new(settings)),
         );
-        let Err(refused) = self.start().await else {
+        let Err(refused) = self.start_engine().await else {
             return Ok(());
         };
+        // "Quitter" during the restart: the new engine gave up, and so would the old settings.
+        if self.quitting.is_cancelled() {
+            return Err(refused);
+        }
         // Valid settings can still fail to start (a webhook port already taken): the relay
         // goes back to the ones it ran with rather than staying stopped.
         let Ok(previous) = previous else {
@@ -145,7 +168,7 @@ impl Relay {
             .settings
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Ok(previous);
-        let fallback = match self.start().await {
+        let fallback = match self.start_engine().await {
             Ok(()) => {
                 "il tourne de nouveau avec les réglages précédents jusqu'au prochain lancement"
                     .to_string()
@@ -206,10 +229,13 @@ impl Relay {
         }
     }
 
-    /// Stops the engine: the send in flight is finished and recorded first. Safe to call
-    /// more than once; only the first call waits for anything.
+    /// Stops the engine: the send in flight is finished and recorded first; an engine still
+    /// starting gives up at once and is waited for. Safe to call more than once; only the
+    /// first call waits for anything.
     pub async fn shutdown(&self) {
+        self.quitting.cancel();
         let _after_any_restart = self.lifecycle.lock().await;
+        let _after_the_launch = self.launching.lock().await;
         let engine = {
             let mut phase = self.phase.write().await;
             match std::mem::replace(&mut *phase, Phase::Stopping) {
@@ -226,5 +252,55 @@ impl Relay {
             engine.shutdown().await;
         }
         *self.phase.write().await = Phase::Stopped;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// "Quitter" while the relay is still starting, its first carrier sync waiting on an API
+    /// that accepted the request and never answers: the start gives up at once, the relay
+    /// ends stopped, and the data directory is free again.
+    #[tokio::test]
+    async fn quitter_while_the_first_carrier_sync_hangs_stops_at_once() {
+        // An API that takes connections and never answers.
+        let api = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let api_url = format!("http://{}", api.local_addr().expect("addr"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().display().to_string();
+        let env = move |key: &str| match key {
+            "RELAY_DATA_DIR" => Some(data_dir.clone()),
+            "RELAY_CHANNEL" => Some("cloud-api".into()),
+            "RELAY_WEBHOOK_ADDR" => Some("127.0.0.1:0".into()),
+            "CAMIONBACK_API_URL" => Some(api_url.clone()),
+            "CAMIONBACK_POLL_SECS" => Some("0".into()),
+            "WHATSAPP_API_URL" => Some("http://127.0.0.1:9".into()),
+            "WHATSAPP_PHONE_NUMBER_ID" => Some("106540352242922".into()),
+            "WHATSAPP_TOKEN" => Some("meta-token".into()),
+            _ => None,
+        };
+        let relay = Arc::new(Relay::new(
+            Ok(Settings::load(&env).expect("valid settings")),
+        ));
+        let starting = tokio::spawn({
+            let relay = relay.clone();
+            async move { relay.start().await }
+        });
+        // The sync's request has reached the API.
+        let (_held, _) = api.accept().await.expect("the sync connects");
+
+        // Well under the API client's 20 s timeout: the quit did not wait for it.
+        tokio::time::timeout(Duration::from_secs(15), relay.shutdown())
+            .await
+            .expect("Quitter ends without waiting for the API");
+        let started = starting.await.expect("task");
+        assert_eq!(started.map_err(|e| e.code), Err("stopping"));
+        assert_eq!(relay.phase().await.0, PhaseKind::Stopping);
+        let _lock = relay_engine::lock::InstanceLock::acquire(dir.path()).expect("lock released");
     }
 }

@@ -11,7 +11,8 @@ use clap::{Parser, Subcommand};
 use relay_domain::DeliveryStatus;
 use relay_engine::export::{CsvStyle, write_history_csv};
 use relay_engine::store::{HistoryFilter, RelaunchMode};
-use relay_engine::{Engine, Settings, clock::now_ms, engine};
+use relay_engine::{Engine, EngineError, Settings, clock::now_ms, engine};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -117,9 +118,15 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    // First thing: from here on a SIGTERM during start-up stops `serve` cleanly instead of
+    // killing it wherever it is.
+    let stop = match cli.command {
+        Command::Serve => Some(stop_on_signal()?),
+        _ => None,
+    };
     let settings = Settings::from_env().context("configuration invalide")?;
     match cli.command {
-        Command::Serve => serve(settings).await,
+        Command::Serve => serve(settings, stop.unwrap_or_default()).await,
         Command::History {
             order,
             status,
@@ -195,34 +202,53 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-async fn serve(settings: Settings) -> Result<()> {
+async fn serve(settings: Settings, stop: CancellationToken) -> Result<()> {
     let _logs = relay_engine::telemetry::init(&settings.log_filter, Some(&settings.log_dir()))
         .context("journal impossible à ouvrir")?;
-    let engine = Engine::start(settings).await?;
+    let engine = match Engine::start_unless_stopped(settings, stop.clone()).await {
+        Ok(engine) => engine,
+        // Stopped while starting: the engine closed what it had opened (and said so).
+        Err(EngineError::Stopped) => return Ok(()),
+        Err(err) => return Err(err.into()),
+    };
     if let Some(whatsapp) = engine.whatsapp() {
         tokio::spawn(login::explain_while_serving(whatsapp.state()));
     }
-    wait_for_stop_signal().await?;
+    stop.cancelled().await;
     tracing::info!("arrêt demandé : fin de l'envoi en cours…");
     engine.shutdown().await;
     Ok(())
 }
 
+/// A token cancelled at the first SIGTERM or SIGINT (Ctrl+C). The handlers are installed
+/// before it returns, so the signals' default action (killing the process) no longer applies.
 #[cfg(unix)]
-async fn wait_for_stop_signal() -> Result<()> {
+fn stop_on_signal() -> Result<CancellationToken> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).context("signal SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("signal SIGINT")?;
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
-    }
-    Ok(())
+    let stop = CancellationToken::new();
+    let cancel = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        cancel.cancel();
+    });
+    Ok(stop)
 }
 
 #[cfg(not(unix))]
-async fn wait_for_stop_signal() -> Result<()> {
-    tokio::signal::ctrl_c().await.context("signal Ctrl+C")
+fn stop_on_signal() -> Result<CancellationToken> {
+    let stop = CancellationToken::new();
+    let cancel = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+        }
+    });
+    Ok(stop)
 }
 
 enum HistoryFormat {

@@ -15,8 +15,21 @@ use crate::store::CarrierRecord;
 
 /// Orders asked for per page; a full page means there may be more.
 pub const ORDERS_PAGE_SIZE: usize = 100;
-/// A carrier list longer than this many pages is taken for an API that loops.
-const MAX_CARRIER_PAGES: u32 = 10_000;
+/// The most an orders page may weigh: 100 orders of 20 KiB each, some fifty times an order as
+/// the API documents it (~400 bytes), with room for fields the relay does not read. Read as
+/// it arrives and refused past this, so a runaway answer costs this much memory, not its size.
+pub const MAX_ORDERS_PAGE_BYTES: usize = 2 * 1024 * 1024;
+/// The most a carriers page may weigh: ~25,000 carriers of ~160 bytes, whatever page size
+/// CamionBack chooses (ours is not asked for).
+pub const MAX_CARRIERS_PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// A carrier list longer than this many pages is taken for an API that loops: at 50 carriers
+/// a page, 50,000 carriers, five times the broadcast the benchmarks measure.
+pub const MAX_CARRIER_PAGES: u32 = 1_000;
+/// A list of more carriers than this is refused as a whole (the last list is kept): it bounds
+/// the memory a sync holds (~20 MB), and is ten times the 10,000 carriers of the benchmarks.
+pub const MAX_CARRIERS: usize = 100_000;
+/// What is kept of an error answer's body for the message (its start says enough).
+const MAX_ERROR_BODY_BYTES: usize = 4 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -26,6 +39,11 @@ pub enum ApiError {
     Status { status: u16, body: String },
     #[error("réponse illisible de l'API CamionBack ({what}) : {detail}")]
     Garbage { what: &'static str, detail: String },
+    #[error(
+        "réponse de l'API CamionBack trop grande ({what}) : plus de {} Mio, refusée sans être lue en entier",
+        limit / (1024 * 1024)
+    )]
+    TooLarge { what: &'static str, limit: usize },
 }
 
 /// The order as CamionBack sends it, in webhooks and in `/api/orders`.
@@ -119,10 +137,14 @@ impl CamionBackApi {
         Ok(Self { http, base, token })
     }
 
+    /// GETs `path` and reads its body, at most `limit` bytes of it: a longer answer is
+    /// refused as soon as it is known to be (its `Content-Length`, or the bytes read so far).
     async fn get(
         &self,
         path: &str,
         query: &[(&str, String)],
+        what: &'static str,
+        limit: usize,
     ) -> Result<bytes_body::Body, ApiError> {
         let url = self
             .base
@@ -132,26 +154,29 @@ impl CamionBackApi {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token.expose_secret());
         }
-        let response = request.send().await.map_err(|err| {
-            ApiError::Unreachable(if err.is_timeout() {
-                "délai dépassé".to_string()
-            } else {
-                // Without the URL: it is ours and adds noise, and reqwest never prints headers.
-                err.without_url().to_string()
-            })
-        })?;
+        let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|err| ApiError::Unreachable(err.without_url().to_string()))?;
         if status != StatusCode::OK {
+            let body = match read_capped(response, MAX_ERROR_BODY_BYTES).await {
+                Ok(body) | Err(Cut::TooLarge(body)) => body,
+                Err(Cut::Broken(_)) => bytes::BytesMut::new(),
+            };
             return Err(ApiError::Status {
                 status: status.as_u16(),
-                body: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                body: String::from_utf8_lossy(&body).chars().take(200).collect(),
             });
         }
-        Ok(bytes_body::Body(bytes))
+        if response
+            .content_length()
+            .is_some_and(|length| length > limit as u64)
+        {
+            return Err(ApiError::TooLarge { what, limit });
+        }
+        match read_capped(response, limit).await {
+            Ok(bytes) => Ok(bytes_body::Body(bytes.freeze())),
+            Err(Cut::TooLarge(_)) => Err(ApiError::TooLarge { what, limit }),
+            Err(Cut::Broken(err)) => Err(unreachable(err)),
+        }
     }
 
     /// One page of orders, ascending by id. Orders the relay cannot use are returned as
@@ -165,8 +190,11 @@ impl CamionBackApi {
                 at.to_rfc3339_opts(SecondsFormat::Secs, true),
             )),
         }
-        let body = self.get("api/orders", &query).await?;
-        let page: OrdersPage = body.json("liste des commandes")?;
+        let what = "liste des commandes";
+        let body = self
+            .get("api/orders", &query, what, MAX_ORDERS_PAGE_BYTES)
+            .await?;
+        let page: OrdersPage = body.json(what)?;
         Ok(page
             .orders
             .into_iter()
@@ -185,6 +213,7 @@ impl CamionBackApi {
     /// Every carrier the API lists, all pages. Fails as a whole: a partial list must never
     /// replace a complete one.
     pub async fn list_carriers(&self) -> Result<Vec<CarrierRecord>, ApiError> {
+        let what = "liste des transporteurs";
         let mut carriers = Vec::new();
         let mut page = 1;
         for _ in 0..MAX_CARRIER_PAGES {
@@ -192,9 +221,17 @@ impl CamionBackApi {
                 .get(
                     "api/transporteurs",
                     &[("statut", "valide".to_string()), ("page", page.to_string())],
+                    what,
+                    MAX_CARRIERS_PAGE_BYTES,
                 )
                 .await?;
-            let answer: CarriersPage = body.json("liste des transporteurs")?;
+            let answer: CarriersPage = body.json(what)?;
+            if carriers.len() + answer.transporteurs.len() > MAX_CARRIERS {
+                return Err(ApiError::Garbage {
+                    what,
+                    detail: format!("plus de {MAX_CARRIERS} transporteurs listés"),
+                });
+            }
             carriers.extend(answer.transporteurs.into_iter().map(|c| CarrierRecord {
                 id: CarrierId(c.id),
                 name: c.nom,
@@ -205,7 +242,7 @@ impl CamionBackApi {
                 Some(next) if next > page => page = next,
                 Some(next) => {
                     return Err(ApiError::Garbage {
-                        what: "liste des transporteurs",
+                        what,
                         detail: format!("next_page {next} après la page {page}"),
                     });
                 }
@@ -213,9 +250,48 @@ impl CamionBackApi {
             }
         }
         Err(ApiError::Garbage {
-            what: "liste des transporteurs",
+            what,
             detail: format!("plus de {MAX_CARRIER_PAGES} pages"),
         })
+    }
+}
+
+/// A request that failed before any answer (or while reading it), in words.
+fn unreachable(err: reqwest::Error) -> ApiError {
+    ApiError::Unreachable(if err.is_timeout() {
+        "délai dépassé".to_string()
+    } else {
+        // Without the URL: it is ours and adds noise, and reqwest never prints headers.
+        err.without_url().to_string()
+    })
+}
+
+/// Why a body was not read to its end.
+enum Cut {
+    /// It went over the limit; what was read before.
+    TooLarge(bytes::BytesMut),
+    /// The connection broke off, or the time ran out.
+    Broken(reqwest::Error),
+}
+
+/// Reads a body chunk by chunk, `limit` bytes at most: past that it stops reading (and the
+/// connection is dropped), so memory never holds more than `limit` of it.
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<bytes::BytesMut, Cut> {
+    let mut body = bytes::BytesMut::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(Cut::TooLarge(body));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(err) => return Err(Cut::Broken(err)),
+        }
     }
 }
 

@@ -19,6 +19,9 @@ pub enum SyncError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The relay is stopping: the answer was not waited for and nothing was changed.
+    #[error("synchronisation des transporteurs interrompue par l'arrêt du relais")]
+    Stopped,
 }
 
 /// A summary of one successful sync.
@@ -34,6 +37,8 @@ pub struct CarrierSync {
     store: Store,
     /// One sync at a time: the timer and a broadcast must not interleave their lists.
     running: Arc<Mutex<()>>,
+    /// The engine's stop: `sync_now` gives up its request when it comes.
+    stop: CancellationToken,
 }
 
 impl CarrierSync {
@@ -42,14 +47,36 @@ impl CarrierSync {
             api,
             store,
             running: Arc::new(Mutex::new(())),
+            stop: CancellationToken::new(),
         }
     }
 
+    /// The same sync, whose requests are given up when `stop` is cancelled (the engine's
+    /// shutdown): a broadcast or a screen waiting on a slow API does not hold a stop.
+    pub fn stopped_by(self, stop: CancellationToken) -> Self {
+        Self { stop, ..self }
+    }
+
     pub async fn sync_now(&self) -> Result<SyncReport, SyncError> {
+        self.sync_unless_stopped(&self.stop).await
+    }
+
+    /// Syncs, unless `stop` comes first: then the API's answer is not waited for (a slow or
+    /// hanging API must not hold a stop) and the list is left as it was. Only the request is
+    /// cut short; once the answer is in, the list is replaced whole, in one transaction.
+    pub async fn sync_unless_stopped(
+        &self,
+        stop: &CancellationToken,
+    ) -> Result<SyncReport, SyncError> {
         let api = self.api.as_ref().ok_or(SyncError::NotConfigured)?;
-        let _one_at_a_time = self.running.lock().await;
+        let Some(_one_at_a_time) = stop.run_until_cancelled(self.running.lock()).await else {
+            return Err(SyncError::Stopped);
+        };
         let outcome = async {
-            let carriers = api.list_carriers().await?;
+            let carriers = stop
+                .run_until_cancelled(api.list_carriers())
+                .await
+                .ok_or(SyncError::Stopped)??;
             self.store.replace_carriers(&carriers, now_ms()).await?;
             Ok::<_, SyncError>(SyncReport {
                 listed: carriers.len(),
@@ -58,6 +85,9 @@ impl CarrierSync {
         }
         .await;
         match &outcome {
+            Err(SyncError::Stopped) => {
+                tracing::info!("synchronisation des transporteurs abandonnée : arrêt demandé");
+            }
             Ok(report) => {
                 self.store
                     .set_state(StateKey::LastCarrierSyncAt, &now_ms().to_string())
@@ -103,8 +133,8 @@ impl CarrierSync {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(every) => {}
             }
-            // Errors are logged and recorded by `sync_now`; the next tick tries again.
-            let _ = self.sync_now().await;
+            // Errors are logged and recorded by the sync; the next tick tries again.
+            let _ = self.sync_unless_stopped(&cancel).await;
         }
     }
 }

@@ -106,6 +106,9 @@ pub struct CamionBackSettings {
 pub struct WebhookSettings {
     pub addr: SocketAddr,
     pub secret: Option<SecretString>,
+    /// Timeouts and connection cap of the server (`server`'s constants; not read from the
+    /// environment).
+    pub limits: crate::server::ServerLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -194,6 +197,7 @@ impl Settings {
                     "adresse IP:port attendue (ex. 127.0.0.1:8787)",
                 )?,
                 secret: values.secret("RELAY_WEBHOOK_SECRET"),
+                limits: crate::server::ServerLimits::default(),
             },
             dispatch: DispatchSettings {
                 channel: values.channel()?,

@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::broadcast::Broadcaster;
 use crate::camionback::{ApiError, CamionBackApi};
-use crate::carrier_sync::CarrierSync;
+use crate::carrier_sync::{CarrierSync, SyncError};
 use crate::channel::Channel;
 use crate::channel::cloud_api::{CloudApi, CloudApiConfigError};
 use crate::channel::whatsapp_web::{WhatsAppWeb, WhatsAppWebError, WhatsAppWebSettings};
@@ -21,6 +21,7 @@ use crate::dispatcher::{self, Dispatcher, OutboxHealth};
 use crate::http::{self, HttpState};
 use crate::intake::poller::Poller;
 use crate::lock::{InstanceLock, LockError};
+use crate::server::{self, ServerStats};
 use crate::store::{StateKey, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,9 @@ pub enum EngineError {
     ChannelUnavailable(&'static str),
     #[error(transparent)]
     WhatsAppWeb(#[from] WhatsAppWebError),
+    /// A stop was asked while the engine was starting; nothing was left running.
+    #[error("démarrage interrompu par une demande d'arrêt")]
+    Stopped,
 }
 
 pub struct Engine {
@@ -92,10 +96,37 @@ enum ChannelChoice {
     Given(Arc<dyn Channel>),
 }
 
+/// What `launch` started, for the engine handle.
+struct Running {
+    addr: SocketAddr,
+    carriers: CarrierSync,
+    dispatcher_wake: Arc<Notify>,
+    outbox_health: OutboxHealth,
+    whatsapp: Option<WhatsAppWeb>,
+}
+
 impl Engine {
     /// Starts the relay with the channel the settings name.
     pub async fn start(settings: Settings) -> Result<Self, EngineError> {
-        Self::start_inner(settings, ChannelChoice::FromSettings).await
+        Self::start_inner(
+            settings,
+            ChannelChoice::FromSettings,
+            CancellationToken::new(),
+        )
+        .await
+    }
+
+    /// Starts the relay unless `stop` comes first. A stop during start-up (SIGTERM while the
+    /// first carrier sync waits on a slow API, or while WhatsApp opens) ends it with
+    /// [`EngineError::Stopped`]: what had started is stopped, the database closed, the lock
+    /// released, and nothing is left half-written (only waits on the network are cut short;
+    /// every write is one transaction). Once the engine is up, `stop` is not looked at any
+    /// more: [`Engine::shutdown`] stops it.
+    pub async fn start_unless_stopped(
+        settings: Settings,
+        stop: CancellationToken,
+    ) -> Result<Self, EngineError> {
+        Self::start_inner(settings, ChannelChoice::FromSettings, stop).await
     }
 
     /// Starts the relay with a channel built by the caller.
@@ -103,10 +134,19 @@ impl Engine {
         settings: Settings,
         channel: Arc<dyn Channel>,
     ) -> Result<Self, EngineError> {
-        Self::start_inner(settings, ChannelChoice::Given(channel)).await
+        Self::start_inner(
+            settings,
+            ChannelChoice::Given(channel),
+            CancellationToken::new(),
+        )
+        .await
     }
 
-    async fn start_inner(settings: Settings, choice: ChannelChoice) -> Result<Self, EngineError> {
+    async fn start_inner(
+        settings: Settings,
+        choice: ChannelChoice,
+        stop: CancellationToken,
+    ) -> Result<Self, EngineError> {
         // Checked before anything is opened: a bad channel setting changes nothing.
         let cloud_api = match (&choice, settings.dispatch.channel) {
             (ChannelChoice::FromSettings, ChannelKind::CloudApi) => Some(CloudApi::new(
@@ -118,6 +158,10 @@ impl Engine {
             }
             _ => None,
         };
+        // A stop that came before anything was opened (SIGTERM while the settings were read).
+        if stop.is_cancelled() {
+            return Err(EngineError::Stopped);
+        }
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         crate::fs::create_private_dir(&settings.data_dir).map_err(|source| StoreError::File {
@@ -126,6 +170,57 @@ impl Engine {
         })?;
         let lock = InstanceLock::acquire(&settings.data_dir)?;
         let store = open_store(&settings).await?;
+        let launched = Self::launch(
+            settings,
+            choice,
+            cloud_api,
+            store.clone(),
+            &stop,
+            cancel.clone(),
+            tracker.clone(),
+        )
+        .await;
+        match launched {
+            Ok(running) => Ok(Self {
+                store,
+                addr: running.addr,
+                carriers: running.carriers,
+                dispatcher_wake: running.dispatcher_wake,
+                outbox_health: running.outbox_health,
+                whatsapp: running.whatsapp,
+                cancel,
+                tracker,
+                _lock: lock,
+            }),
+            Err(err) => {
+                // Whatever had started (the WhatsApp supervisor, the server) stops before the
+                // lock is released: a next engine on this directory never meets it.
+                cancel.cancel();
+                tracker.close();
+                tracker.wait().await;
+                store.close().await;
+                if let EngineError::Stopped = err {
+                    tracing::info!("démarrage interrompu par une demande d'arrêt : relais arrêté");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Starts every task over the opened store. `stop` is looked at until the tasks run; on
+    /// an error the caller stops what had started.
+    async fn launch(
+        settings: Settings,
+        choice: ChannelChoice,
+        cloud_api: Option<CloudApi>,
+        store: Store,
+        stop: &CancellationToken,
+        cancel: CancellationToken,
+        tracker: TaskTracker,
+    ) -> Result<Running, EngineError> {
+        if stop.is_cancelled() {
+            return Err(EngineError::Stopped);
+        }
         // A pause belongs to the process that saw it; this one will find out for itself.
         store.clear_state(StateKey::SendingPaused).await?;
         if let Some(since) = store.paused_by_staff_since().await? {
@@ -148,13 +243,17 @@ impl Engine {
             (ChannelChoice::Given(channel), _) => channel,
             (ChannelChoice::FromSettings, Some(cloud_api)) => Arc::new(cloud_api),
             (ChannelChoice::FromSettings, None) => {
-                let web = WhatsAppWeb::start(
-                    whatsapp_web_settings(&settings),
-                    store.clone(),
-                    cancel.child_token(),
-                    &tracker,
-                )
-                .await?;
+                // Opening the session may fetch WhatsApp Web's version online: a stop does not
+                // wait for it (the session file is SQLite, written by transactions).
+                let web = stop
+                    .run_until_cancelled(WhatsAppWeb::start(
+                        whatsapp_web_settings(&settings),
+                        store.clone(),
+                        cancel.child_token(),
+                        &tracker,
+                    ))
+                    .await
+                    .ok_or(EngineError::Stopped)??;
                 whatsapp = Some(web.clone());
                 Arc::new(web)
             }
@@ -183,10 +282,11 @@ impl Engine {
             );
         }
         let dispatcher_wake = Arc::new(Notify::new());
-        let carriers = CarrierSync::new(api.clone(), store.clone());
+        let carriers = CarrierSync::new(api.clone(), store.clone()).stopped_by(cancel.clone());
         let broadcaster =
             Broadcaster::new(store.clone(), carriers.clone(), dispatcher_wake.clone());
 
+        let server_stats = Arc::new(ServerStats::default());
         let state = HttpState {
             store: store.clone(),
             webhook_secret: settings.webhook.secret.clone(),
@@ -196,19 +296,22 @@ impl Engine {
             channel: channel.name(),
             whatsapp: whatsapp.as_ref().map(WhatsAppWeb::state),
             outbox: outbox_health.clone(),
+            server: server_stats.clone(),
         };
-        let server_cancel = cancel.child_token();
-        tracker.spawn(async move {
-            let server = axum::serve(listener, http::router(state))
-                .with_graceful_shutdown(server_cancel.cancelled_owned());
-            if let Err(err) = server.await {
-                tracing::error!("serveur HTTP arrêté : {err}");
-            }
-        });
+        tracker.spawn(server::run_until_stopped(
+            listener,
+            http::router(state),
+            settings.webhook.limits.clone(),
+            server_stats,
+            cancel.child_token(),
+        ));
 
         if let Some(api) = api {
-            // The first sync runs before any broadcast is attempted; later ones on a timer.
-            let _ = carriers.sync_now().await;
+            // The first sync runs before any broadcast is attempted; later ones on a timer. A
+            // failed one is recorded and the last list kept; a stop ends the start-up here.
+            if let Err(SyncError::Stopped) = carriers.sync_unless_stopped(stop).await {
+                return Err(EngineError::Stopped);
+            }
             tracker.spawn(carriers.clone().run_until_stopped(
                 settings.camionback.carrier_sync_interval,
                 cancel.child_token(),
@@ -251,16 +354,12 @@ impl Engine {
             channel.name(),
             settings.dispatch.throttle.as_millis()
         );
-        Ok(Self {
-            store,
+        Ok(Running {
             addr,
             carriers,
             dispatcher_wake,
             outbox_health,
             whatsapp,
-            cancel,
-            tracker,
-            _lock: lock,
         })
     }
 

@@ -19,6 +19,7 @@ use crate::dispatcher::{OutboxHealth, WriteFailure};
 
 use crate::channel::cloud_api::webhook as cloud_webhook;
 use crate::intake::webhook as order_webhook;
+use crate::server::ServerStats;
 use crate::store::{StateKey, Store, StoreError};
 
 #[derive(Clone)]
@@ -33,6 +34,8 @@ pub struct HttpState {
     pub whatsapp: Option<watch::Receiver<ConnectionState>>,
     /// Whether the outbox can record its outcomes (in memory: the database may be failing).
     pub outbox: OutboxHealth,
+    /// The server's own counters (connections open, refused, timed out).
+    pub server: Arc<ServerStats>,
 }
 
 /// An error answer: `{"error": {"code": "...", "message": "..."}}`, so callers branch on a
@@ -133,14 +136,17 @@ async fn metrics(State(state): State<HttpState>) -> Response {
     let whatsapp = state.whatsapp.as_ref().map(|w| w.borrow().clone());
     let write_failure = state.outbox.write_failure();
     match render_metrics(&state.store, whatsapp.as_ref(), write_failure.as_ref()).await {
-        Ok(text) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
+        Ok(mut text) => {
+            render_server_metrics(&mut text, &state.server);
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                text,
+            )
+                .into_response()
+        }
         Err(err) => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "storage_unavailable",
@@ -148,6 +154,47 @@ async fn metrics(State(state): State<HttpState>) -> Response {
         )
         .into_response(),
     }
+}
+
+/// The server's counters, kept in memory since the engine started (unlike the figures read
+/// from the database, they restart from 0 with the relay).
+fn render_server_metrics(out: &mut String, server: &ServerStats) {
+    let _ = writeln!(
+        out,
+        "# HELP relay_http_connections_open Connections open to the relay's HTTP server."
+    );
+    let _ = writeln!(out, "# TYPE relay_http_connections_open gauge");
+    let _ = writeln!(out, "relay_http_connections_open {}", server.open());
+    let _ = writeln!(
+        out,
+        "# HELP relay_http_connections_refused_total Connections refused since start-up: the connection cap was reached."
+    );
+    let _ = writeln!(out, "# TYPE relay_http_connections_refused_total counter");
+    let _ = writeln!(
+        out,
+        "relay_http_connections_refused_total {}",
+        server.refused()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP relay_http_header_timeouts_total Connections closed since start-up because no complete request headers came in time."
+    );
+    let _ = writeln!(out, "# TYPE relay_http_header_timeouts_total counter");
+    let _ = writeln!(
+        out,
+        "relay_http_header_timeouts_total {}",
+        server.header_timeouts()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP relay_http_request_timeouts_total Requests answered 408 since start-up: body or handling too slow."
+    );
+    let _ = writeln!(out, "# TYPE relay_http_request_timeouts_total counter");
+    let _ = writeln!(
+        out,
+        "relay_http_request_timeouts_total {}",
+        server.request_timeouts()
+    );
 }
 
 /// Prometheus text format, computed from the database at each scrape: the history table is

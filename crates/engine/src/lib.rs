@@ -15,6 +15,7 @@ pub mod fs;
 pub mod http;
 pub mod intake;
 pub mod lock;
+pub mod server;
 pub mod signature;
 pub mod store;
 pub mod telemetry;

@@ -2,6 +2,7 @@
 //! orders and carriers the test adds, and switches to make it fail.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -17,6 +18,8 @@ pub enum Outage {
     Down,
     /// HTTP 200 with a body that is not the documented JSON.
     Garbage,
+    /// HTTP 200 with the documented JSON (an empty list) padded to this many bytes.
+    Huge(usize),
 }
 
 #[derive(Default)]
@@ -26,6 +29,10 @@ struct State {
     carriers_page_size: usize,
     orders_outage: Option<Outage>,
     carriers_outage: Option<Outage>,
+    /// Answers `since_id` as if it were not there (an API that ignores it).
+    ignores_since_id: bool,
+    orders_delay: Option<Duration>,
+    carriers_delay: Option<Duration>,
     order_queries: Vec<String>,
     carrier_requests: usize,
 }
@@ -54,11 +61,26 @@ fn query(request: &Request, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-fn outage(outage: Option<Outage>) -> Option<ResponseTemplate> {
+fn outage(outage: Option<Outage>, list: &str) -> Option<ResponseTemplate> {
     match outage.unwrap_or(Outage::None) {
         Outage::None => None,
         Outage::Down => Some(ResponseTemplate::new(503).set_body_string("maintenance")),
         Outage::Garbage => Some(ResponseTemplate::new(200).set_body_string("<html>oops</html>")),
+        Outage::Huge(bytes) => {
+            let head = format!(r#"{{"{list}":[],"padding":""#);
+            let mut body = head.into_bytes();
+            body.resize(bytes.saturating_sub(2).max(body.len()), b'x');
+            body.extend_from_slice(br#""}"#);
+            Some(ResponseTemplate::new(200).set_body_raw(body, "application/json"))
+        }
+    }
+}
+
+/// Holds the answer back when the test asked for a slow API.
+fn delayed(answer: ResponseTemplate, delay: Option<Duration>) -> ResponseTemplate {
+    match delay {
+        Some(delay) => answer.set_delay(delay),
+        None => answer,
     }
 }
 
@@ -71,13 +93,15 @@ impl Respond for Orders {
         if !authorized(request) {
             return ResponseTemplate::new(401).set_body_json(json!({"error": "unauthorized"}));
         }
-        if let Some(answer) = outage(state.orders_outage) {
-            return answer;
+        if let Some(answer) = outage(state.orders_outage, "orders") {
+            return delayed(answer, state.orders_delay);
         }
         let limit: usize = query(request, "limit")
             .and_then(|l| l.parse().ok())
             .unwrap_or(100);
-        let since_id: Option<i64> = query(request, "since_id").and_then(|v| v.parse().ok());
+        let since_id: Option<i64> = query(request, "since_id")
+            .and_then(|v| v.parse().ok())
+            .filter(|_| !state.ignores_since_id);
         let created_after = query(request, "created_after");
         let mut orders: Vec<Value> = state
             .orders
@@ -92,7 +116,10 @@ impl Respond for Orders {
             .collect();
         orders.sort_by_key(|o| o["id"].as_i64());
         orders.truncate(limit);
-        ResponseTemplate::new(200).set_body_json(json!({ "orders": orders }))
+        delayed(
+            ResponseTemplate::new(200).set_body_json(json!({ "orders": orders })),
+            state.orders_delay,
+        )
     }
 }
 
@@ -103,8 +130,8 @@ impl Respond for Carriers {
         if !authorized(request) {
             return ResponseTemplate::new(401).set_body_json(json!({"error": "unauthorized"}));
         }
-        if let Some(answer) = outage(state.carriers_outage) {
-            return answer;
+        if let Some(answer) = outage(state.carriers_outage, "transporteurs") {
+            return delayed(answer, state.carriers_delay);
         }
         let page: usize = query(request, "page")
             .and_then(|p| p.parse().ok())
@@ -123,8 +150,11 @@ impl Respond for Carriers {
         } else {
             Value::Null
         };
-        ResponseTemplate::new(200)
-            .set_body_json(json!({ "transporteurs": slice, "next_page": next }))
+        delayed(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "transporteurs": slice, "next_page": next })),
+            state.carriers_delay,
+        )
     }
 }
 
@@ -165,6 +195,15 @@ impl FakeCamionBack {
         });
     }
 
+    /// Adds many carriers at once, each with an id not listed yet (a large list, quickly).
+    pub fn add_new_carriers(&self, carriers: impl IntoIterator<Item = (i64, String, String)>) {
+        self.with(|s| {
+            s.carriers.extend(carriers.into_iter().map(|(id, nom, telephone)| {
+                json!({ "id": id, "nom": nom, "telephone": telephone, "statut": "valide" })
+            }));
+        });
+    }
+
     pub fn set_carrier_status(&self, id: i64, statut: &str) {
         self.with(|s| {
             for c in s.carriers.iter_mut().filter(|c| c["id"] == json!(id)) {
@@ -188,6 +227,21 @@ impl FakeCamionBack {
 
     pub fn set_carriers_outage(&self, outage: Outage) {
         self.with(|s| s.carriers_outage = Some(outage));
+    }
+
+    /// From now on `since_id` is ignored: every poll gets the first orders again.
+    pub fn ignore_since_id(&self) {
+        self.with(|s| s.ignores_since_id = true);
+    }
+
+    /// Every `/api/orders` answer from now on is held back this long (a slow or hung API).
+    pub fn set_orders_delay(&self, delay: Duration) {
+        self.with(|s| s.orders_delay = Some(delay));
+    }
+
+    /// Every `/api/transporteurs` answer from now on is held back this long.
+    pub fn set_carriers_delay(&self, delay: Duration) {
+        self.with(|s| s.carriers_delay = Some(delay));
     }
 
     /// The query strings of every `/api/orders` call, in order.
@@ -231,4 +285,66 @@ pub fn order_json(id: i64, reference: &str, created_at: &str) -> Value {
         "statut": "ouverte",
         "created_at": created_at,
     })
+}
+
+/// A CamionBack API whose every answer is `200` with a body that never ends (chunked, no
+/// length): a runaway carrier list. The relay must stop reading it at its cap.
+pub struct EndlessApi {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl EndlessApi {
+    pub async fn start() -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the endless API");
+        let addr = listener.local_addr().expect("local addr");
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    // The request head, then an answer that goes on until the client hangs up.
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let start = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+                    if stream.write_all(start).await.is_err() {
+                        return;
+                    }
+                    let carrier = r#"{"id":1,"nom":"Transporteur","telephone":"0612345678","statut":"valide"},"#;
+                    let mut chunk = String::from(r#"{"transporteurs":["#);
+                    while chunk.len() < 64 * 1024 {
+                        chunk.push_str(carrier);
+                    }
+                    loop {
+                        let frame = format!("{:x}\r\n{chunk}\r\n", chunk.len());
+                        if stream.write_all(frame.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        chunk.clear();
+                        while chunk.len() < 64 * 1024 {
+                            chunk.push_str(carrier);
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for EndlessApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

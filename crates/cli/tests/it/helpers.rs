@@ -57,15 +57,20 @@ impl World {
         command
     }
 
-    /// Starts `serve` and waits until it answers `/healthz`.
-    pub async fn serve(&self, extra_env: &[(&str, &str)]) -> Relay {
-        let relay = Relay(Some(
+    /// Starts `serve` without waiting for it to be up.
+    pub fn spawn_serve(&self, extra_env: &[(&str, &str)]) -> Relay {
+        Relay(Some(
             self.command(&["serve"], extra_env)
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
                 .expect("serve starts"),
-        ));
+        ))
+    }
+
+    /// Starts `serve` and waits until it answers `/healthz`.
+    pub async fn serve(&self, extra_env: &[(&str, &str)]) -> Relay {
+        let relay = self.spawn_serve(extra_env);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", self.port)).await;

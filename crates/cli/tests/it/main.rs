@@ -5,4 +5,5 @@ mod commands;
 mod crash;
 mod data_files;
 mod helpers;
+mod startup;
 mod whatsapp_web;

@@ -1,7 +1,16 @@
 //! Polling `GET /api/orders`: the safety net under the webhook, and the catch-up after a stop.
-//! The cursor (highest order id seen) is persisted, so a restart asks for exactly what it
-//! missed; the very first start only looks back `CAMIONBACK_BACKFILL_MINUTES`.
+//! The cursor is persisted, so a restart asks for exactly what it missed; the very first start
+//! only looks back `CAMIONBACK_BACKFILL_MINUTES`.
+//!
+//! The cursor rule: it only ever moves to the id of an order that was read and stored. An
+//! order that cannot be read (a missing field, a bad date...) is logged once per run and never
+//! moves it: with a wild id it would otherwise carry the cursor past every order created after
+//! it. Each poll sees that order again at the end of its answer until CamionBack fixes it or a
+//! readable order with a higher id is stored. A page that does not move the cursor ends the
+//! poll (an API that ignores `since_id` would otherwise be asked the same page for ever), as
+//! an error, until the next interval.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,12 +26,27 @@ use crate::store::{OrderSource, StateKey, Store, StoreError};
 /// The longest wait between two polls while the API keeps failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
+/// Pages one poll reads at most (5,000 orders): a long catch-up goes on at the next interval
+/// instead of holding one poll for as long as the API keeps finding orders.
+const MAX_PAGES_PER_POLL: usize = 50;
+
+/// Unreadable order ids remembered so each is logged once; past this many the memory starts
+/// over (and each is logged once more), so a flood of bad orders cannot grow it without end.
+const MAX_REPORTED_UNREADABLE: usize = 10_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
     #[error(transparent)]
     Api(#[from] ApiError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(
+        "l'API CamionBack a renvoyé une page pleine ({ORDERS_PAGE_SIZE} commandes) sans aucune commande lisible {after} : elle ne tient pas compte de since_id, ou {ORDERS_PAGE_SIZE} commandes d'affilée sont illisibles — pagination arrêtée jusqu'à la prochaine interrogation"
+    )]
+    Stalled { after: String },
+    /// The relay is stopping: the API's answer was not waited for.
+    #[error("interrogation interrompue par l'arrêt du relais")]
+    Stopped,
 }
 
 pub struct Poller {
@@ -30,6 +54,22 @@ pub struct Poller {
     store: Store,
     backfill: Duration,
     new_order: Arc<Notify>,
+    /// Unreadable orders already logged in this run.
+    reported: Reported,
+}
+
+/// The unreadable order ids already logged, so each is logged once, in bounded memory.
+#[derive(Default)]
+struct Reported(HashSet<i64>);
+
+impl Reported {
+    /// True the first time `id` is seen (again after the memory started over).
+    fn first_time(&mut self, id: i64) -> bool {
+        if self.0.len() >= MAX_REPORTED_UNREADABLE {
+            self.0.clear();
+        }
+        self.0.insert(id)
+    }
 }
 
 impl Poller {
@@ -44,6 +84,7 @@ impl Poller {
             store,
             backfill,
             new_order,
+            reported: Reported::default(),
         }
     }
 
@@ -70,19 +111,24 @@ impl Poller {
         ))
     }
 
-    /// Fetches every page of new orders and stores them. Returns how many were new.
-    pub async fn poll_once(&self) -> Result<usize, PollError> {
+    /// Fetches the pages of new orders and stores them; returns how many were new. `stop`
+    /// cuts a request short (never a write): a stop does not wait for a slow API.
+    pub async fn poll_once(&mut self, stop: &CancellationToken) -> Result<usize, PollError> {
         let mut new_orders = 0;
-        loop {
+        for _ in 0..MAX_PAGES_PER_POLL {
             let since = self.since().await?;
-            let page = self.api.list_orders(since).await?;
+            let page = stop
+                .run_until_cancelled(self.api.list_orders(since))
+                .await
+                .ok_or(PollError::Stopped)??;
             let full = page.len() >= ORDERS_PAGE_SIZE;
-            let mut cursor = match since {
+            let before = match since {
                 Since::Id(id) => Some(id),
                 Since::CreatedAfter(_) => None,
             };
+            let mut cursor = before;
             for polled in page {
-                let id = match polled {
+                match polled {
                     Ok(order) => {
                         if self
                             .store
@@ -96,41 +142,65 @@ impl Poller {
                             new_orders += 1;
                             self.new_order.notify_one();
                         }
-                        order.id.0
+                        cursor = Some(cursor.map_or(order.id.0, |c| c.max(order.id.0)));
                     }
-                    Err((id, reason)) => {
-                        // Skipped, not retried forever: an order that cannot be read would
-                        // otherwise block every order after it.
-                        tracing::error!("commande {id} ignorée : {reason}");
-                        id
-                    }
-                };
-                cursor = Some(cursor.map_or(id, |c| c.max(id)));
+                    Err((id, reason)) => self.report_unreadable(id, &reason),
+                }
             }
-            if let Some(cursor) = cursor {
+            if cursor != before
+                && let Some(cursor) = cursor
+            {
                 self.store
                     .set_state(StateKey::PollCursor, &cursor.to_string())
                     .await?;
             }
             if !full {
-                break;
+                self.poll_succeeded().await?;
+                return Ok(new_orders);
+            }
+            if cursor == before {
+                return Err(PollError::Stalled {
+                    after: match since {
+                        Since::Id(id) => format!("après la commande {id}"),
+                        Since::CreatedAfter(at) => {
+                            format!("créée après le {}", at.format("%d/%m/%Y %H:%M UTC"))
+                        }
+                    },
+                });
             }
         }
-        self.store
-            .set_state(StateKey::LastPollOkAt, &now_ms().to_string())
-            .await?;
-        self.store.clear_state(StateKey::LastPollError).await?;
+        tracing::info!(
+            "interrogation des commandes : {MAX_PAGES_PER_POLL} pages lues, la suite à la prochaine interrogation"
+        );
+        self.poll_succeeded().await?;
         Ok(new_orders)
     }
 
-    pub async fn run_until_stopped(self, every: Duration, cancel: CancellationToken) {
+    async fn poll_succeeded(&self) -> Result<(), StoreError> {
+        self.store
+            .set_state(StateKey::LastPollOkAt, &now_ms().to_string())
+            .await?;
+        self.store.clear_state(StateKey::LastPollError).await
+    }
+
+    /// Logs an unreadable order the first time this run sees it; it never moves the cursor.
+    fn report_unreadable(&mut self, id: i64, reason: &str) {
+        if self.reported.first_time(id) {
+            tracing::error!(
+                "commande {id} illisible, ignorée : {reason} (signalée une seule fois ; elle ne fait pas avancer le curseur d'interrogation)"
+            );
+        }
+    }
+
+    pub async fn run_until_stopped(mut self, every: Duration, cancel: CancellationToken) {
         let mut failures = failure_backoff(every);
         loop {
-            let wait = match self.poll_once().await {
+            let wait = match self.poll_once(&cancel).await {
                 Ok(_) => {
                     failures = failure_backoff(every);
                     every
                 }
+                Err(PollError::Stopped) => return,
                 Err(err) => {
                     let wait = failures.next().unwrap_or(MAX_BACKOFF);
                     tracing::warn!(
@@ -160,4 +230,23 @@ fn failure_backoff(every: Duration) -> impl Iterator<Item = Duration> {
         .with_jitter()
         .without_max_times()
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_order_is_reported_once_and_the_memory_stays_bounded() {
+        let mut reported = Reported::default();
+        assert!(reported.first_time(9_000_000_000_000));
+        assert!(
+            !reported.first_time(9_000_000_000_000),
+            "the next polls stay quiet"
+        );
+        for id in 0..i64::try_from(MAX_REPORTED_UNREADABLE).expect("fits") {
+            reported.first_time(id);
+        }
+        assert!(reported.0.len() <= MAX_REPORTED_UNREADABLE);
+    }
 }

@@ -2,11 +2,13 @@
 //! directory, the real HTTP server on a free port, and fakes of the CamionBack API and of the
 //! WhatsApp Cloud API on 127.0.0.1.
 
+mod camionback_api;
 mod carriers;
 mod data_files;
 mod helpers;
 mod history;
 mod outbox;
+mod http_server;
 mod polling;
 mod relaunch;
 mod sending;
