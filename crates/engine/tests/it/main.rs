@@ -13,6 +13,7 @@ mod polling;
 mod relaunch;
 mod sending;
 mod settings_edit;
+mod settings_table;
 mod status_webhooks;
 mod webhook_intake;
 mod whatsapp_web;
