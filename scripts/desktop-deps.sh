@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# System packages of the desktop app (Debian 12), as measured in /work/shared/DESKTOP.md:
+# System packages of the desktop app (Debian 12), as measured in ../shared/DESKTOP.md:
 # the first list builds `relay-desktop` (WebKitGTK, GTK, AppIndicator for the tray), the second
 # runs it under a virtual X server for screenshots and the WebDriver end-to-end test.
 # Idempotent: packages already installed are skipped by apt. Run as root (or with sudo).

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every test of the project, as the README gives it and CI runs it, on a fresh Debian machine
 # with the Rust toolchain, node and python: system packages for the desktop app, formatting,
-# lints, the Rust tests (engine against fakes and the WhatsApp Web simulator, CLI processes,
-# desktop commands), the front-end unit tests, and the end-to-end test of the real window.
+# lints, licences and sources of the dependencies, unused dependencies, the Rust tests (engine
+# against fakes and the WhatsApp Web simulator, its tidy checks, CLI processes, desktop
+# commands), the front-end unit tests, and the end-to-end test of the real window.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,8 +19,28 @@ bash scripts/desktop-deps.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== cargo clippy"
+echo "== cargo clippy (workspace lints: clippy::all, no unwrap/expect outside tests)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Tools from crates.io, built once per machine and skipped when present (each takes minutes to
+# build; see README, Tests).
+export PATH="$HOME/.cargo/bin:$PATH"
+install_tool() {
+  if ! command -v "$1" >/dev/null 2>&1; then
+    echo "== cargo install --locked $1 --version $2"
+    cargo install --locked "$1" --version "$2"
+  fi
+}
+install_tool cargo-deny 0.20.2
+install_tool cargo-machete 0.9.2
+
+# Advisories are not checked here: their database is a git repository on GitHub, which the
+# build machines cannot reach (deny.toml).
+echo "== cargo deny check licenses bans sources"
+cargo deny --locked check licenses bans sources
+
+echo "== cargo machete (no unused dependency)"
+cargo machete
 
 echo "== cargo test --workspace --locked"
 cargo test --workspace --locked 2>&1 | tee -a "$log"

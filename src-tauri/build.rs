@@ -1,5 +1,5 @@
 //! Tauri's build step, pointed at the configuration at the repository root (see
-//! /work/shared/DESKTOP.md: the Tauri CLI is only needed for bundling). The app's commands get
+//! ../shared/DESKTOP.md: the Tauri CLI is only needed for bundling). The app's commands get
 //! generated `allow-*` permissions so the capability grants exactly the ones the UI calls.
 
 fn main() {

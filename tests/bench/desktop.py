@@ -6,7 +6,7 @@ builds the release binary and provides Xvfb and a private D-Bus session.
              screen painted (the sidebar's colour read back from the X server); several runs,
              the first one cold (new data directory, migrations, empty WebKit caches), the
              median over the warm ones; PSS after start (10 s, like the minimal Tauri app of
-             /work/shared/DESKTOP.md).
+             ../shared/DESKTOP.md).
   broadcast  PSS while the app broadcasts an order to 10,000 carriers on the Cloud API channel
              against the loopback fake at throttle 0, the history screen open and live.
   history    history grid page change at 1,000,000 rows, end to end through WebDriver: click
@@ -45,7 +45,7 @@ TITLE = "CamionBack Relay"
 # CSS are painted. Read at a point of the sidebar's left padding, below the navigation.
 SIDEBAR_RGB = (0x10, 0x23, 0x1E)
 SIDEBAR_PROBE = (5, 500)
-# Minimal Tauri app of /work/shared/DESKTOP.md, release build, after 10 s under Xvfb: the floor
+# Minimal Tauri app of ../shared/DESKTOP.md, release build, after 10 s under Xvfb: the floor
 # when the minimal app (src-tauri/examples/minimal_tauri.rs) is not there to be measured.
 MINIMAL_TAURI_PSS_MB = 288.0
 # Issue 4: the app's total PSS within 60 MB of the minimal Tauri app.

@@ -16,6 +16,9 @@
 //! `cargo bench -p camionback-relay --bench faults` runs all three; `RELAY_BENCH_ONLY=disk-full`
 //! (or `timeout`, `soak`) one of them.
 
+// Bench code: a failed expectation ends the run with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -10,6 +10,7 @@
 //!
 //! Run with `cargo bench -p camionback-relay --bench relay` (`RELAY_BENCH_ONLY=history` for
 //! section 4 alone). This program measures and prints; it never fails on a timing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // bench code (workspace lints, #11)
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};

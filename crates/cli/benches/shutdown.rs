@@ -12,6 +12,9 @@
 //! Run with `cargo bench -p camionback-relay --bench shutdown` (add `--profile dev` to reuse a
 //! debug build). This program measures and prints; it never fails on a timing.
 
+// Bench code: a failed expectation ends the run with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

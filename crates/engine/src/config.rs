@@ -12,36 +12,7 @@ use secrecy::SecretString;
 use url::Url;
 
 pub mod edit;
-
-/// Every setting, by its environment name. The config file takes the same names, in any case.
-pub const KEYS: &[&str] = &[
-    "RELAY_WEBHOOK_ADDR",
-    "RELAY_WEBHOOK_SECRET",
-    "RELAY_THROTTLE_MS",
-    "RELAY_JITTER_MS",
-    "RELAY_SEND_TIMEOUT_SECS",
-    "RELAY_CHANNEL",
-    "RELAY_LOG",
-    "CAMIONBACK_API_URL",
-    "CAMIONBACK_API_TOKEN",
-    "CAMIONBACK_POLL_SECS",
-    "CAMIONBACK_BACKFILL_MINUTES",
-    "CAMIONBACK_CARRIER_SYNC_SECS",
-    "ORDER_LINK_BASE",
-    "WHATSAPP_API_URL",
-    "WHATSAPP_API_VERSION",
-    "WHATSAPP_PHONE_NUMBER_ID",
-    "WHATSAPP_TOKEN",
-    "WHATSAPP_TEMPLATE",
-    "WHATSAPP_TEMPLATE_LANG",
-    "WHATSAPP_VERIFY_TOKEN",
-    "WHATSAPP_APP_SECRET",
-    "WHATSAPP_WEB_URL",
-    "WHATSAPP_WEB_VERSION",
-    "WHATSAPP_WEB_WATCHDOG_SECS",
-    "RELAY_TYPING",
-    "RELAY_UNCONFIRMED_HOURS",
-];
+pub mod table;
 
 pub const CONFIG_FILE: &str = "config.toml";
 pub const TEMPLATE_FILE: &str = "template.txt";
@@ -59,7 +30,7 @@ pub enum ConfigError {
     },
     #[error("{path} n'est pas un fichier TOML valide : {message}")]
     Toml { path: PathBuf, message: String },
-    #[error("{path} : réglage inconnu « {key} » (réglages connus : {known})", known = KEYS.join(", "))]
+    #[error("{path} : réglage inconnu « {key} » (réglages connus : {known})", known = table::file_keys_list())]
     UnknownKey { path: PathBuf, key: String },
     #[error("{key} ({origin}) : {reason}")]
     Invalid {
@@ -178,22 +149,19 @@ impl Settings {
     fn build(data_dir: PathBuf, raw: Raw, template: MessageTemplate) -> Result<Self, ConfigError> {
         let values = Values(raw);
         let settings = Self {
-            log_filter: values.string("RELAY_LOG")?.unwrap_or_else(|| "info".into()),
+            log_filter: values.text("RELAY_LOG")?.unwrap_or_default(),
             camionback: CamionBackSettings {
                 api_url: values.url("CAMIONBACK_API_URL")?,
                 api_token: values.secret("CAMIONBACK_API_TOKEN"),
-                poll_interval: Duration::from_secs(values.number("CAMIONBACK_POLL_SECS", 30)?),
-                backfill: Duration::from_secs(
-                    60 * values.number("CAMIONBACK_BACKFILL_MINUTES", 10)?,
-                ),
+                poll_interval: Duration::from_secs(values.number("CAMIONBACK_POLL_SECS")?),
+                backfill: Duration::from_secs(60 * values.number("CAMIONBACK_BACKFILL_MINUTES")?),
                 carrier_sync_interval: Duration::from_secs(
-                    values.number("CAMIONBACK_CARRIER_SYNC_SECS", 300)?.max(1),
+                    values.number("CAMIONBACK_CARRIER_SYNC_SECS")?.max(1),
                 ),
             },
             webhook: WebhookSettings {
                 addr: values.parse(
                     "RELAY_WEBHOOK_ADDR",
-                    "127.0.0.1:8787",
                     "adresse IP:port attendue (ex. 127.0.0.1:8787)",
                 )?,
                 secret: values.secret("RELAY_WEBHOOK_SECRET"),
@@ -201,40 +169,32 @@ impl Settings {
             },
             dispatch: DispatchSettings {
                 channel: values.channel()?,
-                throttle: Duration::from_millis(values.number("RELAY_THROTTLE_MS", 1000)?),
-                jitter: Duration::from_millis(values.number("RELAY_JITTER_MS", 0)?),
-                send_timeout: Duration::from_secs(
-                    values.number("RELAY_SEND_TIMEOUT_SECS", 30)?.max(1),
-                ),
+                throttle: Duration::from_millis(values.number("RELAY_THROTTLE_MS")?),
+                jitter: Duration::from_millis(values.number("RELAY_JITTER_MS")?),
+                send_timeout: Duration::from_secs(values.number("RELAY_SEND_TIMEOUT_SECS")?.max(1)),
             },
-            order_link_base: values
-                .url_or("ORDER_LINK_BASE", "https://camionback.com/commande/")?
-                .into(),
+            order_link_base: values.url_or_default("ORDER_LINK_BASE")?.into(),
             template,
             cloud_api: CloudApiSettings {
-                api_url: values.url_or("WHATSAPP_API_URL", "https://graph.facebook.com")?,
-                api_version: values
-                    .string("WHATSAPP_API_VERSION")?
-                    .unwrap_or_else(|| "v21.0".into()),
-                phone_number_id: values.string("WHATSAPP_PHONE_NUMBER_ID")?,
+                api_url: values.url_or_default("WHATSAPP_API_URL")?,
+                api_version: values.text("WHATSAPP_API_VERSION")?.unwrap_or_default(),
+                phone_number_id: values.text("WHATSAPP_PHONE_NUMBER_ID")?,
                 token: values.secret("WHATSAPP_TOKEN"),
-                template: values.string("WHATSAPP_TEMPLATE")?,
-                template_lang: values
-                    .string("WHATSAPP_TEMPLATE_LANG")?
-                    .unwrap_or_else(|| "fr".into()),
+                template: values.text("WHATSAPP_TEMPLATE")?,
+                template_lang: values.text("WHATSAPP_TEMPLATE_LANG")?.unwrap_or_default(),
                 verify_token: values.secret("WHATSAPP_VERIFY_TOKEN"),
                 app_secret: values.secret("WHATSAPP_APP_SECRET"),
             },
             whatsapp_web: WhatsAppWebConfig {
-                url: values.ws_url("WHATSAPP_WEB_URL", "wss://web.whatsapp.com/ws/chat")?,
+                url: values.ws_url("WHATSAPP_WEB_URL")?,
                 version: values.version("WHATSAPP_WEB_VERSION")?,
                 typing: values.flag("RELAY_TYPING")?,
                 watchdog_every: Duration::from_secs(
-                    values.number("WHATSAPP_WEB_WATCHDOG_SECS", 30)?.max(1),
+                    values.number("WHATSAPP_WEB_WATCHDOG_SECS")?.max(1),
                 ),
             },
             unconfirmed_after: Duration::from_secs(
-                3600 * values.number("RELAY_UNCONFIRMED_HOURS", 24)?,
+                3600 * values.number("RELAY_UNCONFIRMED_HOURS")?,
             ),
             store: crate::store::StoreOptions::default(),
             data_dir,
@@ -275,7 +235,7 @@ fn data_dir_from(env: &impl Fn(&str) -> Option<String>) -> Result<PathBuf, Confi
 }
 
 fn overlay_env(raw: &mut Raw, env: &impl Fn(&str) -> Option<String>) {
-    for key in KEYS {
+    for key in table::file_settings().map(|s| s.key) {
         if let Some(value) = env(key) {
             raw.insert(key, (value, env_origin(key)));
         }
@@ -313,21 +273,18 @@ fn read_config_file(path: &Path) -> Result<Raw, ConfigError> {
 }
 
 fn parse_config(path: &Path, text: &str) -> Result<Raw, ConfigError> {
-    let table: toml::Table = text
+    let document: toml::Table = text
         .parse()
         .map_err(|err: toml::de::Error| ConfigError::Toml {
             path: path.to_path_buf(),
             message: err.message().to_string(),
         })?;
     let mut raw = Raw::new();
-    for (name, value) in table {
-        let key = KEYS
-            .iter()
-            .find(|known| known.eq_ignore_ascii_case(&name))
-            .ok_or_else(|| ConfigError::UnknownKey {
-                path: path.to_path_buf(),
-                key: name.clone(),
-            })?;
+    for (name, value) in document {
+        let key = table::file_key(&name).ok_or_else(|| ConfigError::UnknownKey {
+            path: path.to_path_buf(),
+            key: name.clone(),
+        })?;
         // Tokens and phone-number ids are often all digits: take numbers as their text.
         let value = match value {
             toml::Value::String(s) => s,
@@ -372,6 +329,12 @@ impl Values {
             .filter(|(value, _)| !value.is_empty())
     }
 
+    /// The value given, else the table's default (checked the same way).
+    fn get_or_default(&self, key: &'static str) -> Option<(&str, &str)> {
+        self.get(key)
+            .or_else(|| table::default_value(key).map(|value| (value, "défaut")))
+    }
+
     fn invalid(&self, key: &'static str, origin: &str, reason: String) -> ConfigError {
         ConfigError::Invalid {
             key,
@@ -380,8 +343,8 @@ impl Values {
         }
     }
 
-    fn string(&self, key: &'static str) -> Result<Option<String>, ConfigError> {
-        Ok(self.get(key).map(|(v, _)| v.to_string()))
+    fn text(&self, key: &'static str) -> Result<Option<String>, ConfigError> {
+        Ok(self.get_or_default(key).map(|(v, _)| v.to_string()))
     }
 
     fn secret(&self, key: &'static str) -> Option<SecretString> {
@@ -389,9 +352,10 @@ impl Values {
             .map(|(v, _)| SecretString::from(v.to_string()))
     }
 
-    fn number(&self, key: &'static str, default: u64) -> Result<u64, ConfigError> {
-        match self.get(key) {
-            None => Ok(default),
+    /// A whole number; a setting the table gives no default is 0 when unset.
+    fn number(&self, key: &'static str) -> Result<u64, ConfigError> {
+        match self.get_or_default(key) {
+            None => Ok(0),
             Some((value, origin)) => value.parse().map_err(|_| {
                 self.invalid(
                     key,
@@ -405,10 +369,9 @@ impl Values {
     fn parse<T: std::str::FromStr>(
         &self,
         key: &'static str,
-        default: &str,
         expected: &str,
     ) -> Result<T, ConfigError> {
-        let (value, origin) = self.get(key).unwrap_or((default, "défaut"));
+        let (value, origin) = self.get_or_default(key).unwrap_or(("", "défaut"));
         value
             .parse()
             .map_err(|_| self.invalid(key, origin, format!("« {value} » : {expected}")))
@@ -420,8 +383,8 @@ impl Values {
             .transpose()
     }
 
-    fn url_or(&self, key: &'static str, default: &str) -> Result<Url, ConfigError> {
-        let (value, origin) = self.get(key).unwrap_or((default, "défaut"));
+    fn url_or_default(&self, key: &'static str) -> Result<Url, ConfigError> {
+        let (value, origin) = self.get_or_default(key).unwrap_or(("", "défaut"));
         self.check_url(key, value, origin)
     }
 
@@ -451,8 +414,8 @@ impl Values {
         Ok(url)
     }
 
-    fn ws_url(&self, key: &'static str, default: &str) -> Result<String, ConfigError> {
-        let (value, origin) = self.get(key).unwrap_or((default, "défaut"));
+    fn ws_url(&self, key: &'static str) -> Result<String, ConfigError> {
+        let (value, origin) = self.get_or_default(key).unwrap_or(("", "défaut"));
         match Url::parse(value) {
             Ok(url) if matches!(url.scheme(), "ws" | "wss") => Ok(value.to_string()),
             _ => Err(self.invalid(
@@ -475,7 +438,10 @@ impl Values {
     }
 
     fn flag(&self, key: &'static str) -> Result<bool, ConfigError> {
-        match self.get(key).map(|(v, o)| (v.to_ascii_lowercase(), o)) {
+        match self
+            .get_or_default(key)
+            .map(|(v, o)| (v.to_ascii_lowercase(), o))
+        {
             None => Ok(false),
             Some((v, _)) if matches!(v.as_str(), "1" | "true" | "oui" | "yes" | "on") => Ok(true),
             Some((v, _)) if matches!(v.as_str(), "0" | "false" | "non" | "no" | "off") => Ok(false),
@@ -486,7 +452,7 @@ impl Values {
     }
 
     fn channel(&self) -> Result<ChannelKind, ConfigError> {
-        let Some((value, origin)) = self.get("RELAY_CHANNEL") else {
+        let Some((value, origin)) = self.get_or_default("RELAY_CHANNEL") else {
             return Ok(ChannelKind::WhatsappWeb);
         };
         match value.to_ascii_lowercase().as_str() {

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use rand::Rng;
 use relay_domain::{
     DeliveryStatus, MessageTemplate, OrderId, PhoneNumber, TemplateFields, mask_phone,
 };
@@ -20,7 +19,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Channel, OutgoingMessage, SendError};
-use crate::clock::now_ms;
+use crate::clock::{Chance, Clock, SystemChance, SystemClock, with_jitter};
 use crate::store::{Claim, Outcome, StateKey, Store, StoreError};
 
 /// Attempts per delivery for transient errors, the first one included.
@@ -87,7 +86,7 @@ impl OutboxHealth {
         self.state.subscribe()
     }
 
-    fn failed(&self, err: &StoreError, claim: Option<&Claim>) {
+    fn failed(&self, err: &StoreError, claim: Option<&Claim>, now_ms: i64) {
         let waiting_for = claim.map(|c| format!("{} ({})", c.carrier_name, mask_phone(&c.phone)));
         let mut first = false;
         self.state.send_modify(|state| match state {
@@ -99,7 +98,7 @@ impl OutboxHealth {
             None => {
                 first = true;
                 *state = Some(WriteFailure {
-                    since_ms: now_ms(),
+                    since_ms: now_ms,
                     attempts: 1,
                     error: err.to_string(),
                     waiting_for: waiting_for.clone(),
@@ -123,7 +122,7 @@ impl OutboxHealth {
         }
     }
 
-    fn recovered(&self) {
+    fn recovered(&self, now_ms: i64) {
         let mut cleared = None;
         self.state.send_if_modified(|state| {
             cleared = state.take();
@@ -137,7 +136,7 @@ impl OutboxHealth {
             tracing::warn!(
                 "écritures de la file d'envoi rétablies après {} échec(s) en {} s : envois repris",
                 failure.attempts,
-                (now_ms() - failure.since_ms).max(0) / 1000
+                (now_ms - failure.since_ms).max(0) / 1000
             );
         }
     }
@@ -187,6 +186,12 @@ pub struct Dispatcher {
     rendered: HashMap<OrderId, Arc<Rendered>>,
     /// Whether the last send found the account unable to send.
     paused: bool,
+    clock: Arc<dyn Clock>,
+    /// Draws the jitter of the throttle and of the retry schedule.
+    chance: Arc<dyn Chance>,
+    /// When the next send may start, on the clock's monotonic time: the throttle after an
+    /// attempt, the pause after the account could not send.
+    next_send_at: Duration,
 }
 
 impl Dispatcher {
@@ -207,7 +212,25 @@ impl Dispatcher {
             last_order: None,
             rendered: HashMap::new(),
             paused: false,
+            clock: Arc::new(SystemClock::default()),
+            chance: Arc::new(SystemChance),
+            next_send_at: Duration::ZERO,
         }
+    }
+
+    /// Reads the time from `clock` and draws jitter from `chance` (tests: a manual clock and
+    /// scripted numbers) instead of the machine's.
+    pub fn with_time(mut self, clock: Arc<dyn Clock>, chance: Arc<dyn Chance>) -> Self {
+        self.next_send_at = clock.monotonic();
+        self.clock = clock;
+        self.chance = chance;
+        self
+    }
+
+    /// How long until the next send may start (zero: now). The run loop sleeps this long;
+    /// a test advances its clock by it.
+    pub fn wait_before_next_send(&self) -> Duration {
+        self.next_send_at.saturating_sub(self.clock.monotonic())
     }
 
     async fn render(&mut self, order: OrderId) -> Result<Option<Arc<Rendered>>, StoreError> {
@@ -231,21 +254,41 @@ impl Dispatcher {
         Ok(Some(rendered))
     }
 
-    /// Claims the next due delivery and settles it: sends it, or records why not.
+    /// Claims the next due delivery and settles it: sends it, or records why not. Does not
+    /// wait for the throttle ([`Self::wait_before_next_send`]) but sets it: after an attempt
+    /// the next send may start the throttle plus a share of the jitter after this one started.
     pub async fn try_once(&mut self) -> Result<Step, StoreError> {
+        let started = self.clock.monotonic();
+        let step = self.settle_next().await?;
+        match &step {
+            Step::Attempted => self.next_send_at = started + self.gap(),
+            Step::Paused(wait) => self.pause_for(*wait),
+            Step::Settled | Step::Idle { .. } | Step::Held => {}
+        }
+        Ok(step)
+    }
+
+    fn pause_for(&mut self, wait: Duration) {
+        self.next_send_at = self.clock.monotonic() + wait;
+    }
+
+    async fn settle_next(&mut self) -> Result<Step, StoreError> {
         // The claim itself claims nothing while staff paused sending (the pause may come from
         // another process on this database, the CLI next to `serve`); only when it found
         // nothing is the pause asked about, so a send costs no extra query.
-        let claimed = self.store.claim_next(self.last_order, now_ms()).await;
+        let claimed = self
+            .store
+            .claim_next(self.last_order, self.clock.now_ms())
+            .await;
         let claim = match claimed {
             Ok(claim) => {
-                self.health.recovered();
+                self.health.recovered(self.clock.now_ms());
                 claim
             }
             Err(err) => {
                 // Nothing was sent: the claim is tried again after a pause, and meanwhile the
                 // alert says why nothing leaves.
-                self.health.failed(&err, None);
+                self.health.failed(&err, None, self.clock.now_ms());
                 return Err(err);
             }
         };
@@ -335,7 +378,7 @@ impl Dispatcher {
                 message_id: None,
             }),
         };
-        let now = now_ms();
+        let now = self.clock.now_ms();
         match outcome {
             Ok(accepted) => {
                 let outcome = Outcome::Sent {
@@ -387,7 +430,7 @@ impl Dispatcher {
                     self.record(&claim, &outcome).await?;
                     log_failure(&claim, &rendered.reference, &reason);
                 } else {
-                    let delay = retry_delay(claim.attempts, retry_after);
+                    let delay = retry_delay(claim.attempts, retry_after, self.chance.as_ref());
                     let outcome = Outcome::Retry {
                         reason: reason.clone(),
                         code,
@@ -435,7 +478,7 @@ impl Dispatcher {
         let outcome = Outcome::Retry {
             reason: format!("envoi reporté : {err}"),
             code: None,
-            next_attempt_at: now_ms() + 1000,
+            next_attempt_at: self.clock.now_ms() + 1000,
             count_attempt: false,
         };
         self.record(claim, &outcome).await?;
@@ -447,7 +490,8 @@ impl Dispatcher {
     /// records each of them the same way.
     pub async fn record(&self, claim: &Claim, outcome: &Outcome) -> Result<(), StoreError> {
         self.write_until_landed(claim, || {
-            self.store.record_outcome(claim.id, outcome, now_ms())
+            self.store
+                .record_outcome(claim.id, outcome, self.clock.now_ms())
         })
         .await
     }
@@ -474,12 +518,12 @@ impl Dispatcher {
         loop {
             let err = match write().await {
                 Ok(()) => {
-                    self.health.recovered();
+                    self.health.recovered(self.clock.now_ms());
                     return Ok(());
                 }
                 Err(err) => err,
             };
-            self.health.failed(&err, Some(claim));
+            self.health.failed(&err, Some(claim), self.clock.now_ms());
             if self.stop.is_cancelled() {
                 let deadline = *give_up_at
                     .get_or_insert_with(|| Instant::now() + OUTCOME_WRITE_GRACE_AFTER_STOP);
@@ -511,13 +555,13 @@ impl Dispatcher {
     /// [`OUTCOME_WRITE_GRACE_AFTER_STOP`] when the database refuses the write).
     pub async fn run_until_stopped(mut self, cancel: CancellationToken) {
         self.stop = cancel.clone();
-        let mut next_send_at = Instant::now();
         loop {
             // A timer that is already due still costs a timer tick (about 1 ms): skip it.
-            if next_send_at > Instant::now() {
+            let wait = self.wait_before_next_send();
+            if !wait.is_zero() {
                 tokio::select! {
                     _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep_until(next_send_at) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
             } else if cancel.is_cancelled() {
                 return;
@@ -527,7 +571,6 @@ impl Dispatcher {
                 _ = self.channel.ready() => {}
             }
             // Not raced against `cancel`: once claimed, a delivery is sent and recorded.
-            let started = Instant::now();
             let step = match self.try_once().await {
                 Ok(step) => step,
                 Err(err) => {
@@ -535,13 +578,12 @@ impl Dispatcher {
                     if self.health.write_failure().is_none() {
                         tracing::error!("file d'envoi : {err}");
                     }
-                    Step::Paused(Duration::from_secs(1))
+                    self.pause_for(Duration::from_secs(1));
+                    continue;
                 }
             };
             match step {
-                Step::Attempted => next_send_at = started + self.gap(),
-                Step::Settled => {}
-                Step::Paused(wait) => next_send_at = Instant::now() + wait,
+                Step::Attempted | Step::Settled | Step::Paused(_) => {}
                 Step::Held => {
                     tokio::select! {
                         _ = cancel.cancelled() => return,
@@ -550,15 +592,10 @@ impl Dispatcher {
                     }
                 }
                 Step::Idle { next_due } => {
-                    let until_due = next_due
-                        .map(|due| {
-                            Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0))
-                        })
-                        .unwrap_or(IDLE_POLL);
                     tokio::select! {
                         _ = cancel.cancelled() => return,
                         _ = self.wake.notified() => {}
-                        _ = tokio::time::sleep(until_due.min(IDLE_POLL)) => {}
+                        _ = tokio::time::sleep(idle_wait(next_due, self.clock.now_ms())) => {}
                     }
                 }
             }
@@ -569,30 +606,35 @@ impl Dispatcher {
     /// the account does not send at a machine's perfectly regular beat.
     fn gap(&self) -> Duration {
         let jitter = u64::try_from(self.settings.jitter.as_millis()).unwrap_or(u64::MAX);
-        let extra = if jitter == 0 {
-            0
-        } else {
-            rand::rng().random_range(0..=jitter)
-        };
-        self.settings.throttle + Duration::from_millis(extra)
+        self.settings.throttle + Duration::from_millis(self.chance.up_to(jitter))
     }
 }
 
+/// How long an idle dispatcher waits before looking at the queue again: until the next
+/// delivery falls due, and never more than [`IDLE_POLL`], since a relaunch queued by another
+/// process (the CLI) rings no bell here.
+pub fn idle_wait(next_due: Option<i64>, now_ms: i64) -> Duration {
+    next_due
+        .map(|due| Duration::from_millis(u64::try_from(due - now_ms).unwrap_or(0)))
+        .unwrap_or(IDLE_POLL)
+        .min(IDLE_POLL)
+}
+
 /// When to try again after the `attempt`-th transient failure: `Retry-After` when the channel
-/// gives one (bounded), else 5 s then 20 s, with jitter.
-pub fn retry_delay(attempt: i64, retry_after: Option<Duration>) -> Duration {
+/// gives one (bounded), else 5 s then 20 s, plus up to as much again drawn from `chance`.
+pub fn retry_delay(attempt: i64, retry_after: Option<Duration>, chance: &dyn Chance) -> Duration {
     if let Some(wait) = retry_after {
         return wait.clamp(Duration::from_secs(1), MAX_RETRY_AFTER);
     }
-    ExponentialBuilder::default()
+    let base = ExponentialBuilder::default()
         .with_min_delay(Duration::from_secs(5))
         .with_factor(4.0)
         .with_max_delay(Duration::from_secs(300))
-        .with_jitter()
         .without_max_times()
         .build()
         .nth(usize::try_from(attempt.max(1) - 1).unwrap_or(0))
-        .unwrap_or(Duration::from_secs(300))
+        .unwrap_or(Duration::from_secs(300));
+    with_jitter(base, chance)
 }
 
 fn final_outcome(status: DeliveryStatus, reason: String, code: Option<String>) -> Outcome {
@@ -617,26 +659,4 @@ fn log_failure(claim: &Claim, reference: &str, reason: &str) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retries_wait_longer_each_time_and_honour_retry_after_within_bounds() {
-        let first = retry_delay(1, None);
-        let second = retry_delay(2, None);
-        assert!(
-            first >= Duration::from_secs(5) && first < Duration::from_secs(11),
-            "{first:?}"
-        );
-        assert!(second >= Duration::from_secs(20), "{second:?}");
-        assert_eq!(
-            retry_delay(1, Some(Duration::from_secs(42))),
-            Duration::from_secs(42)
-        );
-        assert_eq!(retry_delay(1, Some(Duration::ZERO)), Duration::from_secs(1));
-        assert_eq!(
-            retry_delay(1, Some(Duration::from_secs(86_400))),
-            MAX_RETRY_AFTER
-        );
-    }
-}
+mod tests;

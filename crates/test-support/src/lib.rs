@@ -3,6 +3,10 @@
 //! recording what it received. Independent of the engine, so they test it from outside. And a
 //! disk that fills up on demand under the relay's SQLite ([`disk`]).
 
+// Test code only: a fake whose state is poisoned or whose answer cannot be built ends the test
+// that uses it, with the message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod camionback;
 pub mod cloud_api;
 pub mod disk;

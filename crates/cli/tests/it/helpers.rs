@@ -1,3 +1,6 @@
+//! The world a CLI test runs in: a data directory, fakes of the CamionBack API and of the
+//! Cloud API, the `camionback-relay` binary run as staff run it, and waits on events.
+
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

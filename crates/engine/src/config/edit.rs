@@ -5,49 +5,20 @@
 //! Also where each setting comes from, and the message preview staff see while typing.
 
 use std::collections::BTreeMap;
-use std::ops::RangeInclusive;
 use std::path::Path;
 
 use relay_domain::{MessageTemplate, Order, OrderFields, OrderId, TemplateFields};
 
+use super::table::{self, SettingKind};
 use super::{
-    CONFIG_FILE, ChannelKind, ConfigError, KEYS, Raw, Settings, TEMPLATE_FILE, data_dir_from,
-    env_origin, overlay_env, parse_config, read_config_text, read_template,
+    CONFIG_FILE, ChannelKind, ConfigError, Raw, Settings, TEMPLATE_FILE, data_dir_from, env_origin,
+    overlay_env, parse_config, read_config_text, read_template,
 };
 use crate::channel::cloud_api::{CloudApi, CloudApiConfigError};
 use crate::store::{Store, StoreError};
 
 /// The field name errors use for the message template (it is not an environment variable).
 pub const TEMPLATE_FIELD: &str = "template";
-
-/// Settings whose value never leaves the engine: an interface can set or clear them, never
-/// read them.
-pub const SECRET_KEYS: &[&str] = &[
-    "CAMIONBACK_API_TOKEN",
-    "RELAY_WEBHOOK_SECRET",
-    "WHATSAPP_TOKEN",
-    "WHATSAPP_VERIFY_TOKEN",
-    "WHATSAPP_APP_SECRET",
-];
-
-/// Below 100 ms WhatsApp's ban heuristics see a robot; above an hour a broadcast takes days.
-pub const THROTTLE_MS_RANGE: RangeInclusive<u64> = 100..=3_600_000;
-pub const JITTER_MS_RANGE: RangeInclusive<u64> = 0..=3_600_000;
-/// A claimed send is never cut short (not even by "Quitter"): its timeout bounds how long a
-/// restart or a stop may wait for it.
-pub const SEND_TIMEOUT_SECS_RANGE: RangeInclusive<u64> = 1..=300;
-
-/// Settings written as TOML integers (the loader reads either form).
-const NUMBER_KEYS: &[&str] = &[
-    "RELAY_THROTTLE_MS",
-    "RELAY_JITTER_MS",
-    "RELAY_SEND_TIMEOUT_SECS",
-    "CAMIONBACK_POLL_SECS",
-    "CAMIONBACK_BACKFILL_MINUTES",
-    "CAMIONBACK_CARRIER_SYNC_SECS",
-    "WHATSAPP_WEB_WATCHDOG_SECS",
-    "RELAY_UNCONFIRMED_HOURS",
-];
 
 /// What an edit does to one setting in `config.toml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,10 +84,6 @@ pub enum Origin {
     Env,
 }
 
-fn known_key(name: &str) -> Option<&'static str> {
-    KEYS.iter().copied().find(|k| k.eq_ignore_ascii_case(name))
-}
-
 /// Where each setting comes from right now (the file as it is on disk, then `env`).
 pub fn origins(
     env: impl Fn(&str) -> Option<String>,
@@ -127,8 +94,8 @@ pub fn origins(
         Some(text) => parse_config(&path, &text)?,
         None => Raw::new(),
     };
-    Ok(KEYS
-        .iter()
+    Ok(table::file_settings()
+        .map(|spec| spec.key)
         .map(|key| {
             let origin = if env(key).is_some() {
                 Origin::Env
@@ -137,7 +104,7 @@ pub fn origins(
             } else {
                 Origin::Default
             };
-            (*key, origin)
+            (key, origin)
         })
         .collect())
 }
@@ -163,7 +130,7 @@ pub fn save(env: impl Fn(&str) -> Option<String>, edit: &SettingsEdit) -> Result
     let mut errors = Vec::new();
     let mut changed = Vec::new();
     for (name, change) in &edit.changes {
-        let Some(key) = known_key(name) else {
+        let Some(key) = table::file_key(name) else {
             errors.push(FieldError {
                 field: name.clone(),
                 message: "réglage inconnu".into(),
@@ -291,24 +258,22 @@ fn check_alone(data_dir: &Path, key: &'static str, value: &str) -> Result<(), St
         Err(ConfigError::Invalid { reason, .. }) => return Err(reason),
         Err(err) => return Err(err.to_string()),
     }
-    let bounds = match key {
-        "RELAY_THROTTLE_MS" => Some((THROTTLE_MS_RANGE, "le délai entre deux envois", "ms")),
-        "RELAY_JITTER_MS" => Some((JITTER_MS_RANGE, "la variation aléatoire", "ms")),
-        "RELAY_SEND_TIMEOUT_SECS" => Some((
-            SEND_TIMEOUT_SECS_RANGE,
-            "le délai d'attente d'un envoi",
-            "s",
-        )),
-        _ => None,
+    let Some(spec) = table::spec(key) else {
+        return Ok(());
     };
-    if let Some((range, what, unit)) = bounds
+    if let Some(bounds) = &spec.bounds
         && let Ok(amount) = value.parse::<u64>()
-        && !range.contains(&amount)
+        && !bounds.range.contains(&amount)
     {
+        let unit = match spec.kind {
+            SettingKind::Number { unit: Some(unit) } => format!(" {unit}"),
+            _ => String::new(),
+        };
         return Err(format!(
-            "{what} doit être entre {} {unit} et {} {unit}",
-            range.start(),
-            range.end()
+            "{} doit être entre {}{unit} et {}{unit}",
+            bounds.what,
+            bounds.range.start(),
+            bounds.range.end()
         ));
     }
     Ok(())
@@ -352,7 +317,7 @@ fn requirements(settings: &Settings, env: &impl Fn(&str) -> Option<String>) -> V
         }
     }
     for error in &mut errors {
-        if let Some(key) = known_key(&error.field)
+        if let Some(key) = table::file_key(&error.field)
             && env(key).is_some()
         {
             error.message = format!("{} ({})", error.message, env_origin(key));
@@ -376,7 +341,12 @@ fn write_key(table: &mut toml_edit::Table, key: &str, value: Option<&str>) {
         return;
     };
     let item = match value.parse::<i64>() {
-        Ok(number) if NUMBER_KEYS.contains(&key) => toml_edit::value(number),
+        Ok(number)
+            if table::spec(key)
+                .is_some_and(|spec| matches!(spec.kind, SettingKind::Number { .. })) =>
+        {
+            toml_edit::value(number)
+        }
         _ => toml_edit::value(value),
     };
     let mut spellings = spellings.into_iter();

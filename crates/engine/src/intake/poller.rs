@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::camionback::{ApiError, CamionBackApi, ORDERS_PAGE_SIZE, Since};
-use crate::clock::now_ms;
+use crate::clock::{Chance, Clock, SystemChance, SystemClock, with_jitter};
 use crate::store::{OrderSource, StateKey, Store, StoreError};
 
 /// The longest wait between two polls while the API keeps failing.
@@ -56,6 +56,9 @@ pub struct Poller {
     new_order: Arc<Notify>,
     /// Unreadable orders already logged in this run.
     reported: Reported,
+    clock: Arc<dyn Clock>,
+    /// Draws the jitter of the waits after a failed poll.
+    chance: Arc<dyn Chance>,
 }
 
 /// The unreadable order ids already logged, so each is logged once, in bounded memory.
@@ -85,7 +88,16 @@ impl Poller {
             backfill,
             new_order,
             reported: Reported::default(),
+            clock: Arc::new(SystemClock::default()),
+            chance: Arc::new(SystemChance),
         }
+    }
+
+    /// Reads the time from `clock` and draws jitter from `chance` instead of the machine's.
+    pub fn with_time(mut self, clock: Arc<dyn Clock>, chance: Arc<dyn Chance>) -> Self {
+        self.clock = clock;
+        self.chance = chance;
+        self
     }
 
     async fn since(&self) -> Result<Since, StoreError> {
@@ -97,7 +109,8 @@ impl Poller {
         let from = match self.store.get_state_i64(StateKey::PollCreatedAfter).await? {
             Some(ms) => ms,
             None => {
-                let ms = now_ms() - i64::try_from(self.backfill.as_millis()).unwrap_or(i64::MAX);
+                let ms = self.clock.now_ms()
+                    - i64::try_from(self.backfill.as_millis()).unwrap_or(i64::MAX);
                 self.store
                     .set_state(StateKey::PollCreatedAfter, &ms.to_string())
                     .await?;
@@ -132,7 +145,7 @@ impl Poller {
                     Ok(order) => {
                         if self
                             .store
-                            .insert_order(&order, OrderSource::Polling, now_ms())
+                            .insert_order(&order, OrderSource::Polling, self.clock.now_ms())
                             .await?
                         {
                             tracing::info!(
@@ -178,7 +191,7 @@ impl Poller {
 
     async fn poll_succeeded(&self) -> Result<(), StoreError> {
         self.store
-            .set_state(StateKey::LastPollOkAt, &now_ms().to_string())
+            .set_state(StateKey::LastPollOkAt, &self.clock.now_ms().to_string())
             .await?;
         self.store.clear_state(StateKey::LastPollError).await
     }
@@ -202,14 +215,18 @@ impl Poller {
                 }
                 Err(PollError::Stopped) => return,
                 Err(err) => {
-                    let wait = failures.next().unwrap_or(MAX_BACKOFF);
+                    let wait =
+                        with_jitter(failures.next().unwrap_or(MAX_BACKOFF), self.chance.as_ref());
                     tracing::warn!(
                         "interrogation des commandes : {err} — nouvel essai dans {} s",
                         wait.as_secs()
                     );
                     let _ = self
                         .store
-                        .set_state(StateKey::LastPollError, &format!("{} {err}", now_ms()))
+                        .set_state(
+                            StateKey::LastPollError,
+                            &format!("{} {err}", self.clock.now_ms()),
+                        )
                         .await;
                     wait
                 }
@@ -222,12 +239,12 @@ impl Poller {
     }
 }
 
-/// Waits between polls while the API fails: from the poll interval up to five minutes.
+/// Waits between polls while the API fails, before jitter: from the poll interval up to five
+/// minutes.
 fn failure_backoff(every: Duration) -> impl Iterator<Item = Duration> {
     ExponentialBuilder::default()
         .with_min_delay(every.max(Duration::from_secs(1)))
         .with_max_delay(MAX_BACKOFF)
-        .with_jitter()
         .without_max_times()
         .build()
 }
@@ -235,6 +252,62 @@ fn failure_backoff(every: Duration) -> impl Iterator<Item = Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{ManualClock, ScriptedChance};
+
+    /// 24/11/2025 16:00:00 UTC.
+    const START_MS: i64 = 1_764_000_000_000;
+
+    #[tokio::test]
+    async fn the_first_polls_look_back_the_backfill_from_one_instant_of_the_clock() {
+        let fake = relay_test_support::FakeCamionBack::start().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("relay.db"))
+            .await
+            .expect("store");
+        let url = url::Url::parse(&fake.url()).expect("fake url");
+        let token = secrecy::SecretString::from(relay_test_support::camionback::TOKEN);
+        let api = CamionBackApi::new(url, Some(token)).expect("api");
+        let clock = ManualClock::at(START_MS);
+        let mut poller = Poller::new(
+            api,
+            store.clone(),
+            Duration::from_secs(10 * 60),
+            Arc::new(Notify::new()),
+        )
+        .with_time(Arc::new(clock.clone()), Arc::new(ScriptedChance::new([0])));
+
+        let stop = CancellationToken::new();
+        poller.poll_once(&stop).await.expect("first poll");
+        clock.advance(Duration::from_secs(3600));
+        poller.poll_once(&stop).await.expect("second poll");
+
+        // Ten minutes before the first poll, for as long as no order has been seen: nothing
+        // created in between can slip through.
+        let asked = "limit=100&created_after=2025-11-24T15%3A50%3A00Z";
+        assert_eq!(fake.order_queries(), [asked, asked]);
+        assert_eq!(
+            store
+                .get_state_i64(StateKey::LastPollOkAt)
+                .await
+                .expect("state"),
+            Some(START_MS + 3_600_000),
+            "the last poll's time, read from the clock"
+        );
+    }
+
+    #[test]
+    fn after_each_failed_poll_the_wait_doubles_up_to_five_minutes() {
+        let waits: Vec<u64> = failure_backoff(Duration::from_secs(30))
+            .take(6)
+            .map(|d| d.as_secs())
+            .collect();
+        assert_eq!(waits, [30, 60, 120, 240, 300, 300]);
+        assert_eq!(
+            failure_backoff(Duration::ZERO).next(),
+            Some(Duration::from_secs(1)),
+            "polling every 0 s (off) still waits a second after a failure"
+        );
+    }
 
     #[test]
     fn an_unreadable_order_is_reported_once_and_the_memory_stays_bounded() {

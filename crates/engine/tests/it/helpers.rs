@@ -1,3 +1,6 @@
+//! The world an engine test runs in: a data directory, fakes of the CamionBack API and of the
+//! Cloud API, a relay started over them, and waits on events.
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;

@@ -2,6 +2,10 @@
 //! directory, the real HTTP server on a free port, and fakes of the CamionBack API and of the
 //! WhatsApp Cloud API on 127.0.0.1.
 
+// Test code: a failed expectation is the test failing, with its message (clippy.toml allows
+// it inside `#[test]` functions only, not in the helpers they share).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod camionback_api;
 mod carriers;
 mod data_files;
@@ -13,6 +17,8 @@ mod polling;
 mod relaunch;
 mod sending;
 mod settings_edit;
+mod settings_table;
 mod status_webhooks;
+mod tidy;
 mod webhook_intake;
 mod whatsapp_web;

@@ -94,8 +94,13 @@ async fn an_api_that_is_down_or_answers_garbage_is_retried_and_nothing_crashes()
             .expect("state")
     })
     .await;
+    // And tries again against an API that is down.
+    let asked = app.camionback.order_queries().len();
     app.camionback.set_orders_outage(Outage::Down);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    eventually(Duration::from_secs(30), || async {
+        (app.camionback.order_queries().len() > asked).then_some(())
+    })
+    .await;
     let health = app
         .http
         .get(app.url("/healthz"))

@@ -78,15 +78,28 @@ async fn the_same_order_twice_is_broadcast_once() {
     let answer: Value = second.json().await.expect("json");
     assert_eq!(answer["status"], "duplicate");
 
+    // An order posted after the duplicate, broadcast in full: whatever the duplicate had
+    // wrongly queued would have been queued and sent by then.
+    assert_eq!(app.post_order(order(8)).await.status(), 202);
+    app.wait_for_broadcast(8).await;
     app.wait_for_broadcast(7).await;
-    // Give a wrongly queued second broadcast the time to show up.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(
-        app.cloud.received().len(),
+        sent_for(&app, 7).len(),
         3,
         "one message per validated carrier"
     );
     assert_eq!(app.deliveries_of(7).await.len(), 3);
+}
+
+/// The messages the fake Cloud API took for `order_id` (its link ends the line).
+fn sent_for(app: &TestApp, order_id: i64) -> Vec<String> {
+    let link = format!("/commande/{order_id}\n");
+    app.cloud
+        .received()
+        .iter()
+        .filter(|r| r.text().is_some_and(|text| text.contains(&link)))
+        .map(|r| r.to.clone())
+        .collect()
 }
 
 /// Posts a request and checks it was refused with `status` and stored nothing.
@@ -196,11 +209,16 @@ async fn bad_signatures_stale_timestamps_garbage_and_huge_bodies_are_refused() {
     let headers = camionback_headers(WEBHOOK_SECRET, unix_now(), &body);
     assert_refused(&app, body, headers.to_vec(), 413, "payload_too_large").await;
 
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert!(
-        app.cloud.received().is_empty(),
+    // A valid order after them, broadcast in full: anything a refused request had queued
+    // would have been sent by then.
+    assert_eq!(app.post_order(order(501)).await.status(), 202);
+    app.wait_for_broadcast(501).await;
+    assert_eq!(
+        app.cloud.received().len(),
+        sent_for(&app, 501).len(),
         "nothing was sent for refused requests"
     );
+    assert_eq!(sent_for(&app, 501).len(), 3);
 }
 
 #[tokio::test]
