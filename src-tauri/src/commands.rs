@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use relay_domain::{DeliveryStatus, Order, OrderId};
+use relay_domain::OrderId;
+use relay_engine::Ops;
 use relay_engine::clock::now_ms;
 use relay_engine::export::{CsvStyle, export_file_name, write_history_csv};
-use relay_engine::store::{
-    HistoryCursor, HistoryFilter, HistorySort, RelaunchMode, SortColumn, StateKey, Store,
-};
+use relay_engine::ops::{self, OrderKey};
+use relay_engine::store::{HistoryFilter, RelaunchMode, StateKey, Store};
 use serde::{Deserialize, Serialize};
 use tauri::State;
 
@@ -241,54 +241,27 @@ fn blank_to_none(value: Option<String>) -> Option<String> {
 
 /// The grid's query as the store's filter; a bad status, sort or cursor, or an unknown order,
 /// is refused with a message to show.
-async fn history_filter(store: &Store, query: HistoryQuery) -> Result<HistoryFilter, UiError> {
-    let status = blank_to_none(query.status)
-        .map(|s| s.parse::<DeliveryStatus>())
-        .transpose()
-        .map_err(|err| UiError::invalid(err.to_string()))?;
-    let column = blank_to_none(query.sort)
-        .map(|s| s.parse::<SortColumn>())
-        .transpose()
-        .map_err(|err| UiError::invalid(err.to_string()))?
-        .unwrap_or_default();
-    // Dates read newest first by default, names and words from A.
-    let sort = HistorySort {
-        column,
-        descending: query.descending.unwrap_or(column == SortColumn::Date),
-    };
-    let after = blank_to_none(query.cursor)
-        .map(|token| HistoryCursor::parse(sort.column, &token))
-        .transpose()
-        .map_err(|err| UiError::invalid(err.to_string()))?;
-    let order = match blank_to_none(query.order) {
-        None => None,
-        Some(key) => Some(
-            store
-                .find_order(&key)
-                .await?
-                .ok_or_else(|| UiError::not_found(format!("commande « {key} » inconnue")))?
-                .order
-                .id,
-        ),
-    };
-    let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE_ROWS);
-    Ok(HistoryFilter {
-        order,
-        status,
-        from_ms: query.from_ms,
-        to_ms: query.to_ms,
-        text: blank_to_none(query.text),
-        sort,
-        after,
-        limit,
-    })
+async fn history_filter(ops: &Ops, query: HistoryQuery) -> Result<HistoryFilter, UiError> {
+    Ok(ops
+        .history_filter(ops::HistoryQuery {
+            order: blank_to_none(query.order),
+            status: blank_to_none(query.status),
+            from_ms: query.from_ms,
+            to_ms: query.to_ms,
+            text: blank_to_none(query.text),
+            sort: blank_to_none(query.sort),
+            descending: query.descending,
+            cursor: blank_to_none(query.cursor),
+            limit: query.limit.unwrap_or(100).clamp(1, MAX_PAGE_ROWS),
+        })
+        .await?)
 }
 
 #[tauri::command]
 pub async fn history_page(relay: Shared<'_>, query: HistoryQuery) -> Result<HistoryPage, UiError> {
     let handles = relay.handles().await?;
     let store = &handles.store;
-    let filter = history_filter(store, query).await?;
+    let filter = history_filter(&handles.ops, query).await?;
     let limit = filter.limit;
     // One row more than shown says whether a next page exists.
     let mut rows = store
@@ -357,7 +330,7 @@ pub async fn history_export_csv(
     query: HistoryQuery,
 ) -> Result<ExportOutcome, UiError> {
     let handles = relay.handles().await?;
-    let filter = history_filter(&handles.store, query).await?;
+    let filter = history_filter(&handles.ops, query).await?;
     let now = now_ms();
     let dir = export_dir()?;
     let path = free_export_path(&dir, &export_file_name(&chrono::Local, now));
@@ -409,31 +382,15 @@ pub struct RelaunchPreview {
     pub all: i64,
 }
 
-async fn broadcast_order(store: &Store, order_id: i64) -> Result<Order, UiError> {
-    let stored = store
-        .get_order(OrderId(order_id))
-        .await?
-        .ok_or_else(|| UiError::not_found(format!("commande {order_id} inconnue")))?;
-    if stored.fanned_out_at.is_none() {
-        return Err(UiError::new(
-            "not_broadcast_yet",
-            format!(
-                "la commande {} n'a pas encore été diffusée automatiquement : sa diffusion est en attente, inutile de la relancer",
-                stored.order.reference
-            ),
-        ));
-    }
-    Ok(stored.order)
-}
-
 #[tauri::command]
 pub async fn relaunch_preview(
     relay: Shared<'_>,
     order_id: i64,
 ) -> Result<RelaunchPreview, UiError> {
-    let store = relay.handles().await?.store;
-    let order = broadcast_order(&store, order_id).await?;
-    let counts = store.relaunch_counts(order.id).await?;
+    let ops = relay.handles().await?.ops;
+    let ops::RelaunchPreview { order, counts } = ops
+        .relaunch_preview(OrderKey::Id(OrderId(order_id)))
+        .await?;
     Ok(RelaunchPreview {
         order_id,
         missing: counts.missing,
@@ -471,31 +428,25 @@ pub async fn relaunch_order(
     order_id: i64,
     mode: RelaunchChoice,
 ) -> Result<RelaunchOutcome, UiError> {
-    let handles = relay.handles().await?;
-    let order = broadcast_order(&handles.store, order_id).await?;
-    let sync_warning = match handles.carriers.sync_now().await {
-        Ok(_) => None,
-        Err(relay_engine::carrier_sync::SyncError::NotConfigured) => None,
-        Err(err) => Some(format!("{err} — dernière liste de transporteurs utilisée")),
-    };
+    let ops = relay.handles().await?.ops;
+    let order = ops.relaunchable(OrderKey::Id(OrderId(order_id))).await?;
     let mode = match mode {
         RelaunchChoice::Missing => RelaunchMode::Missing,
         RelaunchChoice::MissingAndDoubtful => RelaunchMode::MissingAndDoubtful,
         RelaunchChoice::All => RelaunchMode::All,
     };
-    let outcome = handles.store.relaunch(order.id, mode, now_ms()).await?;
-    relay.wake_dispatcher().await;
+    let relaunched = ops.relaunch(&order, mode, now_ms()).await?;
     tracing::info!(
         "relance de la commande {} depuis l'application : {} transporteur(s) en file",
         order.reference,
-        outcome.queued
+        relaunched.queued.queued
     );
     Ok(RelaunchOutcome {
-        reference: order.reference,
-        queued: outcome.queued,
-        invalid_numbers: outcome.invalid_numbers,
-        skipped: outcome.skipped,
-        sync_warning,
+        reference: relaunched.reference,
+        queued: relaunched.queued.queued,
+        invalid_numbers: relaunched.queued.invalid_numbers,
+        skipped: relaunched.queued.skipped,
+        sync_warning: relaunched.sync_warning,
     })
 }
 
@@ -533,7 +484,7 @@ pub struct SyncOutcome {
 
 #[tauri::command]
 pub async fn sync_carriers(relay: Shared<'_>) -> Result<SyncOutcome, UiError> {
-    let report = relay.handles().await?.carriers.sync_now().await?;
+    let report = relay.handles().await?.ops.sync_carriers().await?;
     Ok(SyncOutcome {
         listed: report.listed,
         eligible: report.eligible,
@@ -587,6 +538,8 @@ pub fn set_autostart(app: tauri::AppHandle, enabled: bool) -> Result<bool, UiErr
 
 #[cfg(test)]
 mod tests {
+    use relay_engine::store::{HistorySort, SortColumn};
+
     use super::*;
 
     #[test]
@@ -612,9 +565,10 @@ mod tests {
     #[tokio::test]
     async fn the_grid_query_becomes_the_store_filter_or_a_clear_refusal() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("relay.db"))
-            .await
-            .expect("store");
+        let data_dir = dir.path().display().to_string();
+        let env = move |key: &str| (key == "RELAY_DATA_DIR").then(|| data_dir.clone());
+        let settings = relay_engine::Settings::load(&env).expect("settings");
+        let store = Ops::open(&settings).await.expect("store");
         let by_name = history_filter(
             &store,
             HistoryQuery {

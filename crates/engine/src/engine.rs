@@ -21,6 +21,7 @@ use crate::dispatcher::{self, Dispatcher, OutboxHealth};
 use crate::http::{self, HttpState};
 use crate::intake::poller::Poller;
 use crate::lock::{InstanceLock, LockError};
+use crate::ops::Ops;
 use crate::server::{self, ServerStats};
 use crate::store::{StateKey, Store, StoreError};
 
@@ -66,6 +67,21 @@ pub struct Engine {
 /// what the CLI's read and relaunch commands need.
 pub async fn open_store(settings: &Settings) -> Result<Store, StoreError> {
     Store::open_with(&settings.database_path(), &settings.store).await
+}
+
+/// Creates the data directory if needed, takes its lock (one relay per directory) and opens
+/// its database: the first steps of [`Engine::start`] and of linking WhatsApp
+/// ([`crate::ops::WhatsAppLink`]), whose session file the running relay would fight over.
+pub(crate) async fn open_data_dir(
+    settings: &Settings,
+) -> Result<(InstanceLock, Store), EngineError> {
+    crate::fs::create_private_dir(&settings.data_dir).map_err(|source| StoreError::File {
+        path: settings.data_dir.display().to_string(),
+        source,
+    })?;
+    let lock = InstanceLock::acquire(&settings.data_dir)?;
+    let store = open_store(settings).await?;
+    Ok((lock, store))
 }
 
 /// The CamionBack API client, when its URL is set.
@@ -164,12 +180,7 @@ impl Engine {
         }
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        crate::fs::create_private_dir(&settings.data_dir).map_err(|source| StoreError::File {
-            path: settings.data_dir.display().to_string(),
-            source,
-        })?;
-        let lock = InstanceLock::acquire(&settings.data_dir)?;
-        let store = open_store(&settings).await?;
+        let (lock, store) = open_data_dir(&settings).await?;
         let launched = Self::launch(
             settings,
             choice,
@@ -392,24 +403,14 @@ impl Engine {
         self.dispatcher_wake.notify_one();
     }
 
-    /// Pauses sending: the send in flight finishes, nothing more is claimed, across restarts,
-    /// until `resume_sending`. Returns false when it already was paused.
-    pub async fn pause_sending(&self) -> Result<bool, StoreError> {
-        let paused = self.store.pause_sending(now_ms()).await?;
-        if paused {
-            tracing::info!("envois mis en pause (l'envoi en cours se termine)");
-        }
-        Ok(paused)
-    }
-
-    /// Lifts the pause and wakes the dispatcher. Returns false when it was not paused.
-    pub async fn resume_sending(&self) -> Result<bool, StoreError> {
-        let resumed = self.store.resume_sending().await?;
-        if resumed {
-            tracing::info!("envois repris");
-            self.dispatcher_wake.notify_one();
-        }
-        Ok(resumed)
+    /// What staff do to the running relay (relaunch, history, pause…), this engine's
+    /// dispatcher woken by what queues or resumes sending.
+    pub fn ops(&self) -> Ops {
+        Ops::of_engine(
+            self.store.clone(),
+            self.carriers.clone(),
+            self.dispatcher_wake.clone(),
+        )
     }
 
     /// Stops every task; a send in flight is finished and recorded first.
