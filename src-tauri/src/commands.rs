@@ -15,7 +15,7 @@ use tauri::State;
 
 use crate::error::UiError;
 use crate::relay::{PhaseKind, Relay};
-use crate::views::{self, ActivityView, WhatsAppView};
+use crate::views::{self, ActivityView, TimedMessage, WhatsAppView};
 
 type Shared<'a> = State<'a, Arc<Relay>>;
 
@@ -34,12 +34,6 @@ pub async fn app_info(relay: Shared<'_>) -> Result<AppInfo, UiError> {
         version: env!("CARGO_PKG_VERSION"),
         channel: relay.settings().ok().map(|s| s.dispatch.channel.as_str()),
     })
-}
-
-#[derive(Debug, Serialize)]
-pub struct TimedMessage {
-    pub at: Option<i64>,
-    pub message: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -127,22 +121,8 @@ pub async fn overview(relay: Shared<'_>) -> Result<Overview, UiError> {
     Ok(overview)
 }
 
-/// Reads a `"<unix ms> <text>"` state value, as the engine writes its last errors.
 async fn timed(store: &Store, key: StateKey) -> Result<Option<TimedMessage>, UiError> {
-    Ok(store.get_state(key).await?.map(|raw| split_timed(&raw)))
-}
-
-pub fn split_timed(raw: &str) -> TimedMessage {
-    match raw.split_once(' ') {
-        Some((at, message)) if at.parse::<i64>().is_ok() => TimedMessage {
-            at: at.parse().ok(),
-            message: message.to_string(),
-        },
-        _ => TimedMessage {
-            at: None,
-            message: raw.to_string(),
-        },
-    }
+    Ok(store.problem(key).await?.map(TimedMessage::from))
 }
 
 #[tauri::command]
@@ -550,16 +530,6 @@ mod tests {
         );
         assert_eq!(pairing_phone("abc").unwrap_err().code, "invalid");
         assert_eq!(pairing_phone("0612").unwrap_err().code, "invalid");
-    }
-
-    #[test]
-    fn timed_states_split_into_instant_and_text() {
-        let timed = split_timed("1700000000000 API injoignable : délai dépassé");
-        assert_eq!(timed.at, Some(1_700_000_000_000));
-        assert_eq!(timed.message, "API injoignable : délai dépassé");
-        let bare = split_timed("texte seul");
-        assert_eq!(bare.at, None);
-        assert_eq!(bare.message, "texte seul");
     }
 
     #[tokio::test]

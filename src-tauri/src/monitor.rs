@@ -121,7 +121,7 @@ struct ApiWatch {
 
 impl ApiWatch {
     async fn look(&mut self, store: &Store, now: i64) -> Result<Option<String>, StoreError> {
-        let Some(error) = store.get_state(StateKey::LastPollError).await? else {
+        let Some(error) = store.problem(StateKey::LastPollError).await? else {
             self.told = false;
             self.first_seen_failing = None;
             return Ok(None);
@@ -134,9 +134,9 @@ impl ApiWatch {
             return Ok(None);
         }
         self.told = true;
-        let reason = crate::commands::split_timed(&error).message;
         Ok(Some(format!(
-            "Aucune réponse de l'API CamionBack depuis plus de 5 minutes : {reason}"
+            "Aucune réponse de l'API CamionBack depuis plus de 5 minutes : {}",
+            error.text
         )))
     }
 }

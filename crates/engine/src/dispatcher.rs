@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Channel, OutgoingMessage, SendError};
 use crate::clock::now_ms;
-use crate::store::{Claim, Outcome, StateKey, Store, StoreError};
+use crate::store::{Claim, Outcome, StateKey, Store, StoreError, TimedProblem};
 
 /// Attempts per delivery for transient errors, the first one included.
 pub const MAX_ATTEMPTS: i64 = 3;
@@ -143,8 +143,10 @@ impl OutboxHealth {
     }
 }
 
+/// How the dispatcher sends: its pace and the message it renders (taken from the settings'
+/// `config::DispatchSettings` and template when the engine starts).
 #[derive(Clone)]
-pub struct DispatchSettings {
+pub struct SendPlan {
     pub throttle: Duration,
     pub jitter: Duration,
     pub send_timeout: Duration,
@@ -176,7 +178,7 @@ struct Rendered {
 pub struct Dispatcher {
     store: Store,
     channel: Arc<dyn Channel>,
-    settings: DispatchSettings,
+    settings: SendPlan,
     /// Rung when deliveries are queued.
     wake: Arc<Notify>,
     health: OutboxHealth,
@@ -193,7 +195,7 @@ impl Dispatcher {
     pub fn new(
         store: Store,
         channel: Arc<dyn Channel>,
-        settings: DispatchSettings,
+        settings: SendPlan,
         wake: Arc<Notify>,
         health: OutboxHealth,
     ) -> Self {
@@ -418,9 +420,9 @@ impl Dispatcher {
                 tracing::error!("envois suspendus {} s : {reason}", retry_after.as_secs());
                 self.paused = true;
                 self.store
-                    .set_state(
+                    .set_problem(
                         StateKey::SendingPaused,
-                        &format!("{} {reason}", now + millis(retry_after)),
+                        &TimedProblem::new(now + millis(retry_after), reason),
                     )
                     .await?;
                 return Ok(Step::Paused(retry_after));

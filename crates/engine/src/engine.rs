@@ -347,7 +347,7 @@ impl Engine {
         let dispatcher = Dispatcher::new(
             store.clone(),
             channel.clone(),
-            dispatcher::DispatchSettings {
+            dispatcher::SendPlan {
                 throttle: settings.dispatch.throttle,
                 jitter: settings.dispatch.jitter,
                 send_timeout: settings.dispatch.send_timeout,

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::camionback::{ApiError, CamionBackApi, ORDERS_PAGE_SIZE, Since};
 use crate::clock::now_ms;
-use crate::store::{OrderSource, StateKey, Store, StoreError};
+use crate::store::{OrderSource, StateKey, Store, StoreError, TimedProblem};
 
 /// The longest wait between two polls while the API keeps failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -209,7 +209,10 @@ impl Poller {
                     );
                     let _ = self
                         .store
-                        .set_state(StateKey::LastPollError, &format!("{} {err}", now_ms()))
+                        .set_problem(
+                            StateKey::LastPollError,
+                            &TimedProblem::new(now_ms(), err.to_string()),
+                        )
                         .await;
                     wait
                 }
