@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use relay_engine::channel::whatsapp_web::WhatsAppWeb;
 use relay_engine::dispatcher::OutboxHealth;
-use relay_engine::{Engine, EngineError, Ops, Settings, Store};
+use relay_engine::{Engine, EngineError, EngineEvents, Ops, Settings, Store};
 use tokio::sync::{Mutex, RwLock};
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +29,8 @@ pub struct Handles {
     pub whatsapp: Option<WhatsAppWeb>,
     /// Whether the outbox can record its sends (in memory: the database may be failing).
     pub outbox: OutboxHealth,
+    /// Finished broadcasts and the account's pauses, as they happen.
+    pub events: EngineEvents,
 }
 
 /// The phase as the UI sees it.
@@ -197,6 +199,7 @@ impl Relay {
                 store: engine.store().clone(),
                 whatsapp: engine.whatsapp().cloned(),
                 outbox: engine.outbox_health().clone(),
+                events: engine.events().clone(),
             }),
             Phase::Starting => Err(UiError::starting()),
             Phase::Failed(err) => Err(err.clone()),

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Channel, OutgoingMessage, SendError};
 use crate::clock::now_ms;
+use crate::events::{EngineEvent, EngineEvents};
 use crate::store::{Claim, Outcome, StateKey, Store, StoreError, TimedProblem};
 
 /// Attempts per delivery for transient errors, the first one included.
@@ -189,6 +190,8 @@ pub struct Dispatcher {
     rendered: HashMap<OrderId, Arc<Rendered>>,
     /// Whether the last send found the account unable to send.
     paused: bool,
+    /// Where finished batches and the account's pauses are told.
+    events: EngineEvents,
 }
 
 impl Dispatcher {
@@ -209,7 +212,13 @@ impl Dispatcher {
             last_order: None,
             rendered: HashMap::new(),
             paused: false,
+            events: EngineEvents::default(),
         }
+    }
+
+    /// Tells `events` of finished batches and of the account's pauses.
+    pub fn telling(self, events: EngineEvents) -> Self {
+        Self { events, ..self }
     }
 
     async fn render(&mut self, order: OrderId) -> Result<Option<Arc<Rendered>>, StoreError> {
@@ -348,6 +357,7 @@ impl Dispatcher {
                     self.paused = false;
                     self.store.clear_state(StateKey::SendingPaused).await?;
                     tracing::info!("envois repris");
+                    self.events.tell(EngineEvent::SendingResumed);
                 }
                 tracing::info!(
                     "✅ Message envoyé à {} ({}) pour commande {}",
@@ -418,6 +428,12 @@ impl Dispatcher {
                 };
                 self.record(&claim, &outcome).await?;
                 tracing::error!("envois suspendus {} s : {reason}", retry_after.as_secs());
+                if !self.paused {
+                    self.events.tell(EngineEvent::SendingPaused {
+                        until_ms: now + millis(retry_after),
+                        reason: reason.clone(),
+                    });
+                }
                 self.paused = true;
                 self.store
                     .set_problem(
@@ -451,7 +467,14 @@ impl Dispatcher {
         self.write_until_landed(claim, || {
             self.store.record_outcome(claim.id, outcome, now_ms())
         })
-        .await
+        .await?;
+        if !matches!(outcome, Outcome::Retry { .. })
+            && let Err(err) = self.events.after_settled(&self.store, claim.id).await
+        {
+            // The outcome is recorded; only the notice of a finished batch is lost.
+            tracing::warn!("fin de diffusion non signalée : {err}");
+        }
+        Ok(())
     }
 
     /// Runs `write` (about `claim`, whose message may have left) until it succeeds. Meanwhile

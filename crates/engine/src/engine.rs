@@ -18,6 +18,7 @@ use crate::channel::whatsapp_web::{WhatsAppWeb, WhatsAppWebError, WhatsAppWebSet
 use crate::clock::now_ms;
 use crate::config::{ChannelKind, Settings};
 use crate::dispatcher::{self, Dispatcher, OutboxHealth};
+use crate::events::EngineEvents;
 use crate::http::{self, HttpState};
 use crate::intake::poller::Poller;
 use crate::lock::{InstanceLock, LockError};
@@ -57,6 +58,7 @@ pub struct Engine {
     carriers: CarrierSync,
     dispatcher_wake: Arc<Notify>,
     outbox_health: OutboxHealth,
+    events: EngineEvents,
     whatsapp: Option<WhatsAppWeb>,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -118,6 +120,7 @@ struct Running {
     carriers: CarrierSync,
     dispatcher_wake: Arc<Notify>,
     outbox_health: OutboxHealth,
+    events: EngineEvents,
     whatsapp: Option<WhatsAppWeb>,
 }
 
@@ -198,6 +201,7 @@ impl Engine {
                 carriers: running.carriers,
                 dispatcher_wake: running.dispatcher_wake,
                 outbox_health: running.outbox_health,
+                events: running.events,
                 whatsapp: running.whatsapp,
                 cancel,
                 tracker,
@@ -293,9 +297,14 @@ impl Engine {
             );
         }
         let dispatcher_wake = Arc::new(Notify::new());
+        let events = EngineEvents::default();
         let carriers = CarrierSync::new(api.clone(), store.clone()).stopped_by(cancel.clone());
-        let broadcaster =
-            Broadcaster::new(store.clone(), carriers.clone(), dispatcher_wake.clone());
+        let broadcaster = Broadcaster::new(
+            store.clone(),
+            carriers.clone(),
+            dispatcher_wake.clone(),
+            events.clone(),
+        );
 
         let server_stats = Arc::new(ServerStats::default());
         let state = HttpState {
@@ -356,7 +365,8 @@ impl Engine {
             },
             dispatcher_wake.clone(),
             outbox_health.clone(),
-        );
+        )
+        .telling(events.clone());
         tracker.spawn(dispatcher.run_until_stopped(cancel.child_token()));
         tracker.close();
 
@@ -370,6 +380,7 @@ impl Engine {
             carriers,
             dispatcher_wake,
             outbox_health,
+            events,
             whatsapp,
         })
     }
@@ -396,6 +407,12 @@ impl Engine {
     /// refuses writes (sending is stopped meanwhile).
     pub fn outbox_health(&self) -> &OutboxHealth {
         &self.outbox_health
+    }
+
+    /// What happens as it happens: finished broadcasts, the account's pauses
+    /// ([`EngineEvent`]).
+    pub fn events(&self) -> &EngineEvents {
+        &self.events
     }
 
     /// Tells the dispatcher new deliveries are queued (a relaunch from this process).

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod dispatcher;
 pub(crate) mod engine;
+pub mod events;
 pub mod export;
 pub mod fs;
 pub(crate) mod http;
@@ -24,5 +25,6 @@ pub mod telemetry;
 
 pub use config::Settings;
 pub use engine::{Engine, EngineError};
+pub use events::{EngineEvent, EngineEvents};
 pub use ops::Ops;
 pub use store::Store;
