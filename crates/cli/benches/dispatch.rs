@@ -9,10 +9,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use relay_domain::CarrierId;
 use relay_engine::Store;
 use relay_engine::clock::now_ms;
-use relay_engine::store::{CarrierRecord, OrderSource};
+use relay_engine::store::OrderSource;
 use relay_test_support::FakeCloudApi;
 use relay_test_support::cloud_api;
 use serde_json::json;
@@ -73,14 +72,7 @@ async fn dispatch_breakdown(report: &mut Report) {
     let store = Store::open(&dir.path().join("relay.db"))
         .await
         .expect("store opens");
-    let carriers: Vec<CarrierRecord> = (0..N)
-        .map(|i| CarrierRecord {
-            id: CarrierId(i as i64 + 1),
-            name: format!("Transporteur {i}"),
-            phone_raw: phone(i),
-            statut: "valide".into(),
-        })
-        .collect();
+    let carriers = validated_carriers(N);
     store
         .replace_carriers(&carriers, now_ms())
         .await

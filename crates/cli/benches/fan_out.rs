@@ -8,10 +8,9 @@ mod common;
 
 use std::time::Instant;
 
-use relay_domain::CarrierId;
 use relay_engine::Store;
 use relay_engine::clock::now_ms;
-use relay_engine::store::{CarrierRecord, OrderSource};
+use relay_engine::store::OrderSource;
 
 use common::fixtures::*;
 use common::*;
@@ -24,14 +23,7 @@ async fn fan_out_10k(report: &mut Report) {
     let store = Store::open(&dir.path().join("relay.db"))
         .await
         .expect("store opens");
-    let carriers: Vec<CarrierRecord> = (0..CARRIERS)
-        .map(|i| CarrierRecord {
-            id: CarrierId(i as i64 + 1),
-            name: format!("Transporteur {i}"),
-            phone_raw: phone(i),
-            statut: "valide".into(),
-        })
-        .collect();
+    let carriers = validated_carriers(CARRIERS);
     let started = Instant::now();
     store
         .replace_carriers(&carriers, now_ms())

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use relay_domain::{Order, OrderFields};
+use relay_domain::{CarrierId, Order, OrderFields};
+use relay_engine::store::CarrierRecord;
 use relay_engine::{Engine, Settings};
 use relay_test_support::cloud_api::{self, Received};
 use relay_test_support::signing::{camionback_headers, unix_now};
@@ -18,6 +19,18 @@ pub const SECRET: &str = "bench-webhook-secret";
 /// A valid Moroccan mobile number, distinct for each `i` below 10,000,000.
 pub fn phone(i: usize) -> String {
     format!("061{i:07}")
+}
+
+/// `count` validated carriers as the store keeps them, numbered from 1.
+pub fn validated_carriers(count: usize) -> Vec<CarrierRecord> {
+    (0..count)
+        .map(|i| CarrierRecord {
+            id: CarrierId(i as i64 + 1),
+            name: format!("Transporteur {i}"),
+            phone_raw: phone(i),
+            statut: "valide".into(),
+        })
+        .collect()
 }
 
 pub fn relay_env(

@@ -207,21 +207,13 @@ mod tests {
         assert_eq!(running.order_reference, "CMD-2025-123");
         assert_eq!(store.queue_depth().await.expect("depth"), 2);
 
-        let watermark = store.last_delivery_id().await.expect("watermark");
-        assert_eq!(store.batches_after(0).await.expect("after"), vec![(123, 0)]);
-        assert!(
-            store
-                .batches_after(watermark)
-                .await
-                .expect("after")
-                .is_empty()
-        );
-
+        let mut last_settled = None;
         while let Some(claim) = store.claim_next(None, now + 1).await.expect("claim") {
             store
                 .mark_sent(claim.id, Some(&format!("wamid.{}", claim.id)), now + 2)
                 .await
                 .expect("sent");
+            last_settled = Some(claim.id);
         }
         assert!(store.active_batches().await.expect("active").is_empty());
         let finished = store
@@ -233,6 +225,13 @@ mod tests {
             (finished.succeeded, finished.failed, finished.pending),
             (2, 1, 0)
         );
+        // What the engine tells when the last delivery of the batch is settled.
+        let told = store
+            .batch_progress_of(last_settled.expect("two were sent"))
+            .await
+            .expect("progress")
+            .expect("the batch of that delivery");
+        assert_eq!(told, finished);
     }
 
     #[tokio::test]
