@@ -51,10 +51,6 @@ impl UiError {
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new("invalid", message)
     }
-
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new("not_found", message)
-    }
 }
 
 impl From<relay_engine::store::StoreError> for UiError {
@@ -70,6 +66,20 @@ impl From<relay_engine::carrier_sync::SyncError> for UiError {
             relay_engine::carrier_sync::SyncError::Api(_) => "api_unreachable",
             relay_engine::carrier_sync::SyncError::Store(_) => "store",
             relay_engine::carrier_sync::SyncError::Stopped => "stopping",
+        };
+        Self::new(code, err.to_string())
+    }
+}
+
+impl From<relay_engine::ops::OpsError> for UiError {
+    fn from(err: relay_engine::ops::OpsError) -> Self {
+        use relay_engine::ops::OpsError;
+        let code = match &err {
+            OpsError::UnknownOrder(_) | OpsError::UnknownOrderId(_) => "not_found",
+            OpsError::NotBroadcastYet { .. } => "not_broadcast_yet",
+            OpsError::Status(_) | OpsError::History(_) => "invalid",
+            OpsError::Store(_) => "store",
+            OpsError::Api(_) => "api_unreachable",
         };
         Self::new(code, err.to_string())
     }

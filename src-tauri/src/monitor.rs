@@ -1,26 +1,28 @@
-//! Watches the running relay for the shell: every second it reads what is being sent, pushes
-//! it to the webview (`relay:activity`), updates the tray, and raises a notification when a
-//! broadcast finishes, the account stops being able to send (refused token…), the outbox
-//! cannot record its sends (full disk, locked database), or the CamionBack API has been
-//! unreachable for five minutes. A second task follows the WhatsApp Web
-//! connection (`relay:whatsapp`) and notifies when it drops, is logged out or banned.
+//! Watches the running relay for the shell. The engine's events (`Engine::events`) say when
+//! a broadcast finishes and when the account stops or starts being able to send (refused
+//! token…): each becomes a notification as it happens. Once a second it also reads what the
+//! store holds, for what this process does not hear of (the CLI's pause on the same database)
+//! and for the screens: it pushes the activity to the webview (`relay:activity`), updates the
+//! tray, and notifies when the outbox cannot record its sends (full disk, locked database) or
+//! the CamionBack API has been unreachable for five minutes. A second task follows the
+//! WhatsApp Web connection (`relay:whatsapp`) and notifies when it drops, is logged out or
+//! banned.
 
-use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use relay_domain::OrderId;
 use relay_engine::channel::whatsapp_web::ConnectionState;
 use relay_engine::clock::now_ms;
 use relay_engine::dispatcher::WriteFailure;
-use relay_engine::store::{StateKey, Store, StoreError};
+use relay_engine::store::{BatchProgress, StateKey, Store, StoreError};
+use relay_engine::{EngineEvent, EngineEvents};
 use tauri::{AppHandle, Emitter};
 use tauri_plugin_notification::NotificationExt;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::relay::{PhaseKind, Relay};
 use crate::tray::{self, TrayStatus};
-use crate::views::{self, AccountPause, ActivityView, WhatsAppView};
+use crate::views::{self, ActivityView, WhatsAppView};
 
 pub const ACTIVITY_EVENT: &str = "relay:activity";
 pub const WHATSAPP_EVENT: &str = "relay:whatsapp";
@@ -52,64 +54,17 @@ pub fn finished_summary(succeeded: i64, failed: i64) -> String {
     }
 }
 
-/// Finds the broadcasts that finished since the last look, including ones queued and done
-/// between two looks.
-#[derive(Default)]
-struct FinishedBroadcasts {
-    /// Highest delivery id seen; `None` until the first look, which notifies nothing old.
-    watermark: Option<i64>,
-    active: BTreeSet<(i64, i64)>,
-    notified: HashSet<(i64, i64)>,
-}
-
-impl FinishedBroadcasts {
-    async fn look(
-        &mut self,
-        store: &Store,
-        activity: &ActivityView,
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        let now_active: BTreeSet<(i64, i64)> = activity
-            .broadcasts
-            .iter()
-            .map(|b| (b.order_id, b.batch))
-            .collect();
-        let Some(watermark) = self.watermark else {
-            self.watermark = Some(store.last_delivery_id().await?);
-            self.active = now_active;
-            return Ok(Vec::new());
-        };
-        let newest = store.last_delivery_id().await?;
-        let mut candidates = std::mem::take(&mut self.active);
-        candidates.extend(store.batches_after(watermark).await?);
-        self.watermark = Some(newest);
-        let mut notices = Vec::new();
-        for (order, batch) in candidates {
-            if now_active.contains(&(order, batch)) || self.notified.contains(&(order, batch)) {
-                continue;
-            }
-            self.notified.insert((order, batch));
-            if let Some(done) = store.batch_progress(OrderId(order), batch).await?
-                && done.pending == 0
-                && done.succeeded + done.failed > 0
-            {
-                let what = if batch == 0 {
-                    "Diffusion terminée"
-                } else {
-                    "Relance terminée"
-                };
-                notices.push((
-                    format!("{what} — {}", done.order_reference),
-                    finished_summary(done.succeeded, done.failed),
-                ));
-            }
-        }
-        // A few pairs per order: bounded in practice, cleared now and then all the same.
-        if self.notified.len() > 10_000 {
-            self.notified.clear();
-        }
-        self.active = now_active;
-        Ok(notices)
-    }
+/// The notice of a finished broadcast or relaunch.
+pub fn finished_notice(done: &BatchProgress) -> (String, String) {
+    let what = if done.batch == 0 {
+        "Diffusion terminée"
+    } else {
+        "Relance terminée"
+    };
+    (
+        format!("{what} — {}", done.order_reference),
+        finished_summary(done.succeeded, done.failed),
+    )
 }
 
 /// Whether to tell staff the API has been unreachable for a while; once per outage.
@@ -121,7 +76,7 @@ struct ApiWatch {
 
 impl ApiWatch {
     async fn look(&mut self, store: &Store, now: i64) -> Result<Option<String>, StoreError> {
-        let Some(error) = store.get_state(StateKey::LastPollError).await? else {
+        let Some(error) = store.problem(StateKey::LastPollError).await? else {
             self.told = false;
             self.first_seen_failing = None;
             return Ok(None);
@@ -134,39 +89,52 @@ impl ApiWatch {
             return Ok(None);
         }
         self.told = true;
-        let reason = crate::commands::split_timed(&error).message;
         Ok(Some(format!(
-            "Aucune réponse de l'API CamionBack depuis plus de 5 minutes : {reason}"
+            "Aucune réponse de l'API CamionBack depuis plus de 5 minutes : {}",
+            error.text
         )))
     }
 }
 
-/// What to tell staff when the engine's account pause changes between two looks: once when
-/// sending stops (a refused token, a suspended account), once when it resumes. WhatsApp Web
-/// losing its connection is told by `follow_whatsapp`, so it is not told twice here.
+/// What to tell staff when the engine's account pause starts or ends (the dispatcher tells
+/// each once): a refused token, a suspended account. WhatsApp Web losing its connection is
+/// told by `follow_whatsapp`, so it is not told twice here.
 pub fn account_pause_notice(
-    before: Option<&AccountPause>,
-    now: &ActivityView,
+    event: &EngineEvent,
+    whatsapp_down: bool,
 ) -> Option<(&'static str, String)> {
-    let whatsapp_down = now.whatsapp.as_ref().is_some_and(|w| !w.connected);
-    match (before, &now.account_pause) {
-        (None, Some(pause)) if !whatsapp_down => {
-            let until = pause
-                .until_ms
-                .map(|ms| {
-                    format!(
-                        " (nouvel essai à {})",
-                        relay_engine::clock::format_local(ms)
-                    )
-                })
-                .unwrap_or_default();
-            Some(("Envois suspendus", format!("{}{until}", pause.reason)))
-        }
-        (Some(_), None) => Some((
+    match event {
+        EngineEvent::SendingPaused { until_ms, reason } if !whatsapp_down => Some((
+            "Envois suspendus",
+            format!(
+                "{reason} (nouvel essai à {})",
+                relay_engine::clock::format_local(*until_ms)
+            ),
+        )),
+        EngineEvent::SendingResumed => Some((
             "Envois repris",
             "Le compte WhatsApp accepte de nouveau les messages.".to_string(),
         )),
         _ => None,
+    }
+}
+
+/// The notification an engine event asks for, if any.
+fn event_notice(event: &EngineEvent, whatsapp_down: bool) -> Option<(String, String)> {
+    match event {
+        EngineEvent::BatchFinished(done) => Some(finished_notice(done)),
+        other => account_pause_notice(other, whatsapp_down)
+            .map(|(title, body)| (title.to_string(), body)),
+    }
+}
+
+/// The next event of the engine followed; never, when none is.
+async fn next_event(
+    followed: &mut Option<(EngineEvents, broadcast::Receiver<EngineEvent>)>,
+) -> Result<EngineEvent, broadcast::error::RecvError> {
+    match followed {
+        Some((_, events)) => events.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -195,13 +163,41 @@ pub fn outbox_notice(
 pub async fn run_until_stopped(app: AppHandle, relay: Arc<Relay>) {
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut finished = FinishedBroadcasts::default();
+    let mut followed: Option<(EngineEvents, broadcast::Receiver<EngineEvent>)> = None;
     let mut api = ApiWatch::default();
     let mut last_activity: Option<ActivityView> = None;
     let mut last_status: Option<TrayStatus> = None;
     let mut outbox_failing = false;
     loop {
-        ticks.tick().await;
+        let event = tokio::select! {
+            _ = ticks.tick() => None,
+            event = next_event(&mut followed) => Some(event),
+        };
+        match event {
+            None => {}
+            Some(Ok(event)) => {
+                // Read now, not from the last look: a drop at this very moment is told by
+                // `follow_whatsapp` already.
+                let whatsapp_down = relay.handles().await.is_ok_and(|h| {
+                    h.whatsapp
+                        .as_ref()
+                        .is_some_and(|w| !w.state().borrow().is_connected())
+                });
+                if let Some((title, body)) = event_notice(&event, whatsapp_down) {
+                    notify(&app, &title, &body);
+                }
+                continue;
+            }
+            Some(Err(broadcast::error::RecvError::Lagged(missed))) => {
+                tracing::warn!("{missed} évènement(s) du relais manqué(s) : notifications perdues");
+                continue;
+            }
+            // That engine stopped (a saved edit restarts it): the next one is followed below.
+            Some(Err(broadcast::error::RecvError::Closed)) => {
+                followed = None;
+                continue;
+            }
+        }
         let handles = match relay.handles().await {
             Ok(handles) => handles,
             Err(_) => match relay.phase().await.0 {
@@ -215,12 +211,18 @@ pub async fn run_until_stopped(app: AppHandle, relay: Arc<Relay>) {
                 }
                 PhaseKind::Starting | PhaseKind::Running => {
                     // A new engine follows (a saved edit): compare it with nothing, not with
-                    // the one that stopped, whose account pause it does not inherit.
+                    // the one that stopped.
                     last_activity = None;
                     continue;
                 }
             },
         };
+        if !followed
+            .as_ref()
+            .is_some_and(|(events, _)| events.same_as(&handles.events))
+        {
+            followed = Some((handles.events.clone(), handles.events.subscribe()));
+        }
         // Read from memory before anything asks the database, which may be what fails.
         let failure = handles.outbox.write_failure();
         if let Some((title, body)) = outbox_notice(outbox_failing, failure.as_ref()) {
@@ -234,20 +236,6 @@ pub async fn run_until_stopped(app: AppHandle, relay: Arc<Relay>) {
                 continue;
             }
         };
-        match finished.look(&handles.store, &activity).await {
-            Ok(notices) => {
-                for (title, body) in notices {
-                    notify(&app, &title, &body);
-                }
-            }
-            Err(err) => tracing::warn!("suivi des diffusions : {err}"),
-        }
-        let before = last_activity
-            .as_ref()
-            .and_then(|a| a.account_pause.as_ref());
-        if let Some((title, body)) = account_pause_notice(before, &activity) {
-            notify(&app, title, &body);
-        }
         match api.look(&handles.store, now_ms()).await {
             Ok(Some(body)) => notify(&app, "API CamionBack injoignable", &body),
             Ok(None) => {}
@@ -310,28 +298,6 @@ mod tests {
         assert_eq!(finished_summary(0, 3), "0 envoyé, 3 échecs");
     }
 
-    fn activity(
-        account_pause: Option<AccountPause>,
-        whatsapp_connected: Option<bool>,
-    ) -> ActivityView {
-        ActivityView {
-            broadcasts: Vec::new(),
-            queue_depth: 0,
-            paused: false,
-            account_pause,
-            whatsapp: whatsapp_connected.map(|connected| crate::views::WhatsAppBrief {
-                kind: if connected {
-                    "connected"
-                } else {
-                    "reconnecting"
-                },
-                connected,
-                description: String::new(),
-            }),
-            outbox_write_failing: None,
-        }
-    }
-
     #[test]
     fn failing_outbox_writes_are_told_once_when_sending_stops_and_once_when_it_resumes() {
         let failure = WriteFailure {
@@ -351,29 +317,50 @@ mod tests {
         assert_eq!(outbox_notice(false, None), None);
     }
 
+    /// Told once each way: the engine tells each start and end of a pause once
+    /// (`engine_events::an_account_pause_is_told_once_when_it_starts_and_once_when_it_ends`).
     #[test]
     fn a_refused_token_is_told_once_when_sending_stops_and_once_when_it_resumes() {
-        let refused = AccountPause {
-            until_ms: None,
+        let refused = EngineEvent::SendingPaused {
+            until_ms: 1_700_000_000_000,
             reason: "jeton Cloud API refusé (401) : renouvelez-le dans Paramètres".into(),
         };
-        let (title, body) =
-            account_pause_notice(None, &activity(Some(refused.clone()), None)).expect("told");
+        let (title, body) = account_pause_notice(&refused, false).expect("told");
         assert_eq!(title, "Envois suspendus");
         assert!(body.contains("jeton Cloud API refusé"), "{body}");
+        assert!(body.contains("nouvel essai à"), "{body}");
         assert_eq!(
-            account_pause_notice(Some(&refused), &activity(Some(refused.clone()), None)),
-            None,
-            "not again while it lasts"
-        );
-        assert_eq!(
-            account_pause_notice(Some(&refused), &activity(None, None)).map(|n| n.0),
+            account_pause_notice(&EngineEvent::SendingResumed, false).map(|n| n.0),
             Some("Envois repris")
         );
         // WhatsApp Web cut off: its own notice says so already.
+        assert_eq!(account_pause_notice(&refused, true), None);
+    }
+
+    #[test]
+    fn a_finished_broadcast_or_relaunch_reads_like_the_issue() {
+        let done = BatchProgress {
+            order_id: 123,
+            order_reference: "CMD-2025-123".into(),
+            batch: 0,
+            total: 50,
+            pending: 0,
+            succeeded: 48,
+            failed: 2,
+            skipped: 0,
+        };
         assert_eq!(
-            account_pause_notice(None, &activity(Some(refused), Some(false))),
-            None
+            finished_notice(&done),
+            (
+                "Diffusion terminée — CMD-2025-123".to_string(),
+                "48 envoyés, 2 échecs".to_string()
+            )
+        );
+        let relaunch = BatchProgress { batch: 1, ..done };
+        assert_eq!(
+            event_notice(&EngineEvent::BatchFinished(relaunch), true).map(|n| n.0),
+            Some("Relance terminée — CMD-2025-123".to_string()),
+            "told even while WhatsApp is down"
         );
     }
 

@@ -3,10 +3,9 @@
 
 use std::sync::Arc;
 
-use relay_engine::carrier_sync::CarrierSync;
 use relay_engine::channel::whatsapp_web::WhatsAppWeb;
 use relay_engine::dispatcher::OutboxHealth;
-use relay_engine::{Engine, EngineError, Settings, Store};
+use relay_engine::{Engine, EngineError, EngineEvents, Ops, Settings, Store};
 use tokio::sync::{Mutex, RwLock};
 use tokio_util::sync::CancellationToken;
 
@@ -24,11 +23,14 @@ enum Phase {
 /// What commands need from a running engine, cloned out so no lock is held across a query.
 #[derive(Clone)]
 pub struct Handles {
+    /// What staff do (relaunch, history, pause…), as the CLI does it.
+    pub ops: Ops,
     pub store: Store,
-    pub carriers: CarrierSync,
     pub whatsapp: Option<WhatsAppWeb>,
     /// Whether the outbox can record its sends (in memory: the database may be failing).
     pub outbox: OutboxHealth,
+    /// Finished broadcasts and the account's pauses, as they happen.
+    pub events: EngineEvents,
 }
 
 /// The phase as the UI sees it.
@@ -193,10 +195,11 @@ impl Relay {
     pub async fn handles(&self) -> Result<Handles, UiError> {
         match &*self.phase.read().await {
             Phase::Running(engine) => Ok(Handles {
+                ops: engine.ops(),
                 store: engine.store().clone(),
-                carriers: engine.carriers().clone(),
                 whatsapp: engine.whatsapp().cloned(),
                 outbox: engine.outbox_health().clone(),
+                events: engine.events().clone(),
             }),
             Phase::Starting => Err(UiError::starting()),
             Phase::Failed(err) => Err(err.clone()),
@@ -209,23 +212,17 @@ impl Relay {
     pub async fn set_paused(&self, paused: bool) -> Result<bool, UiError> {
         match &*self.phase.read().await {
             Phase::Running(engine) => {
+                let ops = engine.ops();
                 if paused {
-                    engine.pause_sending().await?;
+                    ops.pause_sending().await?;
                 } else {
-                    engine.resume_sending().await?;
+                    ops.resume_sending().await?;
                 }
                 Ok(paused)
             }
             Phase::Starting => Err(UiError::starting()),
             Phase::Failed(err) => Err(err.clone()),
             Phase::Stopping | Phase::Stopped => Err(UiError::stopping()),
-        }
-    }
-
-    /// Tells the dispatcher a relaunch was queued, so it starts within the throttle.
-    pub async fn wake_dispatcher(&self) {
-        if let Phase::Running(engine) = &*self.phase.read().await {
-            engine.wake_dispatcher();
         }
     }
 

@@ -8,7 +8,9 @@ use chrono::{Local, TimeZone};
 use relay_domain::CarrierStatus;
 use relay_engine::channel::whatsapp_web::ConnectionState;
 use relay_engine::config::ChannelKind;
-use relay_engine::store::{BatchProgress, CarrierRow, HistoryRow, StateKey, StatusCount};
+use relay_engine::store::{
+    BatchProgress, CarrierRow, HistoryRow, StateKey, StatusCount, TimedProblem,
+};
 use serde::Serialize;
 
 use crate::error::UiError;
@@ -56,6 +58,22 @@ impl From<BatchProgress> for BroadcastView {
     }
 }
 
+/// A problem the engine keeps (the last poll or carrier sync failure): when, and what.
+#[derive(Debug, Serialize)]
+pub struct TimedMessage {
+    pub at: Option<i64>,
+    pub message: String,
+}
+
+impl From<TimedProblem> for TimedMessage {
+    fn from(problem: TimedProblem) -> Self {
+        Self {
+            at: problem.at_ms,
+            message: problem.text,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AccountPause {
     pub until_ms: Option<i64>,
@@ -86,13 +104,13 @@ pub struct ActivityView {
 
 pub async fn activity(handles: &Handles) -> Result<ActivityView, UiError> {
     let store = &handles.store;
-    let account_pause = store.get_state(StateKey::SendingPaused).await?.map(|raw| {
-        let timed = crate::commands::split_timed(&raw);
-        AccountPause {
-            until_ms: timed.at,
-            reason: timed.message,
-        }
-    });
+    let account_pause = store
+        .problem(StateKey::SendingPaused)
+        .await?
+        .map(|pause| AccountPause {
+            until_ms: pause.at_ms,
+            reason: pause.text,
+        });
     Ok(ActivityView {
         broadcasts: store
             .active_batches()
@@ -225,7 +243,7 @@ pub struct HistoryRowView {
     pub carrier_id: i64,
     pub carrier_name: String,
     pub phone: String,
-    pub status: String,
+    pub status: &'static str,
     /// Sent, but no delivery receipt after `RELAY_UNCONFIRMED_HOURS`.
     pub unconfirmed: bool,
     pub attempts: i64,
@@ -248,7 +266,7 @@ impl HistoryRowView {
             carrier_id: row.carrier_id,
             carrier_name: row.carrier_name,
             phone: row.phone,
-            status: row.status,
+            status: row.status.as_str(),
             unconfirmed,
             attempts: row.attempts,
             error: row.error,

@@ -425,7 +425,7 @@ def write_samples(path, started, samples):
 
 
 def seed_history(database, rows):
-    """Adds `rows` deliveries (100 orders) in final states, like crates/cli/benches/relay.rs."""
+    """Adds `rows` deliveries (100 orders) in final states, like crates/cli/benches/history.rs."""
     db = sqlite3.connect(database, timeout=30)
     orders = max(1, rows // 10000)
     now_ms = int(time.time() * 1000)

@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use relay_domain::DeliveryStatus;
 use relay_engine::store::HistoryFilter;
 use relay_engine::{Engine, Settings};
 use relay_test_support::cloud_api::{self, Received};
@@ -139,11 +140,11 @@ async fn wait_settled(engine: &Engine, order: i64, limit: Duration) -> Vec<(i64,
         let settled = !rows.is_empty()
             && rows
                 .iter()
-                .all(|r| r.status != "queued" && r.status != "sending");
+                .all(|r| r.status != DeliveryStatus::Queued && r.status != DeliveryStatus::Sending);
         if settled || Instant::now() > deadline {
             return rows
                 .into_iter()
-                .map(|r| (r.carrier_id, r.status, r.attempts))
+                .map(|r| (r.carrier_id, r.status.as_str().to_string(), r.attempts))
                 .collect();
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -10,31 +10,15 @@ use qrcode::render::unicode::Dense1x2;
 use relay_domain::PhoneNumber;
 use relay_engine::Settings;
 use relay_engine::channel::whatsapp_web::{Command, ConnectionState, WhatsAppWeb};
-use relay_engine::lock::InstanceLock;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use relay_engine::ops::WhatsAppLink;
 
 pub async fn login(settings: Settings, phone: Option<String>) -> Result<()> {
     // Checked before anything is created or any connection opened.
     let phone = phone.as_deref().map(account_number).transpose()?;
-    relay_engine::fs::create_private_dir(&settings.data_dir)
-        .with_context(|| format!("dossier {}", settings.data_dir.display()))?;
-    // The session file is the running relay's: linking while it runs would fight over it.
-    let _lock = InstanceLock::acquire(&settings.data_dir)?;
-    let store = relay_engine::engine::open_store(&settings).await?;
-    let cancel = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let whatsapp = WhatsAppWeb::start(
-        relay_engine::engine::whatsapp_web_settings(&settings),
-        store,
-        cancel.child_token(),
-        &tracker,
-    )
-    .await?;
-    tracker.close();
-    let outcome = follow(&whatsapp, phone).await;
-    cancel.cancel();
-    tracker.wait().await;
+    // The session file is the running relay's: the link holds the data directory's lock.
+    let link = WhatsAppLink::open(&settings).await?;
+    let outcome = follow(link.whatsapp(), phone).await;
+    link.close().await;
     outcome
 }
 

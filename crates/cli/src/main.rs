@@ -8,10 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use relay_domain::DeliveryStatus;
 use relay_engine::export::{CsvStyle, write_history_csv};
-use relay_engine::store::{HistoryFilter, RelaunchMode};
-use relay_engine::{Engine, EngineError, Settings, clock::now_ms, engine};
+use relay_engine::ops::{HistoryQuery, OrderKey};
+use relay_engine::store::RelaunchMode;
+use relay_engine::{Engine, EngineError, Ops, Settings, clock::now_ms};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -161,8 +161,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Replies { limit, json } => {
             let _logs = relay_engine::telemetry::init("warn", None);
-            let store = engine::open_store(&settings).await?;
-            let rows = store.replies(limit).await?;
+            let rows = Ops::open(&settings).await?.store().replies(limit).await?;
             if json {
                 println!(
                     "{}",
@@ -179,8 +178,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Pause => {
             let _logs = relay_engine::telemetry::init("warn", None);
-            let store = engine::open_store(&settings).await?;
-            if store.pause_sending(now_ms()).await? {
+            if Ops::open(&settings).await?.pause_sending().await? {
                 println!(
                     "Envois en pause : l'envoi en cours se termine, rien d'autre ne part avant `camionback-relay resume`."
                 );
@@ -191,8 +189,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Resume => {
             let _logs = relay_engine::telemetry::init("warn", None);
-            let store = engine::open_store(&settings).await?;
-            if store.resume_sending().await? {
+            if Ops::open(&settings).await?.resume_sending().await? {
                 println!("Envois repris : le relais en cours d'exécution reprend dans la seconde.");
             } else {
                 println!("Les envois n'étaient pas en pause.");
@@ -264,35 +261,27 @@ async fn history(
     limit: u32,
     format: HistoryFormat,
 ) -> Result<()> {
-    let status = status.map(|s| s.parse::<DeliveryStatus>()).transpose()?;
-    if limit == 0 {
-        bail!("--limit doit être au moins 1");
-    }
-    let store = engine::open_store(&settings).await?;
-    let order = match order {
-        None => None,
-        Some(key) => Some(
-            store
-                .find_order(&key)
-                .await?
-                .with_context(|| format!("commande « {key} » inconnue"))?
-                .order
-                .id,
-        ),
-    };
-    let filter = HistoryFilter {
+    // A bad status or limit is refused before the database is opened (or created).
+    let query = HistoryQuery {
         order,
         status,
         limit,
-        ..HistoryFilter::default()
-    };
+        ..HistoryQuery::default()
+    }
+    .check()?;
+    if limit == 0 {
+        bail!("--limit doit être au moins 1");
+    }
+    let ops = Ops::open(&settings).await?;
+    let filter = ops.checked_history_filter(query).await?;
+    let store = ops.store();
     if let HistoryFormat::Csv = format {
         let style = CsvStyle {
             time_zone: chrono::Local,
             unconfirmed_after: settings.unconfirmed_after,
             now_ms: now_ms(),
         };
-        write_history_csv(&store, &filter, &style, tokio::io::stdout())
+        write_history_csv(store, &filter, &style, tokio::io::stdout())
             .await
             .context("export CSV")?;
         return Ok(());
@@ -317,72 +306,31 @@ async fn history(
 }
 
 async fn relaunch(settings: Settings, key: &str, mode: RelaunchMode) -> Result<()> {
-    let store = engine::open_store(&settings).await?;
-    let stored = store
-        .find_order(key)
-        .await?
-        .with_context(|| format!("commande « {key} » inconnue"))?;
-    if stored.fanned_out_at.is_none() {
-        bail!(
-            "la commande {} n'a pas encore été diffusée automatiquement : sa diffusion est en attente, inutile de la relancer",
-            stored.order.reference
-        );
+    let ops = Ops::open(&settings).await?;
+    let order = ops.relaunchable(OrderKey::Typed(key)).await?;
+    let relaunched = ops.relaunch(&order, mode, now_ms()).await?;
+    if let Some(warning) = &relaunched.sync_warning {
+        eprintln!("attention : {warning}");
     }
-    // "Including carriers validated since": the list is refreshed first when the API is set.
-    if let Some(api) = engine::camionback_api(&settings)? {
-        let sync = relay_engine::carrier_sync::CarrierSync::new(Some(api), store.clone());
-        if let Err(err) = sync.sync_now().await {
-            eprintln!("attention : {err} — dernière liste de transporteurs utilisée");
-        }
-    }
-    let counts = store.relaunch_counts(stored.order.id).await?;
-    let outcome = store.relaunch(stored.order.id, mode, now_ms()).await?;
-    println!(
-        "{} : {} transporteur(s) en file{}{}",
-        stored.order.reference,
-        outcome.queued,
-        if outcome.invalid_numbers > 0 {
-            format!(", {} numéro(s) invalide(s)", outcome.invalid_numbers)
-        } else {
-            String::new()
-        },
-        if outcome.queued > 0 {
-            " — le relais en cours d'exécution les envoie dans la seconde"
-        } else {
-            ""
-        }
-    );
-    if counts.doubtful > 0 {
-        match mode {
-            RelaunchMode::Missing => println!(
-                "{} transporteur(s) en doute (envoi interrompu ou incertain : ils l'ont peut-être déjà reçue) laissé(s) de côté — `--include-doubtful` pour les inclure",
-                counts.doubtful
-            ),
-            RelaunchMode::MissingAndDoubtful => println!(
-                "dont {} transporteur(s) en doute (envoi interrompu ou incertain), inclus à la demande",
-                counts.doubtful
-            ),
-            RelaunchMode::All => {}
-        }
+    println!("{}", relaunched.summary());
+    if let Some(note) = relaunched.doubtful_note("`--include-doubtful` pour les inclure") {
+        println!("{note}");
     }
     Ok(())
 }
 
 async fn carriers(settings: Settings, command: CarriersCommand) -> Result<()> {
-    let store = engine::open_store(&settings).await?;
+    let ops = Ops::open(&settings).await?;
     match command {
         CarriersCommand::Sync => {
-            let api = engine::camionback_api(&settings)?;
-            let report = relay_engine::carrier_sync::CarrierSync::new(api, store)
-                .sync_now()
-                .await?;
+            let report = ops.sync_carriers().await?;
             println!(
                 "{} transporteur(s) listé(s) par l'API, {} validé(s)",
                 report.listed, report.eligible
             );
         }
         CarriersCommand::List { json } => {
-            let rows = store.list_carriers().await?;
+            let rows = ops.store().list_carriers().await?;
             if json {
                 println!(
                     "{}",

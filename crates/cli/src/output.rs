@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::{Local, TimeZone, Utc};
-use relay_domain::{CarrierStatus, mask_phone};
+use relay_domain::{CarrierStatus, DeliveryStatus, mask_phone};
 use relay_engine::store::{CarrierRow, HistoryRow, ReplyRow};
 use serde_json::{Value, json};
 
@@ -45,7 +45,7 @@ pub fn error_text(err: &anyhow::Error) -> String {
 pub fn unconfirmed(row: &HistoryRow, after: Duration) -> bool {
     let limit =
         Utc::now().timestamp_millis() - i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
-    row.status == "sent" && row.sent_at.is_some_and(|at| at < limit)
+    row.status == DeliveryStatus::Sent && row.sent_at.is_some_and(|at| at < limit)
 }
 
 pub fn history_json(rows: &[HistoryRow], unconfirmed_after: Duration) -> Value {
@@ -58,7 +58,7 @@ pub fn history_json(rows: &[HistoryRow], unconfirmed_after: Duration) -> Value {
                     "carrier_id": r.carrier_id,
                     "carrier_name": r.carrier_name,
                     "phone": r.phone,
-                    "status": r.status,
+                    "status": r.status.as_str(),
                     "attempts": r.attempts,
                     "error": r.error,
                     "error_code": r.error_code,
@@ -214,7 +214,7 @@ mod tests {
             carrier_id: 1,
             carrier_name: "T".into(),
             phone: "+212612345601".into(),
-            status: status.into(),
+            status: status.parse().expect("known status"),
             attempts: 1,
             error: None,
             error_code: None,

@@ -145,6 +145,15 @@ impl FromStr for DeliveryStatus {
     }
 }
 
+/// How a stored status is read back (the store's rows decode through it).
+impl TryFrom<String> for DeliveryStatus {
+    type Error = UnknownStatus;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::DeliveryStatus::*;

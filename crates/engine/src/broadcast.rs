@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::carrier_sync::CarrierSync;
 use crate::clock::now_ms;
+use crate::events::EngineEvents;
 use crate::store::{Store, StoreError};
 
 /// How long a broadcast waits for the carrier list before using the last one.
@@ -24,15 +25,23 @@ pub struct Broadcaster {
     pub new_order: Arc<Notify>,
     /// Rung for the dispatcher when deliveries were queued.
     dispatcher: Arc<Notify>,
+    /// Told of a broadcast that had nothing to send (every number unusable): it is finished.
+    events: EngineEvents,
 }
 
 impl Broadcaster {
-    pub fn new(store: Store, carriers: CarrierSync, dispatcher: Arc<Notify>) -> Self {
+    pub fn new(
+        store: Store,
+        carriers: CarrierSync,
+        dispatcher: Arc<Notify>,
+        events: EngineEvents,
+    ) -> Self {
         Self {
             store,
             carriers,
             new_order: Arc::new(Notify::new()),
             dispatcher,
+            events,
         }
     }
 
@@ -64,6 +73,9 @@ impl Broadcaster {
                     order.reference,
                     order.statut.as_deref().unwrap_or("")
                 );
+            }
+            if outcome.queued == 0 {
+                self.events.after_queued(&self.store, order.id, 0).await?;
             }
             self.dispatcher.notify_one();
         }

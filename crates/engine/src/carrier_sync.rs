@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::camionback::{ApiError, CamionBackApi};
 use crate::clock::now_ms;
-use crate::store::{StateKey, Store, StoreError};
+use crate::store::{StateKey, Store, StoreError, TimedProblem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -103,9 +103,9 @@ impl CarrierSync {
             }
             Err(err) => {
                 self.store
-                    .set_state(
+                    .set_problem(
                         StateKey::LastCarrierSyncError,
-                        &format!("{} {err}", now_ms()),
+                        &TimedProblem::new(now_ms(), err.to_string()),
                     )
                     .await?;
                 tracing::warn!("{err} — la dernière liste connue est conservée");

@@ -20,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Channel, OutgoingMessage, SendError};
 use crate::clock::{Chance, Clock, SystemChance, SystemClock, with_jitter};
-use crate::store::{Claim, Outcome, StateKey, Store, StoreError};
+use crate::events::{EngineEvent, EngineEvents};
+use crate::store::{Claim, Outcome, StateKey, Store, StoreError, TimedProblem};
 
 /// Attempts per delivery for transient errors, the first one included.
 pub const MAX_ATTEMPTS: i64 = 3;
@@ -142,8 +143,10 @@ impl OutboxHealth {
     }
 }
 
+/// How the dispatcher sends: its pace and the message it renders (taken from the settings'
+/// `config::DispatchSettings` and template when the engine starts).
 #[derive(Clone)]
-pub struct DispatchSettings {
+pub struct SendPlan {
     pub throttle: Duration,
     pub jitter: Duration,
     pub send_timeout: Duration,
@@ -175,7 +178,7 @@ struct Rendered {
 pub struct Dispatcher {
     store: Store,
     channel: Arc<dyn Channel>,
-    settings: DispatchSettings,
+    settings: SendPlan,
     /// Rung when deliveries are queued.
     wake: Arc<Notify>,
     health: OutboxHealth,
@@ -192,13 +195,15 @@ pub struct Dispatcher {
     /// When the next send may start, on the clock's monotonic time: the throttle after an
     /// attempt, the pause after the account could not send.
     next_send_at: Duration,
+    /// Where finished batches and the account's pauses are told.
+    events: EngineEvents,
 }
 
 impl Dispatcher {
     pub fn new(
         store: Store,
         channel: Arc<dyn Channel>,
-        settings: DispatchSettings,
+        settings: SendPlan,
         wake: Arc<Notify>,
         health: OutboxHealth,
     ) -> Self {
@@ -215,7 +220,13 @@ impl Dispatcher {
             clock: Arc::new(SystemClock::default()),
             chance: Arc::new(SystemChance),
             next_send_at: Duration::ZERO,
+            events: EngineEvents::default(),
         }
+    }
+
+    /// Tells `events` of finished batches and of the account's pauses.
+    pub fn telling(self, events: EngineEvents) -> Self {
+        Self { events, ..self }
     }
 
     /// Reads the time from `clock` and draws jitter from `chance` (tests: a manual clock and
@@ -389,6 +400,7 @@ impl Dispatcher {
                     self.paused = false;
                     self.store.clear_state(StateKey::SendingPaused).await?;
                     tracing::info!("envois repris");
+                    self.events.tell(EngineEvent::SendingResumed);
                 }
                 tracing::info!(
                     "✅ Message envoyé à {} ({}) pour commande {}",
@@ -459,11 +471,17 @@ impl Dispatcher {
                 };
                 self.record(&claim, &outcome).await?;
                 tracing::error!("envois suspendus {} s : {reason}", retry_after.as_secs());
+                if !self.paused {
+                    self.events.tell(EngineEvent::SendingPaused {
+                        until_ms: now + millis(retry_after),
+                        reason: reason.clone(),
+                    });
+                }
                 self.paused = true;
                 self.store
-                    .set_state(
+                    .set_problem(
                         StateKey::SendingPaused,
-                        &format!("{} {reason}", now + millis(retry_after)),
+                        &TimedProblem::new(now + millis(retry_after), reason),
                     )
                     .await?;
                 return Ok(Step::Paused(retry_after));
@@ -493,7 +511,14 @@ impl Dispatcher {
             self.store
                 .record_outcome(claim.id, outcome, self.clock.now_ms())
         })
-        .await
+        .await?;
+        if !matches!(outcome, Outcome::Retry { .. })
+            && let Err(err) = self.events.after_settled(&self.store, claim.id).await
+        {
+            // The outcome is recorded; only the notice of a finished batch is lost.
+            tracing::warn!("fin de diffusion non signalée : {err}");
+        }
+        Ok(())
     }
 
     /// Runs `write` (about `claim`, whose message may have left) until it succeeds. Meanwhile

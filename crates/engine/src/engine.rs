@@ -18,9 +18,11 @@ use crate::channel::whatsapp_web::{WhatsAppWeb, WhatsAppWebError, WhatsAppWebSet
 use crate::clock::now_ms;
 use crate::config::{ChannelKind, Settings};
 use crate::dispatcher::{self, Dispatcher, OutboxHealth};
+use crate::events::EngineEvents;
 use crate::http::{self, HttpState};
 use crate::intake::poller::Poller;
 use crate::lock::{InstanceLock, LockError};
+use crate::ops::Ops;
 use crate::server::{self, ServerStats};
 use crate::store::{StateKey, Store, StoreError};
 
@@ -56,6 +58,7 @@ pub struct Engine {
     carriers: CarrierSync,
     dispatcher_wake: Arc<Notify>,
     outbox_health: OutboxHealth,
+    events: EngineEvents,
     whatsapp: Option<WhatsAppWeb>,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -66,6 +69,21 @@ pub struct Engine {
 /// what the CLI's read and relaunch commands need.
 pub async fn open_store(settings: &Settings) -> Result<Store, StoreError> {
     Store::open_with(&settings.database_path(), &settings.store).await
+}
+
+/// Creates the data directory if needed, takes its lock (one relay per directory) and opens
+/// its database: the first steps of [`Engine::start`] and of linking WhatsApp
+/// ([`crate::ops::WhatsAppLink`]), whose session file the running relay would fight over.
+pub(crate) async fn open_data_dir(
+    settings: &Settings,
+) -> Result<(InstanceLock, Store), EngineError> {
+    crate::fs::create_private_dir(&settings.data_dir).map_err(|source| StoreError::File {
+        path: settings.data_dir.display().to_string(),
+        source,
+    })?;
+    let lock = InstanceLock::acquire(&settings.data_dir)?;
+    let store = open_store(settings).await?;
+    Ok((lock, store))
 }
 
 /// The CamionBack API client, when its URL is set.
@@ -102,6 +120,7 @@ struct Running {
     carriers: CarrierSync,
     dispatcher_wake: Arc<Notify>,
     outbox_health: OutboxHealth,
+    events: EngineEvents,
     whatsapp: Option<WhatsAppWeb>,
 }
 
@@ -164,12 +183,7 @@ impl Engine {
         }
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        crate::fs::create_private_dir(&settings.data_dir).map_err(|source| StoreError::File {
-            path: settings.data_dir.display().to_string(),
-            source,
-        })?;
-        let lock = InstanceLock::acquire(&settings.data_dir)?;
-        let store = open_store(&settings).await?;
+        let (lock, store) = open_data_dir(&settings).await?;
         let launched = Self::launch(
             settings,
             choice,
@@ -187,6 +201,7 @@ impl Engine {
                 carriers: running.carriers,
                 dispatcher_wake: running.dispatcher_wake,
                 outbox_health: running.outbox_health,
+                events: running.events,
                 whatsapp: running.whatsapp,
                 cancel,
                 tracker,
@@ -282,9 +297,14 @@ impl Engine {
             );
         }
         let dispatcher_wake = Arc::new(Notify::new());
+        let events = EngineEvents::default();
         let carriers = CarrierSync::new(api.clone(), store.clone()).stopped_by(cancel.clone());
-        let broadcaster =
-            Broadcaster::new(store.clone(), carriers.clone(), dispatcher_wake.clone());
+        let broadcaster = Broadcaster::new(
+            store.clone(),
+            carriers.clone(),
+            dispatcher_wake.clone(),
+            events.clone(),
+        );
 
         let server_stats = Arc::new(ServerStats::default());
         let state = HttpState {
@@ -336,7 +356,7 @@ impl Engine {
         let dispatcher = Dispatcher::new(
             store.clone(),
             channel.clone(),
-            dispatcher::DispatchSettings {
+            dispatcher::SendPlan {
                 throttle: settings.dispatch.throttle,
                 jitter: settings.dispatch.jitter,
                 send_timeout: settings.dispatch.send_timeout,
@@ -345,7 +365,8 @@ impl Engine {
             },
             dispatcher_wake.clone(),
             outbox_health.clone(),
-        );
+        )
+        .telling(events.clone());
         tracker.spawn(dispatcher.run_until_stopped(cancel.child_token()));
         tracker.close();
 
@@ -359,6 +380,7 @@ impl Engine {
             carriers,
             dispatcher_wake,
             outbox_health,
+            events,
             whatsapp,
         })
     }
@@ -387,29 +409,25 @@ impl Engine {
         &self.outbox_health
     }
 
+    /// What happens as it happens: finished broadcasts, the account's pauses
+    /// ([`EngineEvent`]).
+    pub fn events(&self) -> &EngineEvents {
+        &self.events
+    }
+
     /// Tells the dispatcher new deliveries are queued (a relaunch from this process).
     pub fn wake_dispatcher(&self) {
         self.dispatcher_wake.notify_one();
     }
 
-    /// Pauses sending: the send in flight finishes, nothing more is claimed, across restarts,
-    /// until `resume_sending`. Returns false when it already was paused.
-    pub async fn pause_sending(&self) -> Result<bool, StoreError> {
-        let paused = self.store.pause_sending(now_ms()).await?;
-        if paused {
-            tracing::info!("envois mis en pause (l'envoi en cours se termine)");
-        }
-        Ok(paused)
-    }
-
-    /// Lifts the pause and wakes the dispatcher. Returns false when it was not paused.
-    pub async fn resume_sending(&self) -> Result<bool, StoreError> {
-        let resumed = self.store.resume_sending().await?;
-        if resumed {
-            tracing::info!("envois repris");
-            self.dispatcher_wake.notify_one();
-        }
-        Ok(resumed)
+    /// What staff do to the running relay (relaunch, history, pause…), this engine's
+    /// dispatcher woken by what queues or resumes sending.
+    pub fn ops(&self) -> Ops {
+        Ops::of_engine(
+            self.store.clone(),
+            self.carriers.clone(),
+            self.dispatcher_wake.clone(),
+        )
     }
 
     /// Stops every task; a send in flight is finished and recorded first.

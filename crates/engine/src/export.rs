@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use chrono::TimeZone;
-use relay_domain::DeliveryStatus;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 
 use crate::store::{HistoryFilter, HistoryRow, Store, StoreError};
@@ -87,10 +86,7 @@ where
         .single()
         .map(|t| t.format("%d/%m/%Y %H:%M").to_string())
         .unwrap_or_default();
-    let mut status = row
-        .status
-        .parse::<DeliveryStatus>()
-        .map_or_else(|_| row.status.clone(), |s| s.label().to_string());
+    let mut status = row.status.label().to_string();
     if row.is_unconfirmed(style.unconfirmed_after, style.now_ms) {
         status.push_str(" (non confirmé)");
     }

@@ -1,8 +1,11 @@
 //! The relay's HTTP server: the two webhooks, `/healthz` and `/metrics`. Handlers live with
 //! what they serve (`intake::webhook`, `channel::cloud_api::webhook`); this module wires them.
+//! What the handlers share (their state, the error answer) is the leaf module [`state`], so
+//! none of them imports the router.
+
+pub(crate) mod state;
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -10,61 +13,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use relay_domain::DeliveryStatus;
-use secrecy::SecretString;
 use serde_json::json;
-use tokio::sync::{Notify, watch};
 
 use crate::channel::whatsapp_web::ConnectionState;
-use crate::dispatcher::{OutboxHealth, WriteFailure};
+use crate::dispatcher::WriteFailure;
 
 use crate::channel::cloud_api::webhook as cloud_webhook;
 use crate::intake::webhook as order_webhook;
 use crate::server::ServerStats;
 use crate::store::{StateKey, Store, StoreError};
 
-#[derive(Clone)]
-pub struct HttpState {
-    pub store: Store,
-    pub webhook_secret: Option<SecretString>,
-    pub whatsapp_verify_token: Option<SecretString>,
-    pub whatsapp_app_secret: Option<SecretString>,
-    pub new_order: Arc<Notify>,
-    pub channel: &'static str,
-    /// The WhatsApp Web connection, when that is the channel.
-    pub whatsapp: Option<watch::Receiver<ConnectionState>>,
-    /// Whether the outbox can record its outcomes (in memory: the database may be failing).
-    pub outbox: OutboxHealth,
-    /// The server's own counters (connections open, refused, timed out).
-    pub server: Arc<ServerStats>,
-}
-
-/// An error answer: `{"error": {"code": "...", "message": "..."}}`, so callers branch on a
-/// code and show the message.
-pub struct Problem {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl Problem {
-    pub fn new(status: StatusCode, code: &'static str, message: String) -> Self {
-        Self {
-            status,
-            code,
-            message,
-        }
-    }
-}
-
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({ "error": { "code": self.code, "message": self.message } })),
-        )
-            .into_response()
-    }
-}
+pub(crate) use state::HttpState;
+use state::Problem;
 
 pub fn router(state: HttpState) -> Router {
     Router::new()
@@ -81,18 +41,15 @@ pub fn router(state: HttpState) -> Router {
 async fn healthz(State(state): State<HttpState>) -> Response {
     let checked = async {
         let depth = state.store.queue_depth().await?;
-        let paused = state.store.get_state(StateKey::SendingPaused).await?;
+        let paused = state.store.problem(StateKey::SendingPaused).await?;
         let held = state.store.paused_by_staff_since().await?;
         Ok::<_, StoreError>((depth, paused, held))
     };
     let write_failure = state.outbox.write_failure();
     match checked.await {
         Ok((depth, paused, held)) => {
-            // Stored as "<until ms> <reason>": the reason says what to fix, and holds no secret.
-            let paused = paused.map(|p| match p.split_once(' ') {
-                Some((_, reason)) => reason.to_string(),
-                None => p,
-            });
+            // The reason says what to fix, and holds no secret.
+            let paused = paused.map(|p| p.text);
             // A relay that cannot record its sends is not healthy, whatever else holds:
             // monitors see a 503 and the reason.
             let code = if write_failure.is_some() {
@@ -256,14 +213,14 @@ async fn render_metrics(
         "relay_last_poll_timestamp_seconds {}",
         seconds(last_poll)
     );
-    let poll_failing = store.get_state(StateKey::LastPollError).await?.is_some();
+    let poll_failing = store.problem(StateKey::LastPollError).await?.is_some();
     let _ = writeln!(
         out,
         "# HELP relay_poll_failing 1 while the last poll of the CamionBack API failed."
     );
     let _ = writeln!(out, "# TYPE relay_poll_failing gauge");
     let _ = writeln!(out, "relay_poll_failing {}", u8::from(poll_failing));
-    let paused = store.get_state(StateKey::SendingPaused).await?.is_some();
+    let paused = store.problem(StateKey::SendingPaused).await?.is_some();
     let _ = writeln!(
         out,
         "# HELP relay_sending_paused 1 while the WhatsApp account cannot send (refused token...)."

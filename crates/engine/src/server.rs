@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
-use crate::http::Problem;
+use crate::http::state::Problem;
 
 /// Time a client has to send a request's headers, from the moment the server waits for them:
 /// right after the connection is accepted, and after each answer on a kept-alive connection,

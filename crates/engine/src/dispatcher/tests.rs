@@ -107,7 +107,7 @@ async fn bench(carriers: i64, throttle_ms: u64, jitter_ms: u64, jitter: &[u64]) 
     let dispatcher = Dispatcher::new(
         store.clone(),
         channel.clone(),
-        DispatchSettings {
+        SendPlan {
             throttle: Duration::from_millis(throttle_ms),
             jitter: Duration::from_millis(jitter_ms),
             send_timeout: Duration::from_secs(30),

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::camionback::{ApiError, CamionBackApi, ORDERS_PAGE_SIZE, Since};
 use crate::clock::{Chance, Clock, SystemChance, SystemClock, with_jitter};
-use crate::store::{OrderSource, StateKey, Store, StoreError};
+use crate::store::{OrderSource, StateKey, Store, StoreError, TimedProblem};
 
 /// The longest wait between two polls while the API keeps failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -94,7 +94,8 @@ impl Poller {
     }
 
     /// Reads the time from `clock` and draws jitter from `chance` instead of the machine's.
-    pub fn with_time(mut self, clock: Arc<dyn Clock>, chance: Arc<dyn Chance>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_time(mut self, clock: Arc<dyn Clock>, chance: Arc<dyn Chance>) -> Self {
         self.clock = clock;
         self.chance = chance;
         self
@@ -223,9 +224,9 @@ impl Poller {
                     );
                     let _ = self
                         .store
-                        .set_state(
+                        .set_problem(
                             StateKey::LastPollError,
-                            &format!("{} {err}", self.clock.now_ms()),
+                            &TimedProblem::new(self.clock.now_ms(), err.to_string()),
                         )
                         .await;
                     wait

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::camionback::OrderJson;
 use crate::clock::now_ms;
-use crate::http::{HttpState, Problem};
+use crate::http::state::{HttpState, Problem};
 use crate::signature::{self, SignatureError};
 use crate::store::OrderSource;
 

@@ -139,7 +139,8 @@ pub struct HistoryRow {
     pub carrier_id: i64,
     pub carrier_name: String,
     pub phone: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub error: Option<String>,
     pub error_code: Option<String>,
@@ -154,7 +155,7 @@ impl HistoryRow {
     /// Sent, but WhatsApp never confirmed delivery within `after` (zero: never said).
     pub fn is_unconfirmed(&self, after: std::time::Duration, now_ms: i64) -> bool {
         let limit = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
-        self.status == "sent"
+        self.status == DeliveryStatus::Sent
             && !after.is_zero()
             && self
                 .sent_at
@@ -166,7 +167,7 @@ impl HistoryRow {
         let key = match column {
             SortColumn::Date => CursorKey::Int(self.queued_at),
             SortColumn::Carrier => CursorKey::Text(self.carrier_name.clone()),
-            SortColumn::Status => CursorKey::Text(self.status.clone()),
+            SortColumn::Status => CursorKey::Text(self.status.as_str().to_string()),
             SortColumn::Reference => CursorKey::Text(self.order_reference.clone()),
         };
         HistoryCursor { key, id: self.id }

@@ -26,7 +26,7 @@ pub use history::{
 pub use orders::{FanOut, OrderSource, StoredOrder};
 pub use outbox::{Claim, Outcome, RelaunchCounts, RelaunchMode};
 pub use reports::ReportOutcome;
-pub use state::StateKey;
+pub use state::{StateKey, TimedProblem};
 pub use ui::{BatchProgress, OrderSummary};
 pub use whatsapp::{NUMBER_CHECK_TTL_MS, ReplyOutcome, ReplyRow};
 

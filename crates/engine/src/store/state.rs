@@ -1,4 +1,6 @@
-//! Small named values that must survive a restart (the polling cursor above all).
+//! Small named values that must survive a restart (the polling cursor above all), and the
+//! dated problems the engine keeps there for every process on the database to read
+//! ([`TimedProblem`]: the last poll and carrier sync failures, the account's pause).
 
 use super::{Store, StoreError};
 
@@ -10,11 +12,12 @@ pub enum StateKey {
     PollCreatedAfter,
     /// Unix ms of the last poll that reached the API.
     LastPollOkAt,
-    /// Unix ms and text of the last poll failure.
+    /// The last poll failure, while it lasts ([`Store::problem`]: when and why).
     LastPollError,
     LastCarrierSyncAt,
+    /// The last carrier sync failure, while it lasts ([`Store::problem`]: when and why).
     LastCarrierSyncError,
-    /// Set while the account cannot send: `<until unix ms> <reason>`.
+    /// Set while the account cannot send ([`Store::problem`]: until when, and why).
     SendingPaused,
     /// Set while staff paused sending ("Pause" in the app, `camionback-relay pause`): the unix
     /// ms it started. Kept across restarts: a relay paused on purpose stays paused.
@@ -36,7 +39,64 @@ impl StateKey {
     }
 }
 
+/// A problem the engine keeps for every shell to show: an instant and a French text that
+/// holds no secret. The instant is when it happened, or, for [`StateKey::SendingPaused`], when
+/// sending is tried again. Stored as `"<unix ms> <text>"`, read and written only here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedProblem {
+    /// `None` only for a value not written by the relay (no leading instant).
+    pub at_ms: Option<i64>,
+    pub text: String,
+}
+
+impl TimedProblem {
+    pub fn new(at_ms: i64, text: impl Into<String>) -> Self {
+        Self {
+            at_ms: Some(at_ms),
+            text: text.into(),
+        }
+    }
+
+    /// Reads a stored value; one without a leading instant is all text.
+    pub fn parse(raw: &str) -> Self {
+        match raw.split_once(' ') {
+            Some((at, text)) if at.parse::<i64>().is_ok() => Self {
+                at_ms: at.parse().ok(),
+                text: text.to_string(),
+            },
+            _ => Self {
+                at_ms: None,
+                text: raw.to_string(),
+            },
+        }
+    }
+
+    fn stored(&self) -> String {
+        match self.at_ms {
+            Some(at) => format!("{at} {}", self.text),
+            None => self.text.clone(),
+        }
+    }
+}
+
 impl Store {
+    /// The problem kept under `key` (one of the keys documented as holding one), if any.
+    pub async fn problem(&self, key: StateKey) -> Result<Option<TimedProblem>, StoreError> {
+        Ok(self
+            .get_state(key)
+            .await?
+            .map(|raw| TimedProblem::parse(&raw)))
+    }
+
+    /// Keeps `problem` under `key` until it is replaced or cleared ([`Store::clear_state`]).
+    pub async fn set_problem(
+        &self,
+        key: StateKey,
+        problem: &TimedProblem,
+    ) -> Result<(), StoreError> {
+        self.set_state(key, &problem.stored()).await
+    }
+
     pub async fn get_state(&self, key: StateKey) -> Result<Option<String>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT value FROM relay_state WHERE key = ?")
@@ -101,5 +161,25 @@ impl Store {
                 .map(Some)
                 .map_err(|_| StoreError::Corrupt(format!("{} = {raw}", key.as_str()))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_problem_splits_into_instant_and_text() {
+        let timed = TimedProblem::parse("1700000000000 API injoignable : délai dépassé");
+        assert_eq!(timed.at_ms, Some(1_700_000_000_000));
+        assert_eq!(timed.text, "API injoignable : délai dépassé");
+        assert_eq!(
+            TimedProblem::parse(&timed.stored()),
+            timed,
+            "read back as written"
+        );
+        let bare = TimedProblem::parse("texte seul");
+        assert_eq!(bare.at_ms, None);
+        assert_eq!(bare.text, "texte seul");
     }
 }

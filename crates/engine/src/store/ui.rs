@@ -88,25 +88,17 @@ impl Store {
             .await?)
     }
 
-    /// The highest delivery id so far (0 when there is none): a watermark for
-    /// [`Store::batches_after`].
-    pub async fn last_delivery_id(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM deliveries")
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
-
-    /// The (order, batch) pairs that have a delivery newer than `after_id`: batches queued
-    /// since the watermark, even ones that finished before anyone looked.
-    pub async fn batches_after(&self, after_id: i64) -> Result<Vec<(i64, i64)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT DISTINCT order_id, batch FROM deliveries WHERE id > ? ORDER BY order_id, batch",
-        )
-        .bind(after_id)
-        .fetch_all(&self.pool)
-        .await?)
+    /// Where the batch of delivery `id` stands (the figures told when it finishes).
+    pub async fn batch_progress_of(&self, id: i64) -> Result<Option<BatchProgress>, StoreError> {
+        let sql = format!(
+            "{} WHERE (d.order_id, d.batch) = (SELECT order_id, batch FROM deliveries WHERE id = ?)
+             GROUP BY d.order_id, d.batch",
+            progress_select()
+        );
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     // `queue_depth` is in `outbox.rs`, next to the queue it measures.
@@ -215,21 +207,13 @@ mod tests {
         assert_eq!(running.order_reference, "CMD-2025-123");
         assert_eq!(store.queue_depth().await.expect("depth"), 2);
 
-        let watermark = store.last_delivery_id().await.expect("watermark");
-        assert_eq!(store.batches_after(0).await.expect("after"), vec![(123, 0)]);
-        assert!(
-            store
-                .batches_after(watermark)
-                .await
-                .expect("after")
-                .is_empty()
-        );
-
+        let mut last_settled = None;
         while let Some(claim) = store.claim_next(None, now + 1).await.expect("claim") {
             store
                 .mark_sent(claim.id, Some(&format!("wamid.{}", claim.id)), now + 2)
                 .await
                 .expect("sent");
+            last_settled = Some(claim.id);
         }
         assert!(store.active_batches().await.expect("active").is_empty());
         let finished = store
@@ -241,6 +225,13 @@ mod tests {
             (finished.succeeded, finished.failed, finished.pending),
             (2, 1, 0)
         );
+        // What the engine tells when the last delivery of the batch is settled.
+        let told = store
+            .batch_progress_of(last_settled.expect("two were sent"))
+            .await
+            .expect("progress")
+            .expect("the batch of that delivery");
+        assert_eq!(told, finished);
     }
 
     #[tokio::test]

@@ -145,7 +145,7 @@ fn key(row: &HistoryRow, column: SortColumn) -> (String, i64) {
     match column {
         SortColumn::Date => (format!("{:020}", row.queued_at), row.id),
         SortColumn::Carrier => (row.carrier_name.to_lowercase(), row.id),
-        SortColumn::Status => (row.status.clone(), row.id),
+        SortColumn::Status => (row.status.as_str().to_string(), row.id),
         SortColumn::Reference => (row.order_reference.clone(), row.id),
     }
 }
@@ -235,7 +235,7 @@ async fn a_sort_applies_within_the_filters() {
         13,
         "every fourth of the 55 sends failed (5 numbers were unusable)"
     );
-    assert!(rows.iter().all(|r| r.status == "failed"));
+    assert!(rows.iter().all(|r| r.status == DeliveryStatus::Failed));
     assert!(
         rows.windows(2)
             .all(|p| key(p[0], SortColumn::Carrier) < key(p[1], SortColumn::Carrier))

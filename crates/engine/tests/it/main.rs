@@ -9,6 +9,7 @@
 mod camionback_api;
 mod carriers;
 mod data_files;
+mod engine_events;
 mod helpers;
 mod history;
 mod http_server;

@@ -2,6 +2,7 @@
 
 use relay_domain::{DeliveryStatus, OrderId};
 use relay_engine::clock::now_ms;
+use relay_engine::ops::OrderKey;
 use relay_engine::store::RelaunchMode;
 use relay_test_support::Reply;
 
@@ -97,4 +98,49 @@ async fn relaunch_all_reaches_every_validated_carrier_again() {
         app.cloud.accepted_to("212612345604").is_empty(),
         "blocked carriers still get nothing"
     );
+}
+
+/// Staff relaunch from a shell (`Engine::ops`, as the desktop does): the order is found by
+/// its reference, carriers validated since are fetched first, the running dispatcher sends
+/// the new batch, and what was done reads as the CLI prints it.
+#[tokio::test]
+async fn a_relaunch_by_the_shells_operations_refreshes_carriers_and_sends_at_once() {
+    let app = spawn_app().await;
+    add_usual_carriers(&app.camionback);
+    app.post_order(order(1)).await;
+    app.wait_for_broadcast(1).await;
+    app.camionback
+        .add_carrier(7, "Nouveau Transport", "0612345607", "valide");
+
+    let ops = app.engine().ops();
+    let reference = ops.find_order("1").await.expect("found").order.reference;
+    let order = ops
+        .relaunchable(OrderKey::Typed(&reference))
+        .await
+        .expect("broadcast already");
+    let relaunched = ops
+        .relaunch(&order, RelaunchMode::Missing, now_ms())
+        .await
+        .expect("relaunch");
+    assert_eq!(relaunched.queued.queued, 1, "only the new carrier");
+    assert_eq!(relaunched.sync_warning, None);
+    assert_eq!(
+        relaunched.summary(),
+        format!(
+            "{reference} : 1 transporteur(s) en file — le relais en cours d'exécution les envoie dans la seconde"
+        )
+    );
+    assert_eq!(relaunched.doubtful_note("--include-doubtful"), None);
+    app.wait_for_broadcast(1).await;
+    assert_eq!(app.cloud.accepted_to("212612345607").len(), 1);
+    assert_eq!(
+        app.cloud.accepted_to("212612345601").len(),
+        1,
+        "no duplicate"
+    );
+
+    match ops.relaunchable(OrderKey::Typed("CMD-INCONNUE")).await {
+        Err(err) => assert_eq!(err.to_string(), "commande « CMD-INCONNUE » inconnue"),
+        Ok(order) => panic!("an unknown order was found: {order:?}"),
+    }
 }

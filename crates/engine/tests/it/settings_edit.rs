@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+use relay_domain::DeliveryStatus;
 use relay_engine::Engine;
 use relay_engine::config::edit::{self, Change, EditError, Origin, SettingsEdit};
 use relay_engine::config::{CONFIG_FILE, ChannelKind, TEMPLATE_FILE};
@@ -391,7 +392,7 @@ async fn after_a_saved_edit_the_restarted_relay_sends_the_new_message_and_loses_
     let rows = app.wait_for_broadcast(5).await;
 
     assert!(
-        rows.iter().all(|r| r.status == "sent"),
+        rows.iter().all(|r| r.status == DeliveryStatus::Sent),
         "nothing queued was lost: {:?}",
         rows.iter().map(|r| &r.status).collect::<Vec<_>>()
     );

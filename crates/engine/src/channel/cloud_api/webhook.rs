@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::clock::now_ms;
-use crate::http::{HttpState, Problem};
+use crate::http::state::{HttpState, Problem};
 use crate::signature::{self, SignatureError};
 use crate::store::ReportOutcome;
 
