@@ -1,3 +1,5 @@
+//! The Noise handshakes (XX for a new device, IK for a stored one, XX fallback) as the client drives them.
+
 use std::time::Duration;
 
 use relay_wa_sim::WaSim;

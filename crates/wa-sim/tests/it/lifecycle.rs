@@ -1,3 +1,5 @@
+//! What the connection loop does when the server drops, goes silent, replaces, bans or logs the device out.
+
 use std::time::{Duration, Instant};
 
 use relay_wa_sim::WaSim;
@@ -93,8 +95,8 @@ async fn replaced_session_ends_the_loop() {
     sim.replace_session().await;
     bot.wait_event(SHORT, |e| matches!(e, Event::StreamReplaced(_)))
         .await;
+    // With its run loop over, nothing in the client is left that could reconnect.
     run_loop_ends(&mut bot).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sim.connections(), before, "no reconnect");
 }
 

@@ -1,3 +1,5 @@
+//! Messages the client encrypts, as the recipient phone decrypts them, and the receipts sent back.
+
 use std::time::Duration;
 
 use relay_wa_sim::{ReceiptKind, WaSim};
@@ -113,9 +115,16 @@ async fn texts_reach_the_recipients_phones_and_receipts_come_back() {
 
     // Not on WhatsApp: no device, so nothing is encrypted — yet send_message says Ok.
     let id4 = send(NOT_ON_WA, "perdu").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sim.received().len(), 3);
-    assert!(sim.received().iter().all(|r| r.message_id != id4));
+    // A message sent after it arrives, and the server takes a connection's stanzas in order:
+    // had the first one reached a phone, it would be there by now.
+    let id5 = send(A, "témoin").await;
+    let received = sim
+        .wait_for_received(4, Duration::from_secs(5))
+        .await
+        .expect("the later message arrives");
+    assert_eq!(received.len(), 4);
+    assert_eq!(received[3].message_id, id5);
+    assert!(received.iter().all(|r| r.message_id != id4));
 
     sim.send_receipt(&id1, ReceiptKind::Delivery).await;
     let e = bot

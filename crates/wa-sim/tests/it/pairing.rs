@@ -1,3 +1,5 @@
+//! Linking a device: QR codes and their rotation, pairing codes right and wrong.
+
 use std::time::Duration;
 
 use relay_wa_sim::{PairCodeRefused, WaSim};

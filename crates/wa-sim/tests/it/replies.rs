@@ -1,3 +1,5 @@
+//! Messages carriers send to the account, decrypted by the client.
+
 use std::time::Duration;
 
 use relay_wa_sim::WaSim;

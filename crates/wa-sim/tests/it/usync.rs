@@ -1,3 +1,5 @@
+//! Number checks and device lists answered by the simulator's usync.
+
 use std::collections::HashMap;
 use std::time::Duration;
 
