@@ -528,3 +528,43 @@ async fn carriers_messages_are_stored_once_and_stop_opts_them_out() {
     assert_ne!(to(1), DeliveryStatus::Sent);
     assert_ne!(to(3), DeliveryStatus::Sent);
 }
+
+#[tokio::test]
+async fn an_order_s_counters_follow_twilio_s_callbacks() {
+    let twilio = FakeTwilio::start().await;
+    twilio.script(
+        "whatsapp:+212612345603",
+        vec![Reply::error(400, 21211, "Invalid 'To' Phone Number")],
+    );
+    let w = started_over(twilio).await;
+    w.app.post_order(order(1)).await;
+    w.app.wait_for_broadcast(1).await;
+    let token = Some(fake::AUTH_TOKEN);
+    let first = w.sent_to("whatsapp:+212612345601");
+    let second = w.sent_to("whatsapp:+212612345602");
+    for (sent, status) in [(&first, "delivered"), (&second, "read")] {
+        let callback = sent.field("StatusCallback").expect("callback");
+        let sid = sent.sid.as_deref().expect("sid");
+        assert_eq!(
+            w.status_callback(callback, sid, status, token)
+                .await
+                .status(),
+            200
+        );
+    }
+    let counters = w.app.store().order_counters(10).await.expect("counters");
+    assert_eq!(counters.len(), 1);
+    let c = &counters[0];
+    assert_eq!(c.order_reference, "CMD-2025-1");
+    assert_eq!(
+        (
+            c.total,
+            c.pending,
+            c.sent,
+            c.delivered,
+            c.read,
+            c.invalid_number
+        ),
+        (3, 0, 0, 1, 1, 1)
+    );
+}
