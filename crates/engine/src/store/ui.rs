@@ -35,7 +35,7 @@ impl BatchProgress {
 /// One order's deliveries counted by status, every batch together: the campaign counters of
 /// seed 002, the same for every channel since every channel's reports land in the same
 /// statuses (`orders --json`).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct OrderCounters {
     pub order_id: i64,
     pub order_reference: String,
@@ -76,28 +76,55 @@ fn progress_select() -> String {
     )
 }
 
+fn counters_select() -> &'static str {
+    "SELECT o.id AS order_id, o.reference AS order_reference,
+            COUNT(d.id) AS total,
+            COALESCE(SUM(d.status IN ('queued', 'sending')), 0) AS pending,
+            COALESCE(SUM(d.status = 'sent'), 0) AS sent,
+            COALESCE(SUM(d.status = 'delivered'), 0) AS delivered,
+            COALESCE(SUM(d.status = 'read'), 0) AS read,
+            COALESCE(SUM(d.status = 'failed'), 0) AS failed,
+            COALESCE(SUM(d.status = 'invalid_number'), 0) AS invalid_number,
+            COALESCE(SUM(d.status = 'not_on_whatsapp'), 0) AS not_on_whatsapp,
+            COALESCE(SUM(d.status = 'skipped'), 0) AS skipped,
+            COALESCE(SUM(d.status IN ('interrupted', 'uncertain')), 0) AS doubtful
+     FROM orders o LEFT JOIN deliveries d ON d.order_id = o.id"
+}
+
 impl Store {
     /// The counters of the `limit` newest orders, newest first (an order not yet fanned out
     /// counts nothing).
     pub async fn order_counters(&self, limit: u32) -> Result<Vec<OrderCounters>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT o.id AS order_id, o.reference AS order_reference,
-                    COUNT(d.id) AS total,
-                    COALESCE(SUM(d.status IN ('queued', 'sending')), 0) AS pending,
-                    COALESCE(SUM(d.status = 'sent'), 0) AS sent,
-                    COALESCE(SUM(d.status = 'delivered'), 0) AS delivered,
-                    COALESCE(SUM(d.status = 'read'), 0) AS read,
-                    COALESCE(SUM(d.status = 'failed'), 0) AS failed,
-                    COALESCE(SUM(d.status = 'invalid_number'), 0) AS invalid_number,
-                    COALESCE(SUM(d.status = 'not_on_whatsapp'), 0) AS not_on_whatsapp,
-                    COALESCE(SUM(d.status = 'skipped'), 0) AS skipped,
-                    COALESCE(SUM(d.status IN ('interrupted', 'uncertain')), 0) AS doubtful
-             FROM orders o LEFT JOIN deliveries d ON d.order_id = o.id
-             GROUP BY o.id ORDER BY o.id DESC LIMIT ?",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
+        let sql = format!(
+            "{} GROUP BY o.id ORDER BY o.id DESC LIMIT ?",
+            counters_select()
+        );
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// The counters of these orders (the ones a history page shows), in id order; an unknown
+    /// id is left out.
+    pub async fn counters_of_orders(
+        &self,
+        orders: &[i64],
+    ) -> Result<Vec<OrderCounters>, StoreError> {
+        if orders.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Only `?` placeholders are formatted in; the ids are bound.
+        let placeholders = vec!["?"; orders.len()].join(", ");
+        let sql = format!(
+            "{} WHERE o.id IN ({placeholders}) GROUP BY o.id ORDER BY o.id",
+            counters_select()
+        );
+        let mut query = sqlx::query_as(AssertSqlSafe(sql));
+        for id in orders {
+            query = query.bind(*id);
+        }
+        Ok(query.fetch_all(&self.pool).await?)
     }
 
     /// Every batch that still has deliveries queued or being sent, oldest order first.
