@@ -26,6 +26,10 @@ pub enum Reply {
         code: i64,
         message: String,
     },
+    /// Takes the message (it gets a sid, its callbacks can come) but answers `201` with a body
+    /// that is not Twilio's JSON (a proxy's page, a cut connection): the relay cannot know the
+    /// sid.
+    AcceptGarbled,
     /// A bare HTTP status with a non-JSON body (a gateway's page), with `Retry-After` when set.
     Http {
         status: u16,
@@ -128,6 +132,13 @@ impl Respond for Messages {
                         "sid": sid, "status": "queued", "to": to,
                         "account_sid": ACCOUNT_SID, "num_segments": "1",
                     }))
+                }
+                Reply::AcceptGarbled => {
+                    let sid = format!("SM{:032}", self.ids.fetch_add(1, Ordering::SeqCst));
+                    received.sid = Some(sid);
+                    ResponseTemplate::new(201)
+                        .insert_header("content-type", "text/html")
+                        .set_body_string("<html><body>Bad gateway</b")
                 }
                 Reply::Error {
                     http,

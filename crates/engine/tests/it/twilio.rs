@@ -568,3 +568,39 @@ async fn an_order_s_counters_follow_twilio_s_callbacks() {
         (3, 0, 0, 1, 1, 1)
     );
 }
+
+#[tokio::test]
+async fn an_unreadable_answer_is_in_doubt_never_resent_and_its_callback_settles_it() {
+    let twilio = FakeTwilio::start().await;
+    twilio.script("whatsapp:+212612345601", vec![Reply::AcceptGarbled]);
+    let w = started_over(twilio).await;
+    w.app.post_order(order(1)).await;
+    let rows = w.app.wait_for_broadcast(1).await;
+    let row = rows.iter().find(|r| r.carrier_id == 1).expect("row");
+    assert_eq!(status_of(row), DeliveryStatus::Uncertain);
+    assert_eq!(row.message_id, None);
+    let taken: Vec<_> = w
+        .twilio
+        .received()
+        .into_iter()
+        .filter(|r| r.field("To") == Some("whatsapp:+212612345601"))
+        .collect();
+    assert_eq!(taken.len(), 1, "never resent");
+
+    // Twilio did take it: its callback, to the URL that names the delivery, settles it.
+    let callback = taken[0].field("StatusCallback").expect("callback");
+    let sid = taken[0].sid.as_deref().expect("the fake's sid");
+    let answer = w
+        .status_callback(callback, sid, "delivered", Some(fake::AUTH_TOKEN))
+        .await;
+    assert_eq!(answer.status(), 200);
+    let row = w
+        .app
+        .deliveries_of(1)
+        .await
+        .into_iter()
+        .find(|r| r.carrier_id == 1)
+        .expect("row");
+    assert_eq!(status_of(&row), DeliveryStatus::Delivered);
+    assert_eq!(row.message_id.as_deref(), Some(sid), "the sid is stored");
+}
