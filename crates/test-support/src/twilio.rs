@@ -30,6 +30,9 @@ pub enum Reply {
     /// that is not Twilio's JSON (a proxy's page, a cut connection): the relay cannot know the
     /// sid.
     AcceptGarbled,
+    /// Takes the message but answers only after this long: past the relay's timeout, the
+    /// answer is lost on the way.
+    AcceptLate(std::time::Duration),
     /// A bare HTTP status with a non-JSON body (a gateway's page), with `Retry-After` when set.
     Http {
         status: u16,
@@ -132,6 +135,13 @@ impl Respond for Messages {
                         "sid": sid, "status": "queued", "to": to,
                         "account_sid": ACCOUNT_SID, "num_segments": "1",
                     }))
+                }
+                Reply::AcceptLate(late) => {
+                    let sid = format!("SM{:032}", self.ids.fetch_add(1, Ordering::SeqCst));
+                    received.sid = Some(sid.clone());
+                    ResponseTemplate::new(201)
+                        .set_body_json(json!({ "sid": sid, "status": "queued", "to": to }))
+                        .set_delay(late)
                 }
                 Reply::AcceptGarbled => {
                     let sid = format!("SM{:032}", self.ids.fetch_add(1, Ordering::SeqCst));

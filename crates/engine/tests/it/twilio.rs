@@ -604,3 +604,44 @@ async fn an_unreadable_answer_is_in_doubt_never_resent_and_its_callback_settles_
     assert_eq!(status_of(&row), DeliveryStatus::Delivered);
     assert_eq!(row.message_id.as_deref(), Some(sid), "the sid is stored");
 }
+
+#[tokio::test]
+async fn a_timeout_after_the_request_was_written_is_in_doubt_and_never_resent() {
+    let twilio = FakeTwilio::start().await;
+    twilio.script(
+        "whatsapp:+212612345601",
+        vec![Reply::AcceptLate(Duration::from_secs(30))],
+    );
+    let url = twilio.url();
+    let app = world(&[
+        ("RELAY_CHANNEL", "twilio"),
+        ("TWILIO_API_URL", url.as_str()),
+        ("TWILIO_ACCOUNT_SID", fake::ACCOUNT_SID),
+        ("TWILIO_AUTH_TOKEN", fake::AUTH_TOKEN),
+        ("TWILIO_FROM", fake::FROM),
+        ("RELAY_PUBLIC_URL", PUBLIC_URL),
+        ("RELAY_SEND_TIMEOUT_SECS", "1"),
+    ])
+    .await;
+    add_usual_carriers(&app.camionback);
+    let w = World {
+        app: app.start().await,
+        twilio,
+    };
+    w.app.post_order(order(1)).await;
+    let rows = w.app.wait_for_broadcast(1).await;
+    let row = rows.iter().find(|r| r.carrier_id == 1).expect("row");
+    assert_eq!(status_of(row), DeliveryStatus::Uncertain, "{:?}", row.error);
+    let to_first = w
+        .twilio
+        .received()
+        .into_iter()
+        .filter(|r| r.field("To") == Some("whatsapp:+212612345601"))
+        .count();
+    assert_eq!(to_first, 1, "never resent");
+    assert!(
+        rows.iter()
+            .filter(|r| r.carrier_id != 1)
+            .all(|r| status_of(r) == DeliveryStatus::Sent)
+    );
+}
