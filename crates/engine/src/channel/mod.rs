@@ -44,7 +44,8 @@ pub enum SendError {
         code: Option<String>,
         retry_after: Option<Duration>,
     },
-    /// Will never work for this recipient: the delivery ends with `status`.
+    /// Will never work for this recipient: the delivery ends with `status`. `skipped` says
+    /// the provider knows the carrier unsubscribed: they are opted out as by a STOP.
     #[error("{reason}")]
     Permanent {
         status: DeliveryStatus,

@@ -197,6 +197,17 @@ async fn twilio_s_refusals_end_each_delivery_as_its_code_says() {
     let why = row(3).error.as_deref().unwrap_or_default();
     assert!(why.contains("TWILIO_CONTENT_SID"), "{why}");
     assert_eq!(w.twilio.received().len(), 3, "no refusal is retried");
+
+    // The carrier who unsubscribed at Twilio is opted out: the next order skips them.
+    w.app.post_order(order(2)).await;
+    let rows = w.app.wait_for_broadcast(2).await;
+    let second = rows.iter().find(|r| r.carrier_id == 2).expect("row");
+    assert_eq!(status_of(second), DeliveryStatus::Skipped);
+    assert_eq!(
+        w.twilio.received().len(),
+        5,
+        "only carriers 1 and 3 are tried again"
+    );
 }
 
 /// A relay over the fake `twilio` (scripted before the relay starts).
