@@ -519,9 +519,27 @@ async fn carriers_messages_are_stored_once_and_stop_opts_them_out() {
         )
         .await;
     assert_eq!(stop.status(), 200);
+    let told = stop.text().await.expect("body");
+    assert!(
+        told.contains("<Message>C'est noté : vous ne recevrez plus"),
+        "Twilio sends the carrier the confirmation: {told}"
+    );
+    // Told once: a STOP from someone already opted out gets no second confirmation.
+    let again = w
+        .post_signed(
+            INCOMING,
+            &[
+                ("MessageSid", "SMreply5"),
+                ("From", "whatsapp:+212612345601"),
+                ("Body", "STOP"),
+            ],
+            token,
+        )
+        .await;
+    assert!(again.text().await.expect("body").ends_with("<Response/>"));
 
     let replies = w.app.store().replies(10).await.expect("replies");
-    assert_eq!(replies.len(), 4, "{replies:?}");
+    assert_eq!(replies.len(), 5, "{replies:?}");
     let of = |sid_text: &str| replies.iter().find(|r| r.text == sid_text).expect("reply");
     assert_eq!(of("Je suis disponible pour ce trajet").carrier_id, Some(1));
     assert!(!of("Intéressé").opt_out);
