@@ -212,12 +212,11 @@ pub async fn incoming(
         .unwrap_or_default();
     let opt_out = crate::channel::is_opt_out(text)
         || param(&params, "ButtonPayload").is_some_and(crate::channel::is_opt_out);
-    if let Some(quoted) = param(&params, "OriginalRepliedMessageSid") {
-        tracing::debug!("réponse Twilio {sid} citant le message {quoted}");
-    }
+    // A quoted reply names the broadcast it answers: the reply is about that order.
+    let quoted = param(&params, "OriginalRepliedMessageSid");
     match state
         .store
-        .store_reply(sid, &phone, text, opt_out, now_ms())
+        .store_reply(sid, &phone, text, opt_out, quoted, now_ms())
         .await
     {
         Ok(outcome) => {

@@ -678,7 +678,7 @@ async fn on_text(
     let opt_out = crate::channel::is_opt_out(&text);
     match shared
         .store
-        .store_reply(&id, &phone, &text, opt_out, now_ms())
+        .store_reply(&id, &phone, &text, opt_out, None, now_ms())
         .await
     {
         Ok(outcome) if outcome.newly_opted_out => {
