@@ -1,26 +1,46 @@
-"""Fakes of the two HTTP services the relay calls, on one loopback port, standard library only:
+"""Fakes of the HTTP services the relay calls, on one loopback port, standard library only:
 
 - the CamionBack API: GET /api/orders (since_id / created_after) and GET /api/transporteurs,
   bearer token CAMIONBACK_TOKEN;
 - the WhatsApp Cloud API: POST /<version>/<PHONE_NUMBER_ID>/messages, bearer token
   WHATSAPP_TOKEN; accepts every message except for the numbers told to fail, which get Meta's
-  documented permanent error 131026.
+  documented permanent error 131026;
+- Twilio's Messages API: POST /2010-04-01/Accounts/<TWILIO_ACCOUNT_SID>/Messages.json,
+  form-encoded, HTTP Basic auth TWILIO_ACCOUNT_SID:TWILIO_AUTH_TOKEN (else 401, code 20003);
+  records every form, answers 201 {"sid": "SM…", "status": "queued"}, except for the recipients
+  given a Twilio error code in `twilio_refusals` (`whatsapp:+212…` → 21211, 63016, …), which get
+  Twilio's error body {code, message, more_info, status}.
 
-Used by test_desktop.py in-process; `python3 fakes.py --port 8900` runs it alone (screenshots,
+Used by test_desktop.py and test_twilio.py in-process; `python3 fakes.py --port 8900` runs it alone (screenshots,
 manual runs).
 """
 
 import argparse
+import base64
+import hashlib
+import hmac
 import json
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, parse_qsl, urlparse
 
 CAMIONBACK_TOKEN = "cb-e2e-token"
 WHATSAPP_TOKEN = "meta-e2e-secret-token-4242"
 PHONE_NUMBER_ID = "106540352242922"
+TWILIO_ACCOUNT_SID = "ACe2e00000000000000000000000000042"
+TWILIO_AUTH_TOKEN = "twilio-e2e-auth-token-7331"
+TWILIO_FROM = "whatsapp:+212664373534"
+TWILIO_MESSAGES_PATH = f"/2010-04-01/Accounts/{TWILIO_ACCOUNT_SID}/Messages.json"
+# Twilio's documented errors the fake can answer with: code → (HTTP status, message).
+TWILIO_ERRORS = {
+    20003: (401, "Authenticate"),
+    21211: (400, "Invalid 'To' Phone Number"),
+    21610: (400, "Attempt to send to unsubscribed recipient"),
+    63016: (400, "Failed to send freeform message because you are outside the allowed window. "
+                 "If you are using WhatsApp, please use a Message Template."),
+}
 
 CITIES = [
     ("Casablanca", "Marrakech"),
@@ -69,13 +89,17 @@ def order(order_id, reference, route=0, prix=4500):
 class Fakes:
     """State shared by the handler threads."""
 
-    def __init__(self, carriers=12, failing=2, delay=0.0):
+    def __init__(self, carriers=12, failing=2, delay=0.0, twilio_refusals=None):
         self.lock = threading.Lock()
         self.orders = []
         self.carriers = []
         self.failing = set()
         self.messages = []
         self.delay = delay
+        # Twilio: what the fake received (form, Basic auth, the sid it answered), and the
+        # recipients it refuses (`To` → one of TWILIO_ERRORS).
+        self.twilio_received = []
+        self.twilio_refusals = dict(twilio_refusals or {})
         for i in range(carriers):
             cid = 1001 + i
             name = NAMES[i % len(NAMES)] + ("" if i < len(NAMES) else f" {i}")
@@ -100,6 +124,20 @@ class Fakes:
         with self.lock:
             return list(self.messages)
 
+    def twilio_sends(self):
+        """Every request Twilio's fake received: {"form", "auth", "path", "sid"} (sid None when
+        refused)."""
+        with self.lock:
+            return list(self.twilio_received)
+
+
+def twilio_signature(token, url, params):
+    """X-Twilio-Signature as Twilio computes it: Base64(HMAC-SHA1(auth token, URL + each POST
+    parameter's name and value, sorted by name))."""
+    data = url + "".join(k + v for k, v in sorted(params))
+    digest = hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
 
 def make_handler(fakes):
     class Handler(BaseHTTPRequestHandler):
@@ -118,6 +156,44 @@ def make_handler(fakes):
 
         def authorized(self, token):
             return self.headers.get("Authorization") == f"Bearer {token}"
+
+        def basic_auth(self):
+            value = self.headers.get("Authorization", "")
+            if not value.startswith("Basic "):
+                return None
+            try:
+                user, _, password = base64.b64decode(value[6:]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return None
+            return (user, password)
+
+        def twilio_error(self, code):
+            http, message = TWILIO_ERRORS[code]
+            return self.reply(http, {"code": code, "message": message,
+                                     "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                                     "status": http})
+
+        def twilio_send(self, raw):
+            form = parse_qsl(raw.decode(), keep_blank_values=True)
+            fields = dict(form)
+            received = {"form": form, "auth": self.basic_auth(), "path": urlparse(self.path).path,
+                        "sid": None}
+            if fakes.delay:
+                time.sleep(fakes.delay)
+            with fakes.lock:
+                fakes.twilio_received.append(received)
+                if received["auth"] != (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN) \
+                        or received["path"] != TWILIO_MESSAGES_PATH:
+                    refusal = 20003
+                else:
+                    refusal = fakes.twilio_refusals.get(fields.get("To", ""))
+                if refusal is None:
+                    received["sid"] = f"SM{len(fakes.twilio_received):032x}"
+            if refusal is not None:
+                return self.twilio_error(refusal)
+            return self.reply(201, {"sid": received["sid"], "status": "queued",
+                                    "to": fields.get("To"), "account_sid": TWILIO_ACCOUNT_SID,
+                                    "num_segments": "1"})
 
         def do_GET(self):
             url = urlparse(self.path)
@@ -144,6 +220,8 @@ def make_handler(fakes):
             if url.path == "/__orders":
                 fakes.add_order(json.loads(raw))
                 return self.reply(201, {"ok": True})
+            if url.path.startswith("/2010-04-01/Accounts/") and url.path.endswith("/Messages.json"):
+                return self.twilio_send(raw)
             if url.path.endswith(f"/{PHONE_NUMBER_ID}/messages"):
                 if not self.authorized(WHATSAPP_TOKEN):
                     return self.reply(401, {"error": {"code": 190, "message": "Invalid OAuth access token"}})

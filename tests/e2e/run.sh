@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end tests of the desktop app in the real webview: builds the debug binaries, then runs
-# test_desktop.py (Cloud API channel), test_whatsapp.py (WhatsApp Web linking against the
-# loopback simulator `relay-wa-sim`) and test_tray.py (the tray icon and its menu, with trayer),
-# each under a virtual X server and a private D-Bus session.
-# The fakes of the CamionBack API and of the Cloud API run inside the tests (tests/e2e/fakes.py).
+# test_desktop.py (Cloud API channel), test_twilio.py (Twilio channel: signed status callbacks),
+# test_whatsapp.py (WhatsApp Web linking against the loopback simulator `relay-wa-sim`) and
+# test_tray.py (the tray icon and its menu, with trayer), each under a virtual X server and a
+# private D-Bus session.
+# The fakes of the CamionBack API, the Cloud API and Twilio run inside the tests (tests/e2e/fakes.py).
 #
 #   tests/e2e/run.sh                          # the checks
 #   tests/e2e/run.sh --screenshots docs/screenshots   # the checks, plus full-screen captures
@@ -37,6 +38,9 @@ tests_started=$(date +%s)
 status=0
 xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
   python3 tests/e2e/test_desktop.py --binary "$binary" "$@" || status=$?
+# The Twilio channel: an order webhook, the dashboard's progress, signed status callbacks.
+xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
+  python3 tests/e2e/test_twilio.py --binary "$binary" "$@" || status=$?
 # Linking WhatsApp Web by QR code against the loopback simulator (crates/wa-sim).
 xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
   python3 tests/e2e/test_whatsapp.py --binary "$binary" --sim "$sim" "$@" || status=$?

@@ -222,6 +222,8 @@ pub fn replies_json(rows: &[ReplyRow]) -> Value {
                     "text": r.text,
                     "received_at": rfc3339(r.received_at),
                     "opt_out": r.opt_out,
+                    "order_id": r.order_id,
+                    "order_reference": r.order_reference,
                 })
             })
             .collect(),
@@ -234,11 +236,17 @@ pub fn print_replies(rows: &[ReplyRow]) {
         return;
     }
     for r in rows {
+        let about = r
+            .order_reference
+            .as_deref()
+            .map(|reference| format!("  [réponse à {reference}]"))
+            .unwrap_or_default();
         println!(
-            "{}  {} ({}){}\n    {}",
+            "{}  {} ({}){}{}\n    {}",
             local(Some(r.received_at)),
             r.carrier_name.as_deref().unwrap_or("inconnu"),
             r.phone,
+            about,
             if r.opt_out { "  [désinscription]" } else { "" },
             r.text.replace('\n', "\n    ")
         );

@@ -102,6 +102,10 @@ pub trait Channel: Send + Sync + 'static {
 /// words on every channel.
 const OPT_OUT_WORDS: [&str; 4] = ["STOP", "ARRET", "ARRÊT", "توقف"];
 
+/// What a carrier who opted out is told, once, on the channel they wrote on.
+pub(crate) const OPT_OUT_CONFIRMATION: &str =
+    "C'est noté : vous ne recevrez plus les nouvelles commandes CamionBack par WhatsApp.";
+
 /// Whether a carrier's message asks for no more broadcasts.
 pub(crate) fn is_opt_out(text: &str) -> bool {
     let word = text

@@ -15,6 +15,9 @@ pub struct ReplyRow {
     pub text: String,
     pub received_at: i64,
     pub opt_out: bool,
+    /// The order whose broadcast the reply quotes, and its reference.
+    pub order_id: Option<i64>,
+    pub order_reference: Option<String>,
 }
 
 /// What storing a reply did.
@@ -98,6 +101,7 @@ impl Store {
         phone: &str,
         text: &str,
         opt_out: bool,
+        quoted_message_id: Option<&str>,
         now: i64,
     ) -> Result<ReplyOutcome, StoreError> {
         let mut tx = self.write_transaction().await?;
@@ -106,9 +110,19 @@ impl Store {
                 .bind(phone)
                 .fetch_optional(&mut *tx)
                 .await?;
+        let quoted_order: Option<(i64,)> = match quoted_message_id {
+            Some(quoted) => {
+                sqlx::query_as("SELECT order_id FROM deliveries WHERE message_id = ?")
+                    .bind(quoted)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+            None => None,
+        };
         let stored = sqlx::query(
-            "INSERT INTO replies (message_id, phone, carrier_id, text, received_at, opt_out)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+            "INSERT INTO replies (message_id, phone, carrier_id, text, received_at, opt_out,
+                                  quoted_message_id, order_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
         )
         .bind(message_id)
         .bind(phone)
@@ -116,6 +130,8 @@ impl Store {
         .bind(text)
         .bind(now)
         .bind(opt_out)
+        .bind(quoted_message_id)
+        .bind(quoted_order.map(|o| o.0))
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -158,8 +174,9 @@ impl Store {
     pub async fn replies(&self, limit: u32) -> Result<Vec<ReplyRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT r.id, r.phone, r.carrier_id, c.name AS carrier_name, r.text, r.received_at,
-                    r.opt_out
+                    r.opt_out, r.order_id, o.reference AS order_reference
              FROM replies r LEFT JOIN carriers c ON c.id = r.carrier_id
+                            LEFT JOIN orders o ON o.id = r.order_id
              ORDER BY r.id DESC LIMIT ?",
         )
         .bind(i64::from(limit))

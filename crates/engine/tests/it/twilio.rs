@@ -519,9 +519,27 @@ async fn carriers_messages_are_stored_once_and_stop_opts_them_out() {
         )
         .await;
     assert_eq!(stop.status(), 200);
+    let told = stop.text().await.expect("body");
+    assert!(
+        told.contains("<Message>C'est noté : vous ne recevrez plus"),
+        "Twilio sends the carrier the confirmation: {told}"
+    );
+    // Told once: a STOP from someone already opted out gets no second confirmation.
+    let again = w
+        .post_signed(
+            INCOMING,
+            &[
+                ("MessageSid", "SMreply5"),
+                ("From", "whatsapp:+212612345601"),
+                ("Body", "STOP"),
+            ],
+            token,
+        )
+        .await;
+    assert!(again.text().await.expect("body").ends_with("<Response/>"));
 
     let replies = w.app.store().replies(10).await.expect("replies");
-    assert_eq!(replies.len(), 4, "{replies:?}");
+    assert_eq!(replies.len(), 5, "{replies:?}");
     let of = |sid_text: &str| replies.iter().find(|r| r.text == sid_text).expect("reply");
     assert_eq!(of("Je suis disponible pour ce trajet").carrier_id, Some(1));
     assert!(!of("Intéressé").opt_out);
@@ -655,4 +673,45 @@ async fn a_timeout_after_the_request_was_written_is_in_doubt_and_never_resent() 
             .filter(|r| r.carrier_id != 1)
             .all(|r| status_of(r) == DeliveryStatus::Sent)
     );
+}
+
+#[tokio::test]
+async fn a_reply_that_quotes_a_broadcast_is_about_that_order() {
+    let w = twilio_world(&[]).await;
+    let token = Some(fake::AUTH_TOKEN);
+    w.app.post_order(order(7)).await;
+    let rows = w.app.wait_for_broadcast(7).await;
+    let broadcast = rows
+        .iter()
+        .find(|r| r.carrier_id == 2)
+        .and_then(|r| r.message_id.clone())
+        .expect("carrier 2 was sent the order");
+
+    for (sid, quoted) in [
+        ("SMquote1", broadcast.as_str()),
+        // Quoting a message that is not one of our broadcasts says nothing of an order.
+        ("SMquote2", "SMsomethingelse"),
+    ] {
+        let answer = w
+            .post_signed(
+                INCOMING,
+                &[
+                    ("MessageSid", sid),
+                    ("From", "whatsapp:+212612345602"),
+                    ("Body", "Intéressé"),
+                    ("OriginalRepliedMessageSid", quoted),
+                ],
+                token,
+            )
+            .await;
+        assert_eq!(answer.status(), 200);
+    }
+
+    let replies = w.app.store().replies(10).await.expect("replies");
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    let (other, about_order) = (&replies[0], &replies[1]);
+    assert_eq!(about_order.order_id, Some(7));
+    assert_eq!(about_order.order_reference.as_deref(), Some("CMD-2025-7"));
+    assert_eq!(about_order.carrier_id, Some(2));
+    assert_eq!(other.order_id, None);
 }

@@ -22,6 +22,13 @@ pub const SIGNATURE_HEADER: &str = "X-Twilio-Signature";
 const MAX_BODY_BYTES: usize = 64 * 1024;
 /// What Twilio expects from a messaging webhook that answers nothing: empty TwiML.
 const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>";
+/// A reply in TwiML: Twilio sends it to the carrier who just wrote (the 24-hour window is open),
+/// so the opt-out confirmation needs no send of our own. The text has no XML special character.
+const OPT_OUT_TWIML: &str = concat!(
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>",
+    "C'est noté : vous ne recevrez plus les nouvelles commandes CamionBack par WhatsApp.",
+    "</Message></Response>"
+);
 
 /// The form's parameters once the signature holds, or the answer to give.
 async fn checked_form(
@@ -205,26 +212,38 @@ pub async fn incoming(
         .unwrap_or_default();
     let opt_out = crate::channel::is_opt_out(text)
         || param(&params, "ButtonPayload").is_some_and(crate::channel::is_opt_out);
-    if let Some(quoted) = param(&params, "OriginalRepliedMessageSid") {
-        tracing::debug!("réponse Twilio {sid} citant le message {quoted}");
-    }
+    // A quoted reply names the broadcast it answers: the reply is about that order.
+    let quoted = param(&params, "OriginalRepliedMessageSid");
     match state
         .store
-        .store_reply(sid, &phone, text, opt_out, now_ms())
+        .store_reply(sid, &phone, text, opt_out, quoted, now_ms())
         .await
     {
         Ok(outcome) => {
-            if outcome.newly_opted_out {
+            let answer = if outcome.newly_opted_out {
                 tracing::info!(
                     "{} ne recevra plus de diffusions (désinscription par message)",
                     relay_domain::mask_phone(&phone)
                 );
-            }
-            ([(header::CONTENT_TYPE, "text/xml")], EMPTY_TWIML).into_response()
+                OPT_OUT_TWIML
+            } else {
+                EMPTY_TWIML
+            };
+            ([(header::CONTENT_TYPE, "text/xml")], answer).into_response()
         }
         Err(err) => {
             tracing::error!("réponse d'un transporteur (Twilio) non enregistrée : {err}");
             storage_unavailable()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_carrier_who_opts_out_on_twilio_is_told_as_on_whatsapp_web() {
+        assert!(OPT_OUT_TWIML.contains(crate::channel::OPT_OUT_CONFIRMATION));
     }
 }

@@ -40,9 +40,6 @@ const PAIR_CODE_DISPLAY: &str = "Chrome (Linux)";
 /// How long a pairing code request waits for the linking connection to be up.
 const PAIR_CODE_SOCKET_WAIT: Duration = Duration::from_secs(30);
 
-const OPT_OUT_CONFIRMATION: &str =
-    "C'est noté : vous ne recevrez plus les nouvelles commandes CamionBack par WhatsApp.";
-
 /// The events the supervisor acts on, copied out of wa-rs's handler (which runs inside the
 /// library and must never block).
 #[derive(Debug)]
@@ -681,7 +678,7 @@ async fn on_text(
     let opt_out = crate::channel::is_opt_out(&text);
     match shared
         .store
-        .store_reply(&id, &phone, &text, opt_out, now_ms())
+        .store_reply(&id, &phone, &text, opt_out, None, now_ms())
         .await
     {
         Ok(outcome) if outcome.newly_opted_out => {
@@ -690,7 +687,7 @@ async fn on_text(
                 relay_domain::mask_phone(&phone)
             );
             let confirmation = wa::Message {
-                conversation: Some(OPT_OUT_CONFIRMATION.to_string()),
+                conversation: Some(crate::channel::OPT_OUT_CONFIRMATION.to_string()),
                 ..Default::default()
             };
             if let Err(err) = session
