@@ -7,17 +7,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Files the WhatsApp Web work in progress (issue 9, `crates/wa-sim`) still has to give a
-/// `//!` line; the test fails once one of them has it, so this list only shrinks.
-const NO_DOC_LINE_YET: &[&str] = &[
-    "crates/wa-sim/tests/it/handshake.rs",
-    "crates/wa-sim/tests/it/lifecycle.rs",
-    "crates/wa-sim/tests/it/messages.rs",
-    "crates/wa-sim/tests/it/pairing.rs",
-    "crates/wa-sim/tests/it/replies.rs",
-    "crates/wa-sim/tests/it/usync.rs",
-];
-
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -46,21 +35,11 @@ fn read(name: &str) -> String {
 
 #[test]
 fn every_rust_file_opens_with_a_line_saying_what_it_owns() {
-    let mut missing = Vec::new();
-    let mut fixed = Vec::new();
-    for name in tracked().iter().filter(|n| n.ends_with(".rs")) {
-        let opens_with_doc = read(name).starts_with("//!");
-        match (opens_with_doc, NO_DOC_LINE_YET.contains(&name.as_str())) {
-            (false, false) => missing.push(name.clone()),
-            (true, true) => fixed.push(name.clone()),
-            _ => {}
-        }
-    }
+    let missing: Vec<String> = tracked()
+        .into_iter()
+        .filter(|n| n.ends_with(".rs") && !read(n).starts_with("//!"))
+        .collect();
     assert!(missing.is_empty(), "no //! first line: {missing:?}");
-    assert!(
-        fixed.is_empty(),
-        "now documented, take them out of NO_DOC_LINE_YET: {fixed:?}"
-    );
 }
 
 /// The quoted names between `start` and the next `end` of `text`.

@@ -1,3 +1,5 @@
+//! The Noise handshake and the encrypted transport between the real client and the simulator.
+
 use std::time::Duration;
 
 use relay_wa_sim::WaSim;

@@ -1,3 +1,5 @@
+//! Connection lifecycle: drops and reconnection, unlinking from the phone, a replaced session.
+
 use std::time::{Duration, Instant};
 
 use relay_wa_sim::WaSim;
@@ -93,8 +95,8 @@ async fn replaced_session_ends_the_loop() {
     sim.replace_session().await;
     bot.wait_event(SHORT, |e| matches!(e, Event::StreamReplaced(_)))
         .await;
+    // The run loop has ended, and it is what reconnects: no connection can come after it.
     run_loop_ends(&mut bot).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sim.connections(), before, "no reconnect");
 }
 

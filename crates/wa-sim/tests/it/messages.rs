@@ -1,3 +1,5 @@
+//! Outgoing texts decrypted on the simulated phones, and the receipts that come back.
+
 use std::time::Duration;
 
 use relay_wa_sim::{ReceiptKind, WaSim};
@@ -113,9 +115,20 @@ async fn texts_reach_the_recipients_phones_and_receipts_come_back() {
 
     // Not on WhatsApp: no device, so nothing is encrypted — yet send_message says Ok.
     let id4 = send(NOT_ON_WA, "perdu").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sim.received().len(), 3);
-    assert!(sim.received().iter().all(|r| r.message_id != id4));
+    // A later text on the same socket is read after whatever went out for `id4`: once the
+    // simulator has it, `id4` had its chance to arrive (a wait on an event, not on time).
+    let id5 = send(A, "après").await;
+    sim.wait_for_received(4, Duration::from_secs(5))
+        .await
+        .expect("the text after it arrived");
+    let ids: Vec<String> = sim
+        .received()
+        .iter()
+        .map(|r| r.message_id.clone())
+        .collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert_eq!(ids.last(), Some(&id5));
+    assert!(!ids.contains(&id4));
 
     sim.send_receipt(&id1, ReceiptKind::Delivery).await;
     let e = bot

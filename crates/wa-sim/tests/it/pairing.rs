@@ -1,3 +1,5 @@
+//! Linking: QR codes, their exhaustion, pairing codes and a stored session logging in again.
+
 use std::time::Duration;
 
 use relay_wa_sim::{PairCodeRefused, WaSim};

@@ -1,3 +1,5 @@
+//! Carriers answering the linked account, over an existing session or from uploaded pre-keys.
+
 use std::time::Duration;
 
 use relay_wa_sim::WaSim;

@@ -1,3 +1,5 @@
+//! Number checks: the usync contact query answered from the registered set.
+
 use std::collections::HashMap;
 use std::time::Duration;
 
