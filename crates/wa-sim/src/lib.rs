@@ -11,7 +11,8 @@
 //! * **Linking**: a client without a session (its `ClientPayload` carries `devicePairingData`) gets
 //!   a `pair-device` IQ with [`WaSim::set_qr_refs`] refs (default 6) — wa-rs shows each as a
 //!   `PairingQrCode` (60 s for the first, 20 s for each next one) and, when all have expired,
-//!   disconnects and ends its run loop without any event. [`WaSim::scan_qr`] plays the phone:
+//!   disconnects and ends its run loop without any event. [`WaSim::scan_qr`] plays the phone
+//!   ([`WaSim::scan_qr_code`] reads the code shown, for the ADV secret the HMAC is keyed with):
 //!   `pair-success` with an `ADVSignedDeviceIdentity` signed by that phone's identity key; the
 //!   client answers `pair-device-sign`, the server sends `<stream:error code="515"/>` and closes,
 //!   the client reconnects at once with a login payload and gets `<success>`. What the companion
@@ -340,6 +341,16 @@ pub(crate) fn unpad(plain: &[u8]) -> Option<&[u8]> {
     Some(&plain[..plain.len() - n])
 }
 
+/// The ADV secret, the 4th field of a linking QR code (the server never sees it otherwise).
+fn adv_secret_of(qr: &str) -> Option<[u8; 32]> {
+    use base64::Engine as _;
+    let field = qr.split(',').nth(3)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(field)
+        .ok()?;
+    bytes.try_into().ok()
+}
+
 /// The `pair-success` IQ the phone `phone` sends to link the companion whose keys are
 /// `bundle`, its device identity signed with the phone's identity key and HMAC'd with
 /// `hmac_key`; the pairing is pending until the client answers `pair-device-sign`.
@@ -488,6 +499,23 @@ impl WaSim {
     /// [`WaSim::scan_qr`] that returns false instead of panicking when no unlinked client is
     /// connected (the `relay-wa-sim` binary answers its caller instead of dying).
     pub async fn try_scan_qr(&self, phone: &str) -> bool {
+        // wa-rs 0.2.0 does not check the HMAC, so any key does.
+        self.scan_with_key(phone, &[0u8; 32]).await
+    }
+
+    /// The phone `phone` scans the QR code `qr` as the client rendered it (`ref,noise,identity,
+    /// adv-secret[,platform]`, base64 fields): like a real phone, it HMACs the device identity
+    /// with the ADV secret read from the code, which whatsapp-rust 0.7 verifies (a mismatch is
+    /// refused with `hmac-mismatch`). False if no unlinked client is connected or the code is
+    /// not one.
+    pub async fn scan_qr_code(&self, phone: &str, qr: &str) -> bool {
+        match adv_secret_of(qr) {
+            Some(key) => self.scan_with_key(phone, &key).await,
+            None => false,
+        }
+    }
+
+    async fn scan_with_key(&self, phone: &str, hmac_key: &[u8; 32]) -> bool {
         let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
         let (tx, bundle) = {
             let st = self.shared.state();
@@ -500,9 +528,7 @@ impl WaSim {
                 _ => return false,
             }
         };
-        // The real HMAC key is the ADV secret from the QR code, which the server never sees;
-        // wa-rs 0.2.0 does not check it.
-        let node = pair_success(&self.shared, &phone, bundle, &[0u8; 32]).await;
+        let node = pair_success(&self.shared, &phone, bundle, hmac_key).await;
         let (done, wait) = oneshot::channel();
         if tx.send(Cmd::Send(vec![node], done)).is_ok() {
             let _ = wait.await;
