@@ -7,7 +7,9 @@
 //!
 //! * **Handshake**: the server side of Noise XX (`Noise_XX_25519_AESGCM_SHA256`, prologue
 //!   `WA 6 3`), with a certificate chain wa-rs accepts (it checks serials and the leaf key only),
-//!   then frames `len24 | AES-256-GCM(counter IV)` over `wa_rs_binary::marshal(node)`.
+//!   then frames `len24 | AES-256-GCM(counter IV)` over `wa_rs_binary::marshal(node)`. A Noise
+//!   IK hello (whatsapp-rust 0.7 reconnecting with the static key it cached) is declined with an
+//!   XX-shaped answer under `Noise_XXfallback_25519_AESGCM_SHA256`, as after a key rotation.
 //! * **Linking**: a client without a session (its `ClientPayload` carries `devicePairingData`) gets
 //!   a `pair-device` IQ with [`WaSim::set_qr_refs`] refs (default 6) — wa-rs shows each as a
 //!   `PairingQrCode` (60 s for the first, 20 s for each next one) and, when all have expired,
