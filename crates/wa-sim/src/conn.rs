@@ -461,6 +461,27 @@ impl Conn<'_> {
                     .build(),
             ])),
             ("privacy", _) => Reply::one(result(vec![NodeBuilder::new("privacy").build()])),
+            // App state: the account has no chats, contacts or settings to sync, so every
+            // collection asked for is answered at the version asked, with no patches.
+            // whatsapp-rust 0.7 announces `Connected` only once the critical collections
+            // have synced; wa-rs 0.2.0 reads the same answer.
+            ("w:sync:app:state", "sync") => {
+                let collections: Vec<Node> = children[0]
+                    .children()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|c| c.tag == "collection")
+                    .map(|c| {
+                        NodeBuilder::new("collection")
+                            .attr("name", attr(c, "name").unwrap_or_default())
+                            .attr("version", attr(c, "version").unwrap_or_else(|| "0".into()))
+                            .build()
+                    })
+                    .collect();
+                Reply::one(result(vec![
+                    NodeBuilder::new("sync").children(collections).build(),
+                ]))
+            }
             ("md", "link_code_companion_reg") => self.link_code(&id, &children[0]).await,
             // The companion's own "Log out": the device leaves the account at once.
             ("md", "remove-companion-device") => {
