@@ -51,6 +51,25 @@ fn iq_error(id: &str, code: u16, text: &str) -> Node {
         .build()
 }
 
+/// whatsapp-rust 0.7's `fetch_reachout_timelock` document id (`wacore::iq::mex_operations`).
+const REACHOUT_TIMELOCK_DOC: &str = "23983697327930364";
+
+/// The JSON the reach-out time-lock MEX query is answered with.
+fn reachout_json(lock: &crate::ReachoutTimelock) -> Vec<u8> {
+    let mut fields = vec![format!("\"is_active\":{}", lock.is_active)];
+    if let Some(ends) = lock.ends_at {
+        fields.push(format!("\"time_enforcement_ends\":\"{ends}\""));
+    }
+    if let Some(kind) = &lock.enforcement_type {
+        fields.push(format!("\"enforcement_type\":\"{kind}\""));
+    }
+    format!(
+        "{{\"data\":{{\"xwa2_fetch_account_reachout_timelock\":{{{}}}}}}}",
+        fields.join(",")
+    )
+    .into_bytes()
+}
+
 fn bytes_of(node: Option<&Node>) -> Option<&[u8]> {
     match node?.content.as_ref()? {
         NodeContent::Bytes(b) => Some(b),
@@ -482,6 +501,16 @@ impl Conn<'_> {
                     NodeBuilder::new("sync").children(collections).build(),
                 ]))
             }
+            ("w:mex", "query")
+                if attr(&children[0], "query_id").as_deref() == Some(REACHOUT_TIMELOCK_DOC) =>
+            {
+                let lock = self.shared.state().reachout.clone();
+                Reply::one(result(vec![
+                    NodeBuilder::new("result")
+                        .bytes(reachout_json(&lock))
+                        .build(),
+                ]))
+            }
             ("md", "link_code_companion_reg") => self.link_code(&id, &children[0]).await,
             // The companion's own "Log out": the device leaves the account at once.
             ("md", "remove-companion-device") => {
@@ -800,6 +829,22 @@ impl Conn<'_> {
             }
         }
 
+        let nack = to
+            .parse::<Jid>()
+            .ok()
+            .and_then(|jid| self.shared.state().nack_to.get(&jid.user).copied());
+        if let Some(code) = nack {
+            self.shared.state().nacked.push((id.clone(), code));
+            let mut ack = NodeBuilder::new("ack")
+                .attr("class", "message")
+                .attr("id", id.as_str())
+                .attr("error", code.to_string())
+                .attr("t", now_secs().to_string());
+            if !to.is_empty() {
+                ack = ack.attr("from", to);
+            }
+            return Reply::one(ack.build());
+        }
         let mut texts = Vec::new();
         {
             let mut phones = self.shared.phones.lock().await;

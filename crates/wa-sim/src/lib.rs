@@ -49,7 +49,11 @@
 //!   fetches hand out a fresh bundle, and every `<message>` is decrypted with libsignal as that
 //!   phone, its text recorded ([`WaSim::received`]) and acknowledged with `<ack class="message">`.
 //!   Unregistered numbers have no devices: wa-rs then sends a message with no recipients, and
-//!   still returns `Ok(id)`.
+//!   still returns `Ok(id)`. [`WaSim::nack_messages_to`] makes the server refuse a recipient's
+//!   messages with `<ack class="message" error=CODE>` (463, 400, 479…), undelivered and recorded
+//!   ([`WaSim::nacked`]); whatsapp-rust 0.7 reports it as `Event::ServerAck { error, .. }`.
+//! * **Restrictions**: the reach-out time-lock MEX query (`w:mex`, doc id `23983697327930364`,
+//!   whatsapp-rust 0.7's `fetch_reachout_timelock`) answers [`WaSim::set_reachout_timelock`].
 //! * **Typing**: `<chatstate>` stanzas are only logged, like every client stanza, with the time
 //!   they were read ([`WaSim::client_stanzas_timed`]).
 //! * **Receipts and replies**: [`WaSim::send_receipt`] and [`WaSim::send_text_from`]; they are
@@ -289,6 +293,23 @@ pub(crate) struct State {
     /// Whether the phone could open each `companion_finish`, by pairing ref.
     pub(crate) link_code_results: HashMap<String, bool>,
     pub(crate) refuse_pair_codes: bool,
+    /// Recipients (digits) whose messages are refused, with the `<ack error>` code.
+    pub(crate) nack_to: HashMap<String, u16>,
+    /// Each refused message: (message id, code), in order.
+    pub(crate) nacked: Vec<(String, u16)>,
+    /// The account's reach-out time lock, as the MEX query answers it.
+    pub(crate) reachout: ReachoutTimelock,
+}
+
+/// The account's reach-out time lock (WhatsApp forbids starting new chats while active), as the
+/// `WAWebMexFetchReachoutTimelockJobQuery` MEX query reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReachoutTimelock {
+    pub is_active: bool,
+    /// When it ends, in Unix seconds.
+    pub ends_at: Option<u64>,
+    /// WhatsApp's name for the kind of enforcement, e.g. `"REACHOUT_TIMELOCK"`.
+    pub enforcement_type: Option<String>,
 }
 
 impl State {
@@ -427,6 +448,9 @@ impl WaSim {
                 link_code: None,
                 link_code_results: HashMap::new(),
                 refuse_pair_codes: false,
+                nack_to: HashMap::new(),
+                nacked: Vec::new(),
+                reachout: ReachoutTimelock::default(),
             }),
             phones: tokio::sync::Mutex::new(HashMap::new()),
             changed: watch::channel(0).0,
@@ -635,6 +659,40 @@ impl WaSim {
 
     /// From now on, `companion_hello` is answered `429 rate-overlimit` (too many pairing code
     /// requests for the number), or served again with `false`.
+    /// Messages to `phone` (digits) are refused with `<ack class="message" error=CODE>` (463:
+    /// a first message without a privacy token; 400: wrongly addressed; 479), or accepted again
+    /// with `None`. A refused message is not delivered to the phone.
+    pub fn nack_messages_to(&self, phone: &str, code: Option<u16>) {
+        let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
+        let mut st = self.shared.state();
+        match code {
+            Some(code) => st.nack_to.insert(phone, code),
+            None => st.nack_to.remove(&phone),
+        };
+    }
+
+    /// Every message refused so far: (message id, error code), in order.
+    pub fn nacked(&self) -> Vec<(String, u16)> {
+        self.shared.state().nacked.clone()
+    }
+
+    /// Waits until `count` messages were refused; returns them, `None` on timeout.
+    pub async fn wait_for_nacked(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Option<Vec<(String, u16)>> {
+        self.wait_until(timeout, |st| {
+            (st.nacked.len() >= count).then(|| st.nacked.clone())
+        })
+        .await
+    }
+
+    /// What the reach-out time-lock query answers from now on (inactive by default).
+    pub fn set_reachout_timelock(&self, timelock: ReachoutTimelock) {
+        self.shared.state().reachout = timelock;
+    }
+
     pub fn refuse_pair_codes(&self, refuse: bool) {
         self.shared.state().refuse_pair_codes = refuse;
     }

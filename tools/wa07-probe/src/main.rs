@@ -148,6 +148,37 @@ async fn main() {
                     break;
                 }
             }
+            // A refused first message: the send still returns Ok, the ack carries the code.
+            sim.set_registered(&["212611111111", "212622222222"]);
+            sim.nack_messages_to("212622222222", Some(463));
+            let r = client
+                .send_message(
+                    Jid::pn("212622222222"),
+                    wa::Message {
+                        conversation: Some("refusé".into()),
+                        ..Default::default()
+                    },
+                )
+                .await;
+            println!("SEND (nacked): {r:?}");
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            let mut nack = None;
+            while let Ok(Some(e)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+                if let Event::ServerAck(ack) = &*e {
+                    nack = ack.error.clone();
+                    println!("NACK: id={} error={:?}", ack.id, ack.error);
+                    break;
+                }
+            }
+            failed |= nack.as_deref() != Some("463");
+            sim.set_reachout_timelock(relay_wa_sim::ReachoutTimelock {
+                is_active: true,
+                ends_at: Some(1_900_000_000),
+                enforcement_type: Some("REACHOUT_TIMELOCK".into()),
+            });
+            let lock = client.mex().fetch_reachout_timelock().await;
+            println!("TIMELOCK: {lock:?}");
+            failed |= !lock.as_ref().is_ok_and(|l| l.is_active == Some(true));
             sim.drop_connection().await;
             let c2 = until(&mut rx, 20, |e| matches!(e, Event::Connected(_))).await;
             println!(

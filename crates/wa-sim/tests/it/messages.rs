@@ -178,3 +178,42 @@ async fn receipts_wait_for_the_client_to_come_back() {
     assert_eq!(r.r#type, ReceiptType::Read);
     again.stop().await;
 }
+
+/// A recipient the server refuses (`nack_messages_to`): the message is answered with
+/// `<ack error="463">` and never reaches that phone — while wa-rs 0.2.0's `send_message` still
+/// says Ok, the silent success issue 9 is about. Accepted again, the next one is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_message_is_nacked_and_not_delivered() {
+    init_log();
+    let sim = WaSim::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bot = linked_bot(&sim, &dir.path().join("s.db"), "212600000006").await;
+    sim.set_registered(&[A, B]);
+    sim.nack_messages_to(A, Some(463));
+
+    let refused = bot
+        .client
+        .send_message(Jid::pn(A), text("premier message"))
+        .await
+        .expect("wa-rs says Ok all the same");
+    let nacked = sim
+        .wait_for_nacked(1, Duration::from_secs(5))
+        .await
+        .expect("the server refused it");
+    assert_eq!(nacked, vec![(refused.clone(), 463)]);
+
+    sim.nack_messages_to(A, None);
+    let accepted = bot
+        .client
+        .send_message(Jid::pn(A), text("second essai"))
+        .await
+        .expect("sent");
+    let got = sim
+        .wait_for_received(1, Duration::from_secs(5))
+        .await
+        .expect("delivered once accepted");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].message_id, accepted);
+    assert_eq!(got[0].text, "second essai");
+    bot.stop().await;
+}
