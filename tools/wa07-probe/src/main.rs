@@ -40,6 +40,7 @@ async fn start(
         .with_http_client(NoHttp)
         .with_version((2, 3000, 1_023_868_176))
         .with_event_handler(Fwd(tx))
+        .with_push_name(std::env::var("PROBE_PUSH_NAME").unwrap_or_default())
         .build()
         .await
         .expect("build");
@@ -52,11 +53,12 @@ async fn until(
     secs: u64,
     pred: impl Fn(&Event) -> bool,
 ) -> bool {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let start = tokio::time::Instant::now();
+    let deadline = start + Duration::from_secs(secs);
     loop {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(e)) => {
-                println!("  event: {}", name(&e));
+                println!("  event after {:?}: {}", start.elapsed(), name(&e));
                 if pred(&e) {
                     return true;
                 }
