@@ -52,6 +52,9 @@
 //!   still returns `Ok(id)`. [`WaSim::nack_messages_to`] makes the server refuse a recipient's
 //!   messages with `<ack class="message" error=CODE>` (463, 400, 479…), undelivered and recorded
 //!   ([`WaSim::nacked`]); whatsapp-rust 0.7 reports it as `Event::ServerAck { error, .. }`.
+//! * **App state**: the sync IQ is answered with each collection at the version asked, no
+//!   patches; [`WaSim::share_app_state_key`] has the account's own phone share a sync key, which
+//!   whatsapp-rust 0.7 waits for (up to 10 s) before `Connected`.
 //! * **Restrictions**: the reach-out time-lock MEX query (`w:mex`, doc id `23983697327930364`,
 //!   whatsapp-rust 0.7's `fetch_reachout_timelock`) answers [`WaSim::set_reachout_timelock`].
 //! * **Typing**: `<chatstate>` stanzas are only logged, like every client stanza, with the time
@@ -948,6 +951,21 @@ impl WaSim {
     /// Queued while the client is offline. Returns the message id. Panics if nothing is
     /// linked, or if the companion never uploaded pre-keys and never wrote to `phone`.
     pub async fn send_text_from(&self, phone: &str, text: &str) -> String {
+        let message = wa_rs_proto::whatsapp::Message {
+            conversation: Some(text.to_string()),
+            ..Default::default()
+        };
+        self.send_message_from(phone, &message, "text").await
+    }
+
+    /// `message`, end-to-end encrypted from the phone `phone` to the linked companion, as a
+    /// `<message type=TYPE>`; returns its id.
+    async fn send_message_from(
+        &self,
+        phone: &str,
+        message: &wa_rs_proto::whatsapp::Message,
+        typ: &str,
+    ) -> String {
         let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
         let (companion, bundle) = {
             let st = self.shared.state();
@@ -962,11 +980,7 @@ impl WaSim {
                 st.companions.get(&key).cloned(),
             )
         };
-        let message = wa_rs_proto::whatsapp::Message {
-            conversation: Some(text.to_string()),
-            ..Default::default()
-        };
-        let plain = pad(prost::Message::encode_to_vec(&message));
+        let plain = pad(prost::Message::encode_to_vec(message));
         let (enc_type, ciphertext) = {
             let mut phones = self.shared.phones.lock().await;
             let dev = phones.entry(phone.clone()).or_insert_with(SimDevice::new);
@@ -989,7 +1003,7 @@ impl WaSim {
         let node = NodeBuilder::new("message")
             .attr("from", format!("{phone}@s.whatsapp.net"))
             .attr("id", id.as_str())
-            .attr("type", "text")
+            .attr("type", typ)
             .attr("t", now_secs().to_string())
             .attr("notify", format!("+{phone}"))
             .children([NodeBuilder::new("enc")
@@ -1000,6 +1014,50 @@ impl WaSim {
             .build();
         self.deliver(node).await;
         id
+    }
+
+    /// The account's own phone shares an app-state sync key with the linked companion (a
+    /// `protocolMessage` APP_STATE_SYNC_KEY_SHARE, end-to-end encrypted from the phone, as after
+    /// a real linking). whatsapp-rust 0.7 waits up to 10 s for it before its initial app-state
+    /// sync, so tests call this right after the login to reach `Connected` at once. Returns the
+    /// message's id.
+    pub async fn share_app_state_key(&self) -> String {
+        use wa_rs_proto::whatsapp::message::{
+            AppStateSyncKey, AppStateSyncKeyData, AppStateSyncKeyFingerprint, AppStateSyncKeyId,
+            AppStateSyncKeyShare, ProtocolMessage, protocol_message,
+        };
+        let own = {
+            let st = self.shared.state();
+            st.accounts
+                .values()
+                .next()
+                .expect("share_app_state_key: no linked account")
+                .phone
+                .clone()
+        };
+        let key = AppStateSyncKey {
+            key_id: Some(AppStateSyncKeyId {
+                key_id: Some(vec![0, 0, 0, 1, 0, 1]),
+            }),
+            key_data: Some(AppStateSyncKeyData {
+                key_data: Some(rand::random::<[u8; 32]>().to_vec()),
+                fingerprint: Some(AppStateSyncKeyFingerprint {
+                    raw_id: Some(rand::random()),
+                    current_index: Some(1),
+                    device_indexes: vec![0, 1],
+                }),
+                timestamp: Some(i64::try_from(now_secs() * 1000).unwrap_or(i64::MAX)),
+            }),
+        };
+        let message = wa_rs_proto::whatsapp::Message {
+            protocol_message: Some(Box::new(ProtocolMessage {
+                r#type: Some(protocol_message::Type::AppStateSyncKeyShare as i32),
+                app_state_sync_key_share: Some(AppStateSyncKeyShare { keys: vec![key] }),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        self.send_message_from(&own, &message, "protocol").await
     }
 
     /// Sends to the logged-in client (if any) and keeps the stanza until the client acks it.

@@ -93,6 +93,16 @@ async fn main() {
     let mut failed = false;
     if mode == "fixture" {
         println!("pn before connect: {:?}", client.pn());
+        if std::env::var_os("PROBE_KEY_SHARE").is_some() {
+            // A fresh simulator has none of this companion's pre-keys until it uploads them.
+            let uploaded = sim
+                .wait_for_stanza(Duration::from_secs(5), |n| {
+                    n.tag == "iq" && n.get_optional_child("registration").is_some()
+                })
+                .await;
+            println!("pre-keys uploaded: {}", uploaded.is_some());
+            sim.share_app_state_key().await;
+        }
         let ok = until(&mut rx, 15, |e| {
             matches!(e, Event::Connected(_) | Event::PairingQrCode(_))
         })
