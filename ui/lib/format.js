@@ -271,3 +271,25 @@ export function activityStatus(activity) {
   if (wa && wa.kind === "connecting") return { tone: "neutral", text: "Connexion à WhatsApp…" };
   return { tone: "ok", text: "En attente de commandes" };
 }
+
+/**
+ * An order's counters as its history header shows them (every batch together): only the
+ * statuses it has, "3 envois · 1 remis · 1 lu · 1 numéro invalide". Empty without counters.
+ */
+export function countersText(c) {
+  if (!c || !c.total) return "";
+  const parts = [plural(c.total, "envoi")];
+  const add = (count, singular, pluralForm) => {
+    if (count > 0) parts.push(plural(count, singular, pluralForm));
+  };
+  add(c.pending, "en attente", "en attente");
+  add(c.sent, "envoyé");
+  add(c.delivered, "remis", "remis");
+  add(c.read, "lu");
+  add(c.failed, "échec");
+  add(c.invalid_number, "numéro invalide", "numéros invalides");
+  add(c.not_on_whatsapp, "pas sur WhatsApp", "pas sur WhatsApp");
+  add(c.skipped, "ignoré");
+  add(c.doubtful, "en doute", "en doute");
+  return parts.join(" · ");
+}

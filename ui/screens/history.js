@@ -11,6 +11,7 @@ import {
   STATUS_LABELS,
   STATUS_ORDER,
   batchLabel,
+  countersText,
   dayRange,
   formatDateTime,
   doubtfulLabel,
@@ -142,7 +143,7 @@ async function load({ quiet = false } = {}) {
     const page = await call("history_page", { query });
     nextCursor = page.next_cursor;
     fill(errorSlot);
-    render(page.rows);
+    render(page.rows, page.counters ?? []);
   } catch (err) {
     fill(errorSlot, errorBox(err));
     if (!quiet) fill($("#history-rows"));
@@ -190,7 +191,8 @@ async function exportCsv() {
   }
 }
 
-function render(rows) {
+function render(rows, counters = []) {
+  const countersOf = new Map(counters.map((c) => [c.order_id, countersText(c)]));
   renderSortHeaders();
   const tbody = $("#history-rows");
   if (rows.length === 0) {
@@ -206,10 +208,10 @@ function render(rows) {
     if (grouped && (!previous || previous.order_id !== row.order_id || previous.batch !== row.batch)) {
       items.push({
         key: `g:${row.order_id}:${row.batch}:${row.id}`,
-        sig: `${row.order_reference}|${row.route}`,
+        sig: `${row.order_reference}|${row.route}|${countersOf.get(row.order_id) ?? ""}`,
         kind: "group",
         make: groupHeader,
-        paint: (el) => paintGroupHeader(el, row),
+        paint: (el) => paintGroupHeader(el, row, countersOf.get(row.order_id) ?? ""),
       });
     }
     items.push({
@@ -246,6 +248,7 @@ function groupHeader() {
       { colspan: 7 },
       h("strong", { class: "reference" }),
       h("span", { class: "muted" }),
+      h("span", { class: "counters small" }),
       h(
         "button",
         {
@@ -259,12 +262,15 @@ function groupHeader() {
   );
 }
 
-function paintGroupHeader(el, row) {
-  const [reference, details, button] = el.firstChild.children;
+function paintGroupHeader(el, row, counters) {
+  const [reference, details, tally, button] = el.firstChild.children;
   el.dataset.order = row.order_id;
   button.dataset.order = row.order_id;
   setText(reference, row.order_reference);
   setText(details, ` · ${row.route} · ${batchLabel(row.batch)}`);
+  // The order's counters (every batch): the same statuses whatever the channel.
+  setText(tally, counters ? ` · ${counters}` : "");
+  tally.title = "commande entière, tous les envois";
 }
 
 function rowLine() {

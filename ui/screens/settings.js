@@ -133,7 +133,7 @@ function draw(view) {
             h("h2", {}, group.title),
             group.fields.length
               ? h("dl", { class: "settings" }, group.fields.map(fieldRow))
-              : h("p", { class: "muted" }, "Le canal Twilio n'est pas encore disponible dans cette version : choisissez whatsapp-web ou cloud-api."),
+              : h("p", { class: "muted" }, "Aucun réglage propre à ce canal."),
           ),
         ),
         h(

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import {
   batchLabel,
   broadcastSummary,
+  countersText,
   dayRange,
   formatDateTime,
   formatDuration,
@@ -173,4 +174,11 @@ test("the sidebar status ranks a lost connection over a pause over sending", asy
     activityStatus({ ...sending, whatsapp: { kind: "reconnecting", connected: false }, outbox_write_failing: "disk is full" }),
     { tone: "bad", text: "Envois arrêtés : base de données" },
   );
+});
+
+test("an order's header counts its deliveries by status, naming only those it has", () => {
+  const c = { total: 3, pending: 0, sent: 0, delivered: 1, read: 1, failed: 0, invalid_number: 1, not_on_whatsapp: 0, skipped: 0, doubtful: 0 };
+  assert.equal(countersText(c), "3 envois · 1 remis · 1 lu · 1 numéro invalide");
+  assert.equal(countersText({ ...c, total: 1, delivered: 0, read: 0, invalid_number: 0, sent: 1 }), "1 envoi · 1 envoyé");
+  assert.equal(countersText(undefined), "");
 });

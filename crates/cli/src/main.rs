@@ -69,7 +69,15 @@ enum Command {
         #[arg(long)]
         phone: Option<String>,
     },
-    /// Affiche les messages reçus des transporteurs (WhatsApp Web).
+    /// Affiche les dernières commandes et leurs compteurs d'envois (envoyés, remis, lus,
+    /// échoués...).
+    Orders {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Affiche les messages reçus des transporteurs (WhatsApp Web, Twilio).
     Replies {
         #[arg(long, default_value_t = 50)]
         limit: u32,
@@ -158,6 +166,23 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Login { phone } => {
             let _logs = relay_engine::telemetry::init("warn", None);
             login::login(settings, phone).await
+        }
+        Command::Orders { limit, json } => {
+            let _logs = relay_engine::telemetry::init("warn", None);
+            let rows = Ops::open(&settings)
+                .await?
+                .store()
+                .order_counters(limit)
+                .await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&output::orders_json(&rows))?
+                );
+            } else {
+                output::print_orders(&rows);
+            }
+            Ok(())
         }
         Command::Replies { limit, json } => {
             let _logs = relay_engine::telemetry::init("warn", None);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chrono::{Local, TimeZone, Utc};
 use relay_domain::{CarrierStatus, DeliveryStatus, mask_phone};
-use relay_engine::store::{CarrierRow, HistoryRow, ReplyRow};
+use relay_engine::store::{CarrierRow, HistoryRow, OrderCounters, ReplyRow};
 use serde_json::{Value, json};
 
 fn rfc3339(ms: i64) -> Value {
@@ -162,6 +162,52 @@ fn truncate(text: &str, max: usize) -> String {
         let mut cut: String = text.chars().take(max - 1).collect();
         cut.push('…');
         cut
+    }
+}
+
+pub fn orders_json(rows: &[OrderCounters]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|r| {
+                json!({
+                    "order_id": r.order_id,
+                    "order_reference": r.order_reference,
+                    "total": r.total,
+                    "pending": r.pending,
+                    "sent": r.sent,
+                    "delivered": r.delivered,
+                    "read": r.read,
+                    "failed": r.failed,
+                    "invalid_number": r.invalid_number,
+                    "not_on_whatsapp": r.not_on_whatsapp,
+                    "skipped": r.skipped,
+                    "doubtful": r.doubtful,
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn print_orders(rows: &[OrderCounters]) {
+    if rows.is_empty() {
+        println!("Aucune commande.");
+        return;
+    }
+    for r in rows {
+        println!(
+            "{}  {} envois : {} en attente, {} envoyés, {} remis, {} lus, {} échoués, {} numéros invalides, {} pas sur WhatsApp, {} ignorés, {} en doute",
+            r.order_reference,
+            r.total,
+            r.pending,
+            r.sent,
+            r.delivered,
+            r.read,
+            r.failed,
+            r.invalid_number,
+            r.not_on_whatsapp,
+            r.skipped,
+            r.doubtful
+        );
     }
 }
 

@@ -102,6 +102,22 @@ pub struct CloudApiSettings {
     pub app_secret: Option<SecretString>,
 }
 
+/// The Twilio channel (Twilio's WhatsApp API).
+#[derive(Debug, Clone)]
+pub struct TwilioSettings {
+    pub api_url: Url,
+    pub account_sid: Option<String>,
+    /// Authenticates sends unless an API key is given, and always signs Twilio's callbacks.
+    pub auth_token: Option<SecretString>,
+    pub api_key_sid: Option<String>,
+    pub api_key_secret: Option<SecretString>,
+    /// `whatsapp:+212…` (a bare number is prefixed when the channel is built).
+    pub from: Option<String>,
+    pub messaging_service_sid: Option<String>,
+    /// An approved Content template: sent with `ContentVariables` instead of `Body`.
+    pub content_sid: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct WhatsAppWebConfig {
     pub url: String,
@@ -123,6 +139,10 @@ pub struct Settings {
     pub template: MessageTemplate,
     pub cloud_api: CloudApiSettings,
     pub whatsapp_web: WhatsAppWebConfig,
+    pub twilio: TwilioSettings,
+    /// The relay's public base URL (`RELAY_PUBLIC_URL`): where Twilio posts its callbacks,
+    /// and the URL their signatures are computed over.
+    pub public_url: Option<Url>,
     /// A `sent` delivery with no delivery receipt after this long is shown as unconfirmed.
     pub unconfirmed_after: Duration,
     /// How the database is opened: not a setting staff change (no key reads it); tests and
@@ -193,6 +213,17 @@ impl Settings {
                     values.number("WHATSAPP_WEB_WATCHDOG_SECS")?.max(1),
                 ),
             },
+            twilio: TwilioSettings {
+                api_url: values.url_or_default("TWILIO_API_URL")?,
+                account_sid: values.text("TWILIO_ACCOUNT_SID")?,
+                auth_token: values.secret("TWILIO_AUTH_TOKEN"),
+                api_key_sid: values.text("TWILIO_API_KEY_SID")?,
+                api_key_secret: values.secret("TWILIO_API_KEY_SECRET"),
+                from: values.text("TWILIO_FROM")?,
+                messaging_service_sid: values.text("TWILIO_MESSAGING_SERVICE_SID")?,
+                content_sid: values.text("TWILIO_CONTENT_SID")?,
+            },
+            public_url: values.url("RELAY_PUBLIC_URL")?,
             unconfirmed_after: Duration::from_secs(
                 3600 * values.number("RELAY_UNCONFIRMED_HOURS")?,
             ),

@@ -430,6 +430,19 @@ impl Dispatcher {
                 self.record(&claim, &final_outcome(status, reason.clone(), code))
                     .await?;
                 log_failure(&claim, &rendered.reference, &reason);
+                if status == DeliveryStatus::Skipped {
+                    // The provider says the carrier unsubscribed (Twilio's 21610): the same as
+                    // a STOP they wrote us, so no later broadcast is tried either. A failed
+                    // write only costs a refusal per broadcast: logged, not retried.
+                    match self.store.opt_out_phone(&claim.phone, now).await {
+                        Ok(true) => tracing::info!(
+                            "{} ne recevra plus de diffusions (désinscrit chez le fournisseur)",
+                            phone.masked()
+                        ),
+                        Ok(false) => {}
+                        Err(err) => tracing::warn!("désinscription non enregistrée : {err}"),
+                    }
+                }
             }
             Err(SendError::Transient {
                 reason,

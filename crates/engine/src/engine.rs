@@ -14,11 +14,13 @@ use crate::camionback::{ApiError, CamionBackApi};
 use crate::carrier_sync::{CarrierSync, SyncError};
 use crate::channel::Channel;
 use crate::channel::cloud_api::{CloudApi, CloudApiConfigError};
+use crate::channel::twilio::{Twilio, TwilioConfigError};
 use crate::channel::whatsapp_web::{WhatsAppWeb, WhatsAppWebError, WhatsAppWebSettings};
 use crate::clock::now_ms;
 use crate::config::{ChannelKind, Settings};
 use crate::dispatcher::{self, Dispatcher, OutboxHealth};
 use crate::events::EngineEvents;
+use crate::http::state::TwilioHooks;
 use crate::http::{self, HttpState};
 use crate::intake::poller::Poller;
 use crate::lock::{InstanceLock, LockError};
@@ -40,11 +42,9 @@ pub enum EngineError {
     #[error(transparent)]
     CloudApi(#[from] CloudApiConfigError),
     #[error(transparent)]
+    Twilio(#[from] TwilioConfigError),
+    #[error(transparent)]
     Api(#[from] ApiError),
-    #[error(
-        "le canal {0} n'est pas encore disponible dans cette version : utilisez RELAY_CHANNEL=whatsapp-web ou cloud-api"
-    )]
-    ChannelUnavailable(&'static str),
     #[error(transparent)]
     WhatsAppWeb(#[from] WhatsAppWebError),
     /// A stop was asked while the engine was starting; nothing was left running.
@@ -167,13 +167,23 @@ impl Engine {
         stop: CancellationToken,
     ) -> Result<Self, EngineError> {
         // Checked before anything is opened: a bad channel setting changes nothing.
-        let cloud_api = match (&choice, settings.dispatch.channel) {
-            (ChannelChoice::FromSettings, ChannelKind::CloudApi) => Some(CloudApi::new(
+        let cloud_api: Option<Arc<dyn Channel>> = match (&choice, settings.dispatch.channel) {
+            (ChannelChoice::FromSettings, ChannelKind::CloudApi) => Some(Arc::new(CloudApi::new(
                 &settings.cloud_api,
                 settings.dispatch.send_timeout,
-            )?),
+            )?)),
             (ChannelChoice::FromSettings, ChannelKind::Twilio) => {
-                return Err(EngineError::ChannelUnavailable("twilio"));
+                let twilio = Twilio::new(
+                    &settings.twilio,
+                    settings.public_url.as_ref(),
+                    settings.dispatch.send_timeout,
+                )?;
+                if !twilio.has_callbacks() {
+                    tracing::warn!(
+                        "RELAY_PUBLIC_URL n'est pas défini : Twilio n'enverra ni statuts ni réponses au relais, les envois resteront « sent »"
+                    );
+                }
+                Some(Arc::new(twilio))
             }
             _ => None,
         };
@@ -227,7 +237,7 @@ impl Engine {
     async fn launch(
         settings: Settings,
         choice: ChannelChoice,
-        cloud_api: Option<CloudApi>,
+        cloud_api: Option<Arc<dyn Channel>>,
         store: Store,
         stop: &CancellationToken,
         cancel: CancellationToken,
@@ -256,7 +266,7 @@ impl Engine {
         let mut whatsapp = None;
         let channel: Arc<dyn Channel> = match (choice, cloud_api) {
             (ChannelChoice::Given(channel), _) => channel,
-            (ChannelChoice::FromSettings, Some(cloud_api)) => Arc::new(cloud_api),
+            (ChannelChoice::FromSettings, Some(api)) => api,
             (ChannelChoice::FromSettings, None) => {
                 // Opening the session may fetch WhatsApp Web's version online: a stop does not
                 // wait for it (the session file is SQLite, written by transactions).
@@ -312,6 +322,15 @@ impl Engine {
             webhook_secret: settings.webhook.secret.clone(),
             whatsapp_verify_token: settings.cloud_api.verify_token.clone(),
             whatsapp_app_secret: settings.cloud_api.app_secret.clone(),
+            twilio: settings
+                .twilio
+                .auth_token
+                .clone()
+                .zip(settings.public_url.clone())
+                .map(|(auth_token, public_url)| TwilioHooks {
+                    auth_token,
+                    public_url,
+                }),
             new_order: broadcaster.new_order.clone(),
             channel: channel.name(),
             whatsapp: whatsapp.as_ref().map(WhatsAppWeb::state),

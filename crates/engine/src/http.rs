@@ -19,6 +19,7 @@ use crate::channel::whatsapp_web::ConnectionState;
 use crate::dispatcher::WriteFailure;
 
 use crate::channel::cloud_api::webhook as cloud_webhook;
+use crate::channel::twilio::{self, webhook as twilio_webhook};
 use crate::intake::webhook as order_webhook;
 use crate::server::ServerStats;
 use crate::store::{StateKey, Store, StoreError};
@@ -33,6 +34,8 @@ pub fn router(state: HttpState) -> Router {
             "/webhooks/whatsapp",
             get(cloud_webhook::verify).post(cloud_webhook::receive),
         )
+        .route(twilio::STATUS_PATH, post(twilio_webhook::status))
+        .route(twilio::INCOMING_PATH, post(twilio_webhook::incoming))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(state)

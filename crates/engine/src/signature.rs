@@ -1,7 +1,10 @@
-//! Webhook signatures: HMAC-SHA256 over the raw bytes, compared in constant time. Pure
-//! functions, one error per way a request can fail, so each has its test and its answer.
+//! Webhook signatures: HMAC-SHA256 over the raw bytes (CamionBack, Meta), HMAC-SHA1 over the
+//! URL and the sorted form parameters (Twilio), compared in constant time. Pure functions, one
+//! error per way a request can fail, so each has its test and its answer.
 
+use base64::Engine as _;
 use hmac::{Hmac, Mac};
+use sha1::Sha1;
 use sha2::Sha256;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -12,6 +15,8 @@ pub enum SignatureError {
     Missing(&'static str),
     #[error("en-tête de signature {0} mal formé (attendu : sha256=<hex>)")]
     Malformed(&'static str),
+    #[error("en-tête de signature {0} mal formé (attendu : Base64)")]
+    MalformedBase64(&'static str),
     #[error("signature invalide")]
     Mismatch,
     #[error("en-tête d'horodatage {0} absent ou non numérique")]
@@ -57,6 +62,72 @@ pub fn sign(secret: &[u8], parts: &[&[u8]]) -> String {
 fn mac(secret: &[u8]) -> Hmac<Sha256> {
     // HMAC takes keys of any length; this constructor cannot fail.
     <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!())
+}
+
+/// Checks Twilio's `X-Twilio-Signature` (`header`, Base64) against HMAC-SHA1(`auth_token`,
+/// `url` followed by each parameter's name and value, sorted by name then value). `url` is the
+/// one Twilio requested: the relay's public base URL with the path and query as received.
+/// Twilio's own validators accept the URL with or without the scheme's default port (a proxy
+/// may add or drop it), so both are tried. Every parameter received is signed, never a fixed
+/// list: Twilio adds fields over time.
+pub fn verify_twilio(
+    auth_token: &[u8],
+    url: &str,
+    params: &[(String, String)],
+    header: &str,
+    header_name: &'static str,
+) -> Result<(), SignatureError> {
+    let expected = base64::engine::general_purpose::STANDARD
+        .decode(header.trim())
+        .map_err(|_| SignatureError::MalformedBase64(header_name))?;
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort();
+    let matches = |url: &str| {
+        let mut mac = sha1_mac(auth_token);
+        mac.update(url.as_bytes());
+        for (name, value) in &sorted {
+            mac.update(name.as_bytes());
+            mac.update(value.as_bytes());
+        }
+        // `verify_slice` compares in constant time.
+        mac.verify_slice(&expected).is_ok()
+    };
+    let other = with_or_without_default_port(url);
+    // Both forms are always computed, so the time taken says nothing about which one matched.
+    let first = matches(url);
+    let second = other.as_deref().is_some_and(matches);
+    if first || second {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// `url` with the scheme's default port added when it has none, or removed when it has it;
+/// `None` for a URL whose port is not the default or whose scheme has none.
+fn with_or_without_default_port(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let default = match scheme.to_ascii_lowercase().as_str() {
+        "https" => "443",
+        "http" => "80",
+        _ => return None,
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    // The port follows the last ':' after any IPv6 bracket.
+    let host_end = authority.rfind(']').map_or(0, |i| i + 1);
+    match authority[host_end..].rfind(':') {
+        Some(colon) => {
+            let (host, port) = authority.split_at(host_end + colon);
+            (port[1..] == *default).then(|| format!("{scheme}://{host}{tail}"))
+        }
+        None => Some(format!("{scheme}://{authority}:{default}{tail}")),
+    }
+}
+
+fn sha1_mac(secret: &[u8]) -> Hmac<Sha1> {
+    // HMAC takes keys of any length; this constructor cannot fail.
+    <Hmac<Sha1> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!())
 }
 
 /// Refuses timestamps more than `tolerance_secs` away from `now` (replayed or delayed
@@ -109,6 +180,137 @@ mod tests {
         assert_eq!(
             verify(b"secret", &[b"x"], "sha256=zz", H),
             Err(SignatureError::Malformed(H))
+        );
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const TWILIO_URL: &str = "https://mycompany.com/myapp.php?foo=1&bar=2";
+    const T: &str = "X-Twilio-Signature";
+
+    fn twilio_call() -> Vec<(String, String)> {
+        params(&[
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+14158675309"),
+            ("Digits", "1234"),
+            ("From", "+14158675309"),
+            ("To", "+18005551212"),
+        ])
+    }
+
+    /// Twilio's published vectors (its request-validator test suites).
+    #[test]
+    fn twilio_signatures_match_twilio_s_own_test_vectors() {
+        let call = twilio_call();
+        assert_eq!(
+            verify_twilio(
+                b"12345",
+                TWILIO_URL,
+                &call,
+                "RSOYDt4T1cUTdK1PDd93/VVr8B8=",
+                T
+            ),
+            Ok(())
+        );
+        let with_port = "https://mycompany.com:443/myapp.php?foo=1&bar=2";
+        assert_eq!(
+            verify_twilio(
+                b"12345",
+                with_port,
+                &call,
+                "kvajT1Ptam85bY51eRf/AJRuM3w=",
+                T
+            ),
+            Ok(())
+        );
+        let repeated = params(&[
+            ("Sid", "CA123"),
+            ("SidAccount", "AC123"),
+            ("Digits", "5678"),
+            ("Digits", "1234"),
+        ]);
+        assert_eq!(
+            verify_twilio(
+                b"12345",
+                TWILIO_URL,
+                &repeated,
+                "IK+Dwps556ElfBT0I3Rgjkr1wJU=",
+                T
+            ),
+            Ok(()),
+            "a repeated key: its values sorted too"
+        );
+    }
+
+    #[test]
+    fn a_twilio_signature_holds_with_or_without_the_default_port() {
+        let call = twilio_call();
+        // Signed over the URL without the port, received behind a proxy that adds it, and
+        // the other way round.
+        let with_port = "https://mycompany.com:443/myapp.php?foo=1&bar=2";
+        assert_eq!(
+            verify_twilio(
+                b"12345",
+                with_port,
+                &call,
+                "RSOYDt4T1cUTdK1PDd93/VVr8B8=",
+                T
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            verify_twilio(
+                b"12345",
+                TWILIO_URL,
+                &call,
+                "kvajT1Ptam85bY51eRf/AJRuM3w=",
+                T
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            with_or_without_default_port("http://relay.example:8080/x"),
+            None,
+            "not a default port"
+        );
+        assert_eq!(
+            with_or_without_default_port("http://[::1]/x").as_deref(),
+            Some("http://[::1]:80/x")
+        );
+    }
+
+    #[test]
+    fn a_twilio_signature_fails_on_any_change() {
+        let good = "RSOYDt4T1cUTdK1PDd93/VVr8B8=";
+        let mut call = twilio_call();
+        assert_eq!(
+            verify_twilio(b"54321", TWILIO_URL, &call, good, T),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_twilio(
+                b"12345",
+                "https://mycompany.com/myapp.php?foo=1",
+                &call,
+                good,
+                T
+            ),
+            Err(SignatureError::Mismatch)
+        );
+        call.push(("Extra".into(), "1".into()));
+        assert_eq!(
+            verify_twilio(b"12345", TWILIO_URL, &call, good, T),
+            Err(SignatureError::Mismatch),
+            "every parameter received is signed"
+        );
+        assert_eq!(
+            verify_twilio(b"12345", TWILIO_URL, &twilio_call(), "not base64!", T),
+            Err(SignatureError::MalformedBase64(T))
         );
     }
 

@@ -11,7 +11,9 @@ pub mod camionback;
 pub mod cloud_api;
 pub mod disk;
 pub mod signing;
+pub mod twilio;
 
 pub use camionback::FakeCamionBack;
 pub use cloud_api::{FakeCloudApi, Reply};
 pub use disk::FullDisk;
+pub use twilio::FakeTwilio;

@@ -4,7 +4,7 @@ use relay_engine::Ops;
 use relay_engine::clock::now_ms;
 use relay_engine::export::{CsvStyle, export_file_name, write_history_csv};
 use relay_engine::ops;
-use relay_engine::store::HistoryFilter;
+use relay_engine::store::{HistoryFilter, OrderCounters};
 use serde::{Deserialize, Serialize};
 
 use crate::commands::Shared;
@@ -36,6 +36,8 @@ pub struct HistoryPage {
     pub rows: Vec<views::HistoryRowView>,
     /// Pass as `cursor` for the next page; `None` on the last page.
     pub next_cursor: Option<String>,
+    /// The counters of the page's orders (every batch), for their headers.
+    pub counters: Vec<OrderCounters>,
 }
 
 fn blank_to_none(value: Option<String>) -> Option<String> {
@@ -82,7 +84,12 @@ pub async fn history_page(relay: Shared<'_>, query: HistoryQuery) -> Result<Hist
         .map(|s| s.unconfirmed_after)
         .unwrap_or_default();
     let now = now_ms();
+    let mut orders: Vec<i64> = rows.iter().map(|r| r.order_id).collect();
+    orders.sort_unstable();
+    orders.dedup();
+    let counters = store.counters_of_orders(&orders).await?;
     Ok(HistoryPage {
+        counters,
         next_cursor: if more {
             rows.last().map(|r| r.cursor(filter.sort.column).token())
         } else {

@@ -118,6 +118,8 @@ mod tests {
         let mut settings = Settings::load(env).expect("valid settings");
         settings.cloud_api.token = Some(SecretString::from("meta-token-1234"));
         settings.webhook.secret = Some(SecretString::from("whsec-5678"));
+        settings.twilio.auth_token = Some(SecretString::from("twilio-token-999"));
+        settings.twilio.api_key_secret = Some(SecretString::from("twilio-key-secret"));
         settings
     }
 
@@ -126,7 +128,13 @@ mod tests {
         let settings = settings_with_secrets();
         let origins = BTreeMap::from([("RELAY_CHANNEL", Origin::Env)]);
         let json = serde_json::to_string(&groups(&settings, &origins)).expect("json");
-        for secret in ["meta-token-1234", "whsec-5678", "motdepasse"] {
+        for secret in [
+            "meta-token-1234",
+            "whsec-5678",
+            "motdepasse",
+            "twilio-token-999",
+            "twilio-key-secret",
+        ] {
             assert!(!json.contains(secret), "{secret} reached the view: {json}");
         }
         let groups = groups(&settings, &origins);
@@ -151,6 +159,9 @@ mod tests {
             (FieldKind::Secret, true, &None)
         );
         assert!(!field("CAMIONBACK_API_TOKEN").set);
+        // The Twilio section: its secrets shown only as set.
+        assert!(field("TWILIO_AUTH_TOKEN").set);
+        assert_eq!(field("TWILIO_AUTH_TOKEN").value, None);
         assert_eq!(field("RELAY_CHANNEL").origin, "env");
         assert_eq!(field("RELAY_CHANNEL").value.as_deref(), Some("cloud-api"));
         assert_eq!(

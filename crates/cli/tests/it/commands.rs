@@ -65,6 +65,21 @@ async fn history_json_lists_every_delivery_with_its_fields() {
             .is_some_and(|id| id.starts_with("wamid."))
     }));
 
+    // The order's counters, from the same statuses.
+    let orders = world.run(&["orders", "--json"]);
+    assert!(orders.status.success());
+    let orders: Vec<Value> = serde_json::from_slice(&orders.stdout).expect("json");
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0]["order_reference"], "CMD-2025-1");
+    assert_eq!(
+        (
+            &orders[0]["total"],
+            &orders[0]["sent"],
+            &orders[0]["failed"]
+        ),
+        (&Value::from(3), &Value::from(2), &Value::from(1))
+    );
+
     let table = world.run(&["history", "--order", "CMD-2025-1"]);
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(table.status.success());

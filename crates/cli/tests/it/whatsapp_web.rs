@@ -39,8 +39,15 @@ async fn login_links_once_then_serve_sends_through_that_session() {
         sim.wait_for_connections(1, Duration::from_secs(20)).await,
         "login connects"
     );
-    // Give the client the pair-device refs before the phone scans.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The phone scans once the client has taken the pair-device refs (it answers the IQ).
+    assert!(
+        sim.wait_for_stanza(Duration::from_secs(20), |n| {
+            n.tag == "iq" && n.attrs.get("type").is_some_and(|t| t == "result")
+        })
+        .await
+        .is_some(),
+        "login took the QR refs"
+    );
     sim.scan_qr(ACCOUNT).await;
     let output = tokio::task::spawn_blocking(move || login.wait_with_output())
         .await

@@ -1,8 +1,9 @@
 //! Channels: the one WhatsApp account connection the dispatcher sends through. The engine only
-//! knows this trait; each channel (Cloud API here, WhatsApp Web and Twilio later) is an adapter
+//! knows this trait; each channel (Cloud API, WhatsApp Web, Twilio) is an adapter
 //! that turns its own wire errors into the three outcomes the dispatcher acts on.
 
 pub mod cloud_api;
+pub mod twilio;
 pub mod whatsapp_web;
 
 use std::time::Duration;
@@ -43,7 +44,8 @@ pub enum SendError {
         code: Option<String>,
         retry_after: Option<Duration>,
     },
-    /// Will never work for this recipient: the delivery ends with `status`.
+    /// Will never work for this recipient: the delivery ends with `status`. `skipped` says
+    /// the provider knows the carrier unsubscribed: they are opted out as by a STOP.
     #[error("{reason}")]
     Permanent {
         status: DeliveryStatus,
@@ -94,4 +96,17 @@ pub trait Channel: Send + Sync + 'static {
     /// nothing before, so while WhatsApp is down no delivery sits in `sending` and nothing is
     /// marked failed; sending resumes by itself when this resolves.
     async fn ready(&self) {}
+}
+
+/// Replies that opt a carrier out, compared without case or surrounding punctuation: the same
+/// words on every channel.
+const OPT_OUT_WORDS: [&str; 4] = ["STOP", "ARRET", "ARRÊT", "توقف"];
+
+/// Whether a carrier's message asks for no more broadcasts.
+pub(crate) fn is_opt_out(text: &str) -> bool {
+    let word = text
+        .trim()
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .to_uppercase();
+    OPT_OUT_WORDS.iter().any(|w| *w == word)
 }

@@ -15,6 +15,7 @@ use super::{
     overlay_env, parse_config, read_config_text, read_template,
 };
 use crate::channel::cloud_api::{CloudApi, CloudApiConfigError};
+use crate::channel::twilio::{Twilio, TwilioConfigError};
 use crate::store::{Store, StoreError};
 
 /// The field name errors use for the message template (it is not an environment variable).
@@ -288,18 +289,60 @@ fn requirements(settings: &Settings, env: &impl Fn(&str) -> Option<String>) -> V
     let mut errors = Vec::new();
     match settings.dispatch.channel {
         ChannelKind::WhatsappWeb => {}
-        ChannelKind::Twilio => errors.push(field(
-            "RELAY_CHANNEL",
-            "le canal twilio n'est pas encore disponible dans cette version : choisissez whatsapp-web ou cloud-api".into(),
-        )),
+        ChannelKind::Twilio => {
+            // The channel's own constructor, so the form checks exactly what start-up checks.
+            let built = Twilio::new(
+                &settings.twilio,
+                settings.public_url.as_ref(),
+                settings.dispatch.send_timeout,
+            );
+            match built {
+                Ok(_) => {}
+                Err(TwilioConfigError::Missing(key)) => {
+                    errors.push(field(key, "obligatoire avec le canal twilio".into()))
+                }
+                Err(err @ TwilioConfigError::NoSender) => {
+                    errors.push(field("TWILIO_FROM", err.to_string()))
+                }
+                Err(err @ TwilioConfigError::HalfApiKey) => {
+                    errors.push(field("TWILIO_API_KEY_SECRET", err.to_string()))
+                }
+                Err(err @ TwilioConfigError::BadFrom(_)) => {
+                    errors.push(field("TWILIO_FROM", err.to_string()))
+                }
+                Err(TwilioConfigError::Url(err)) => errors.push(field(
+                    "TWILIO_API_URL",
+                    format!("adresse de l'API Twilio inutilisable ({err})"),
+                )),
+                Err(err @ TwilioConfigError::Http(_)) => {
+                    errors.push(field("RELAY_CHANNEL", err.to_string()))
+                }
+            }
+            // Missing keys are reported one at a time by the constructor: name each.
+            let twilio = &settings.twilio;
+            if twilio.account_sid.is_none() && twilio.auth_token.is_none() {
+                errors.push(field(
+                    "TWILIO_AUTH_TOKEN",
+                    "obligatoire avec le canal twilio".into(),
+                ));
+            }
+            if (twilio.account_sid.is_none() || twilio.auth_token.is_none())
+                && twilio.from.is_none()
+                && twilio.messaging_service_sid.is_none()
+            {
+                errors.push(field(
+                    "TWILIO_FROM",
+                    TwilioConfigError::NoSender.to_string(),
+                ));
+            }
+        }
         ChannelKind::CloudApi => {
             // The channel's own constructor, so the form checks exactly what start-up checks.
             match CloudApi::new(&settings.cloud_api, settings.dispatch.send_timeout) {
                 Ok(_) => {}
-                Err(CloudApiConfigError::Missing(key)) => errors.push(field(
-                    key,
-                    "obligatoire avec le canal cloud-api".into(),
-                )),
+                Err(CloudApiConfigError::Missing(key)) => {
+                    errors.push(field(key, "obligatoire avec le canal cloud-api".into()))
+                }
                 Err(CloudApiConfigError::Url(err)) => errors.push(field(
                     "WHATSAPP_API_URL",
                     format!("adresse de l'API Cloud inutilisable ({err})"),
@@ -309,10 +352,11 @@ fn requirements(settings: &Settings, env: &impl Fn(&str) -> Option<String>) -> V
                 }
             }
             // Missing keys are reported one at a time by the constructor: name both.
-            if settings.cloud_api.token.is_none()
-                && settings.cloud_api.phone_number_id.is_none()
-            {
-                errors.push(field("WHATSAPP_TOKEN", "obligatoire avec le canal cloud-api".into()));
+            if settings.cloud_api.token.is_none() && settings.cloud_api.phone_number_id.is_none() {
+                errors.push(field(
+                    "WHATSAPP_TOKEN",
+                    "obligatoire avec le canal cloud-api".into(),
+                ));
             }
         }
     }

@@ -23,12 +23,22 @@ pub struct HttpState {
     pub whatsapp_app_secret: Option<SecretString>,
     pub new_order: Arc<Notify>,
     pub channel: &'static str,
+    /// What checks Twilio's callbacks: both the auth token and `RELAY_PUBLIC_URL`, else
+    /// every Twilio callback is refused.
+    pub twilio: Option<TwilioHooks>,
     /// The WhatsApp Web connection, when that is the channel.
     pub whatsapp: Option<watch::Receiver<ConnectionState>>,
     /// Whether the outbox can record its outcomes (in memory: the database may be failing).
     pub outbox: OutboxHealth,
     /// The server's own counters (connections open, refused, timed out).
     pub server: Arc<ServerStats>,
+}
+
+/// Twilio's callbacks are signed with the auth token over the URL Twilio requested.
+#[derive(Clone)]
+pub struct TwilioHooks {
+    pub auth_token: SecretString,
+    pub public_url: url::Url,
 }
 
 /// An error answer: `{"error": {"code": "...", "message": "..."}}`, so callers branch on a

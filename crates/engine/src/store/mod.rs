@@ -27,7 +27,7 @@ pub use orders::{FanOut, OrderSource, StoredOrder};
 pub use outbox::{Claim, Outcome, RelaunchCounts, RelaunchMode};
 pub use reports::ReportOutcome;
 pub use state::{StateKey, TimedProblem};
-pub use ui::{BatchProgress, OrderSummary};
+pub use ui::{BatchProgress, OrderCounters, OrderSummary};
 pub use whatsapp::{NUMBER_CHECK_TTL_MS, ReplyOutcome, ReplyRow};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

@@ -32,6 +32,27 @@ impl BatchProgress {
     }
 }
 
+/// One order's deliveries counted by status, every batch together: the campaign counters of
+/// seed 002, the same for every channel since every channel's reports land in the same
+/// statuses (`orders --json`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct OrderCounters {
+    pub order_id: i64,
+    pub order_reference: String,
+    pub total: i64,
+    /// Queued or being sent.
+    pub pending: i64,
+    pub sent: i64,
+    pub delivered: i64,
+    pub read: i64,
+    pub failed: i64,
+    pub invalid_number: i64,
+    pub not_on_whatsapp: i64,
+    pub skipped: i64,
+    /// Interrupted or uncertain: the carrier may have it.
+    pub doubtful: i64,
+}
+
 /// The newest order the relay heard of, and how.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct OrderSummary {
@@ -55,7 +76,57 @@ fn progress_select() -> String {
     )
 }
 
+fn counters_select() -> &'static str {
+    "SELECT o.id AS order_id, o.reference AS order_reference,
+            COUNT(d.id) AS total,
+            COALESCE(SUM(d.status IN ('queued', 'sending')), 0) AS pending,
+            COALESCE(SUM(d.status = 'sent'), 0) AS sent,
+            COALESCE(SUM(d.status = 'delivered'), 0) AS delivered,
+            COALESCE(SUM(d.status = 'read'), 0) AS read,
+            COALESCE(SUM(d.status = 'failed'), 0) AS failed,
+            COALESCE(SUM(d.status = 'invalid_number'), 0) AS invalid_number,
+            COALESCE(SUM(d.status = 'not_on_whatsapp'), 0) AS not_on_whatsapp,
+            COALESCE(SUM(d.status = 'skipped'), 0) AS skipped,
+            COALESCE(SUM(d.status IN ('interrupted', 'uncertain')), 0) AS doubtful
+     FROM orders o LEFT JOIN deliveries d ON d.order_id = o.id"
+}
+
 impl Store {
+    /// The counters of the `limit` newest orders, newest first (an order not yet fanned out
+    /// counts nothing).
+    pub async fn order_counters(&self, limit: u32) -> Result<Vec<OrderCounters>, StoreError> {
+        let sql = format!(
+            "{} GROUP BY o.id ORDER BY o.id DESC LIMIT ?",
+            counters_select()
+        );
+        Ok(sqlx::query_as(AssertSqlSafe(sql))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// The counters of these orders (the ones a history page shows), in id order; an unknown
+    /// id is left out.
+    pub async fn counters_of_orders(
+        &self,
+        orders: &[i64],
+    ) -> Result<Vec<OrderCounters>, StoreError> {
+        if orders.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Only `?` placeholders are formatted in; the ids are bound.
+        let placeholders = vec!["?"; orders.len()].join(", ");
+        let sql = format!(
+            "{} WHERE o.id IN ({placeholders}) GROUP BY o.id ORDER BY o.id",
+            counters_select()
+        );
+        let mut query = sqlx::query_as(AssertSqlSafe(sql));
+        for id in orders {
+            query = query.bind(*id);
+        }
+        Ok(query.fetch_all(&self.pool).await?)
+    }
+
     /// Every batch that still has deliveries queued or being sent, oldest order first.
     pub async fn active_batches(&self) -> Result<Vec<BatchProgress>, StoreError> {
         // The active set comes from the status index; only those batches are then counted.

@@ -140,6 +140,20 @@ impl Store {
         })
     }
 
+    /// The carrier at `phone` receives no more broadcasts (the provider says they opted out);
+    /// true when they had not already.
+    pub async fn opt_out_phone(&self, phone: &str, now: i64) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE carriers SET opted_out_at = ? WHERE phone = ? AND opted_out_at IS NULL",
+        )
+        .bind(now)
+        .bind(phone)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
     /// Newest first.
     pub async fn replies(&self, limit: u32) -> Result<Vec<ReplyRow>, StoreError> {
         Ok(sqlx::query_as(

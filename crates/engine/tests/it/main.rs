@@ -21,5 +21,6 @@ mod settings_edit;
 mod settings_table;
 mod status_webhooks;
 mod tidy;
+mod twilio;
 mod webhook_intake;
 mod whatsapp_web;

@@ -175,11 +175,37 @@ fn the_cloud_api_channel_without_its_token_is_refused() {
         "{errors:?}"
     );
     assert_eq!(dir.file(CONFIG_FILE).as_deref(), Some(""));
+}
 
+#[test]
+fn the_twilio_channel_is_checked_before_saving_each_missing_field_named() {
+    let dir = Dir::with_config("", &[]);
     let errors = refused(dir.save(&set(&[("RELAY_CHANNEL", "twilio")])));
+    for key in ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM"] {
+        assert!(errors.contains_key(key), "{key}: {errors:?}");
+    }
+    let errors = refused(dir.save(&set(&[
+        ("RELAY_CHANNEL", "twilio"),
+        ("TWILIO_ACCOUNT_SID", "AC123"),
+        ("TWILIO_AUTH_TOKEN", "token"),
+        ("TWILIO_FROM", "whatsapp:bonjour"),
+    ])));
     assert!(
-        errors["RELAY_CHANNEL"].contains("pas encore disponible"),
+        errors["TWILIO_FROM"].contains("whatsapp:+212"),
         "{errors:?}"
+    );
+    let errors = refused(dir.save(&set(&[
+        ("RELAY_CHANNEL", "twilio"),
+        ("TWILIO_ACCOUNT_SID", "AC123"),
+        ("TWILIO_AUTH_TOKEN", "token"),
+        ("TWILIO_FROM", "+212664373534"),
+        ("TWILIO_API_KEY_SID", "SK123"),
+    ])));
+    assert!(errors.contains_key("TWILIO_API_KEY_SECRET"), "{errors:?}");
+    assert_eq!(
+        dir.file(CONFIG_FILE).as_deref(),
+        Some(""),
+        "nothing written"
     );
 }
 

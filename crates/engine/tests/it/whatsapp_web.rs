@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use relay_domain::DeliveryStatus;
+use relay_engine::EngineEvent;
 use relay_engine::channel::whatsapp_web::{Command, ConnectionState};
+use relay_engine::store::HistoryRow;
 use relay_wa_sim::{CompanionDevice, PairCodeRefused, ReceiptKind, WaSim};
 
 use crate::helpers::*;
@@ -227,7 +229,7 @@ async fn a_wrong_pairing_code_links_nothing_and_a_new_code_can_be_asked_for() {
         sim.enter_pair_code(ACCOUNT, wrong).await,
         Err(PairCodeRefused::WrongCode)
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The phone refused the code itself: nothing went to the client that could link it.
     assert_eq!(sim.linked_phone(), None, "nothing linked");
     let state = app
         .engine()
@@ -488,18 +490,13 @@ async fn while_whatsapp_is_down_nothing_fails_and_sending_resumes_after_reconnec
     sim.set_registered(&["212612345601", "212612345602", "212612345603"]);
     let app = linked_app(&sim).await;
     let connections = sim.connections();
+    let mut events = app.engine().events().subscribe();
 
     sim.go_silent().await;
     // The watchdog (1 s here) notices the half-open socket.
     wait_state(&app, "reconnecting", |s| !s.is_connected()).await;
     app.post_order(order(9)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let rows = app.deliveries_of(9).await;
-    assert!(
-        rows.iter().all(|r| status_of(r) == DeliveryStatus::Queued),
-        "nothing is failed or in flight while WhatsApp is down: {:?}",
-        rows.iter().map(|r| &r.status).collect::<Vec<_>>()
-    );
+    queued_while_down(&app, 9).await;
 
     wait_state(&app, "connected again", ConnectionState::is_connected).await;
     assert!(
@@ -512,6 +509,41 @@ async fn while_whatsapp_is_down_nothing_fails_and_sending_resumes_after_reconnec
         sim.wait_for_received(3, LIMIT).await.map(|r| r.len()),
         Some(3)
     );
+    assert_claimed_once_after_the_outage(&rows, &mut events);
+}
+
+/// The order's three deliveries are written, and wait.
+async fn queued_while_down(app: &TestApp, order_id: i64) {
+    let rows = eventually(LIMIT, || async {
+        let rows = app.deliveries_of(order_id).await;
+        (rows.len() == 3).then_some(rows)
+    })
+    .await;
+    assert!(
+        rows.iter().all(|r| status_of(r) == DeliveryStatus::Queued),
+        "nothing is failed or in flight while WhatsApp cannot send: {:?}",
+        rows.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+}
+
+/// Each delivery was claimed once, and that claim sent it: had the dispatcher tried while
+/// WhatsApp was away, the attempt would have paused the account (an event) or been spent on
+/// a failure (a second attempt).
+fn assert_claimed_once_after_the_outage(
+    rows: &[HistoryRow],
+    events: &mut tokio::sync::broadcast::Receiver<EngineEvent>,
+) {
+    assert!(
+        rows.iter().all(|r| r.attempts == 1),
+        "one attempt each: {:?}",
+        rows.iter().map(|r| r.attempts).collect::<Vec<_>>()
+    );
+    while let Ok(event) = events.try_recv() {
+        assert!(
+            !matches!(event, EngineEvent::SendingPaused { .. }),
+            "nothing was tried while WhatsApp could not send: {event:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -589,8 +621,9 @@ async fn a_replaced_session_is_never_taken_back_by_itself() {
     let app = linked_app(&sim).await;
     let connections = sim.connections();
     sim.replace_session().await;
+    // The relay says "replaced" once the client's connection loop has ended for good and the
+    // supervisor waits for staff: from then on nothing is left running that could reconnect.
     wait_state(&app, "replaced", |s| *s == ConnectionState::Replaced).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         sim.connections(),
         connections,
@@ -603,6 +636,7 @@ async fn a_temporary_ban_stops_all_sending_until_it_expires() {
     let sim = WaSim::start().await;
     sim.set_registered(&["212612345601", "212612345602", "212612345603"]);
     let app = linked_app(&sim).await;
+    let mut events = app.engine().events().subscribe();
     sim.ban(101, 4).await;
     let banned = wait_state(&app, "banned", |s| {
         matches!(s, ConnectionState::Banned { .. })
@@ -621,14 +655,7 @@ async fn a_temporary_ban_stops_all_sending_until_it_expires() {
     );
 
     app.post_order(order(11)).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(sim.received().is_empty(), "nothing is sent while banned");
-    assert!(
-        app.deliveries_of(11)
-            .await
-            .iter()
-            .all(|r| status_of(r) == DeliveryStatus::Queued)
-    );
+    queued_while_down(&app, 11).await;
 
     wait_state(
         &app,
@@ -636,7 +663,9 @@ async fn a_temporary_ban_stops_all_sending_until_it_expires() {
         ConnectionState::is_connected,
     )
     .await;
-    assert_eq!(app.wait_for_broadcast(11).await.len(), 3);
+    let rows = app.wait_for_broadcast(11).await;
+    assert!(rows.iter().all(|r| status_of(r) == DeliveryStatus::Sent));
+    assert_claimed_once_after_the_outage(&rows, &mut events);
 }
 
 #[tokio::test]

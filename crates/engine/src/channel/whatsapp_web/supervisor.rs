@@ -40,8 +40,6 @@ const PAIR_CODE_DISPLAY: &str = "Chrome (Linux)";
 /// How long a pairing code request waits for the linking connection to be up.
 const PAIR_CODE_SOCKET_WAIT: Duration = Duration::from_secs(30);
 
-/// Replies that opt a carrier out, compared without case or surrounding punctuation.
-const OPT_OUT_WORDS: [&str; 4] = ["STOP", "ARRET", "ARRÊT", "توقف"];
 const OPT_OUT_CONFIRMATION: &str =
     "C'est noté : vous ne recevrez plus les nouvelles commandes CamionBack par WhatsApp.";
 
@@ -667,14 +665,6 @@ async fn sender_phone(client: &Client, sender: &Jid, alt: Option<&Jid>) -> Optio
     None
 }
 
-fn is_opt_out(text: &str) -> bool {
-    let word = text
-        .trim()
-        .trim_matches(|c: char| !c.is_alphanumeric())
-        .to_uppercase();
-    OPT_OUT_WORDS.iter().any(|w| *w == word)
-}
-
 async fn on_text(
     shared: &Shared,
     session: &Session,
@@ -688,7 +678,7 @@ async fn on_text(
         return;
     };
     let phone = format!("+{digits}");
-    let opt_out = is_opt_out(&text);
+    let opt_out = crate::channel::is_opt_out(&text);
     match shared
         .store
         .store_reply(&id, &phone, &text, opt_out, now_ms())
@@ -756,7 +746,7 @@ fn set_aside_path(path: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::is_opt_out;
+    use crate::channel::is_opt_out;
 
     #[test]
     fn stop_words_opt_out_whatever_the_case_and_punctuation() {
