@@ -51,6 +51,25 @@ fn iq_error(id: &str, code: u16, text: &str) -> Node {
         .build()
 }
 
+/// whatsapp-rust 0.7's `fetch_reachout_timelock` document id (`wacore::iq::mex_operations`).
+const REACHOUT_TIMELOCK_DOC: &str = "23983697327930364";
+
+/// The JSON the reach-out time-lock MEX query is answered with.
+fn reachout_json(lock: &crate::ReachoutTimelock) -> Vec<u8> {
+    let mut fields = vec![format!("\"is_active\":{}", lock.is_active)];
+    if let Some(ends) = lock.ends_at {
+        fields.push(format!("\"time_enforcement_ends\":\"{ends}\""));
+    }
+    if let Some(kind) = &lock.enforcement_type {
+        fields.push(format!("\"enforcement_type\":\"{kind}\""));
+    }
+    format!(
+        "{{\"data\":{{\"xwa2_fetch_account_reachout_timelock\":{{{}}}}}}}",
+        fields.join(",")
+    )
+    .into_bytes()
+}
+
 fn bytes_of(node: Option<&Node>) -> Option<&[u8]> {
     match node?.content.as_ref()? {
         NodeContent::Bytes(b) => Some(b),
@@ -461,6 +480,37 @@ impl Conn<'_> {
                     .build(),
             ])),
             ("privacy", _) => Reply::one(result(vec![NodeBuilder::new("privacy").build()])),
+            // App state: the account has no chats, contacts or settings to sync, so every
+            // collection asked for is answered at the version asked, with no patches.
+            // whatsapp-rust 0.7 announces `Connected` only once the critical collections
+            // have synced; wa-rs 0.2.0 reads the same answer.
+            ("w:sync:app:state", "sync") => {
+                let collections: Vec<Node> = children[0]
+                    .children()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|c| c.tag == "collection")
+                    .map(|c| {
+                        NodeBuilder::new("collection")
+                            .attr("name", attr(c, "name").unwrap_or_default())
+                            .attr("version", attr(c, "version").unwrap_or_else(|| "0".into()))
+                            .build()
+                    })
+                    .collect();
+                Reply::one(result(vec![
+                    NodeBuilder::new("sync").children(collections).build(),
+                ]))
+            }
+            ("w:mex", "query")
+                if attr(&children[0], "query_id").as_deref() == Some(REACHOUT_TIMELOCK_DOC) =>
+            {
+                let lock = self.shared.state().reachout.clone();
+                Reply::one(result(vec![
+                    NodeBuilder::new("result")
+                        .bytes(reachout_json(&lock))
+                        .build(),
+                ]))
+            }
             ("md", "link_code_companion_reg") => self.link_code(&id, &children[0]).await,
             // The companion's own "Log out": the device leaves the account at once.
             ("md", "remove-companion-device") => {
@@ -779,6 +829,22 @@ impl Conn<'_> {
             }
         }
 
+        let nack = to
+            .parse::<Jid>()
+            .ok()
+            .and_then(|jid| self.shared.state().nack_to.get(&jid.user).copied());
+        if let Some(code) = nack {
+            self.shared.state().nacked.push((id.clone(), code));
+            let mut ack = NodeBuilder::new("ack")
+                .attr("class", "message")
+                .attr("id", id.as_str())
+                .attr("error", code.to_string())
+                .attr("t", now_secs().to_string());
+            if !to.is_empty() {
+                ack = ack.attr("from", to);
+            }
+            return Reply::one(ack.build());
+        }
         let mut texts = Vec::new();
         {
             let mut phones = self.shared.phones.lock().await;

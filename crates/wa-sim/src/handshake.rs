@@ -23,6 +23,9 @@ use wa_rs_core::noise::{NoiseCipher, NoiseHandshake};
 use wa_rs_proto::whatsapp::cert_chain::{NoiseCertificate, noise_certificate};
 use wa_rs_proto::whatsapp::{self as wa, CertChain, HandshakeMessage};
 
+/// whatsapp-rust 0.7's `NOISE_PATTERN_XXFALLBACK` (longer than 32 bytes, so hashed at init).
+const XX_FALLBACK_PATTERN: &str = "Noise_XXfallback_25519_AESGCM_SHA256";
+
 /// The server's long-term Noise key and the certificate chain that vouches for it.
 ///
 /// wa-rs 0.2.0 only checks the chain structurally: the intermediate's `issuer_serial` is 0, its
@@ -165,7 +168,17 @@ impl ServerHandshake {
                 let client_eph = hello
                     .ephemeral
                     .ok_or_else(|| anyhow!("no client ephemeral"))?;
-                let mut noise = NoiseHandshake::new(NOISE_START_PATTERN, &WA_CONN_HEADER)?;
+                // A client that cached this server's static key from an earlier connection
+                // (whatsapp-rust 0.7) opens with Noise IK: its hello also carries its static
+                // key and payload. The simulator always declines IK the way WhatsApp does when
+                // its key rotated: an XX-shaped server hello under the XXfallback protocol
+                // name, after which both sides run XX from the client's ephemeral onwards.
+                let pattern = if hello.r#static.is_some() {
+                    XX_FALLBACK_PATTERN
+                } else {
+                    NOISE_START_PATTERN
+                };
+                let mut noise = NoiseHandshake::new(pattern, &WA_CONN_HEADER)?;
                 noise.authenticate(&client_eph);
                 noise.authenticate(self.ephemeral.public_key.public_key_bytes());
                 noise

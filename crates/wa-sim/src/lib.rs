@@ -7,11 +7,14 @@
 //!
 //! * **Handshake**: the server side of Noise XX (`Noise_XX_25519_AESGCM_SHA256`, prologue
 //!   `WA 6 3`), with a certificate chain wa-rs accepts (it checks serials and the leaf key only),
-//!   then frames `len24 | AES-256-GCM(counter IV)` over `wa_rs_binary::marshal(node)`.
+//!   then frames `len24 | AES-256-GCM(counter IV)` over `wa_rs_binary::marshal(node)`. A Noise
+//!   IK hello (whatsapp-rust 0.7 reconnecting with the static key it cached) is declined with an
+//!   XX-shaped answer under `Noise_XXfallback_25519_AESGCM_SHA256`, as after a key rotation.
 //! * **Linking**: a client without a session (its `ClientPayload` carries `devicePairingData`) gets
 //!   a `pair-device` IQ with [`WaSim::set_qr_refs`] refs (default 6) — wa-rs shows each as a
 //!   `PairingQrCode` (60 s for the first, 20 s for each next one) and, when all have expired,
-//!   disconnects and ends its run loop without any event. [`WaSim::scan_qr`] plays the phone:
+//!   disconnects and ends its run loop without any event. [`WaSim::scan_qr`] plays the phone
+//!   ([`WaSim::scan_qr_code`] reads the code shown, for the ADV secret the HMAC is keyed with):
 //!   `pair-success` with an `ADVSignedDeviceIdentity` signed by that phone's identity key; the
 //!   client answers `pair-device-sign`, the server sends `<stream:error code="515"/>` and closes,
 //!   the client reconnects at once with a login payload and gets `<success>`. What the companion
@@ -46,7 +49,14 @@
 //!   fetches hand out a fresh bundle, and every `<message>` is decrypted with libsignal as that
 //!   phone, its text recorded ([`WaSim::received`]) and acknowledged with `<ack class="message">`.
 //!   Unregistered numbers have no devices: wa-rs then sends a message with no recipients, and
-//!   still returns `Ok(id)`.
+//!   still returns `Ok(id)`. [`WaSim::nack_messages_to`] makes the server refuse a recipient's
+//!   messages with `<ack class="message" error=CODE>` (463, 400, 479…), undelivered and recorded
+//!   ([`WaSim::nacked`]); whatsapp-rust 0.7 reports it as `Event::ServerAck { error, .. }`.
+//! * **App state**: the sync IQ is answered with each collection at the version asked, no
+//!   patches; [`WaSim::share_app_state_key`] has the account's own phone share a sync key, which
+//!   whatsapp-rust 0.7 waits for (up to 10 s) before `Connected`.
+//! * **Restrictions**: the reach-out time-lock MEX query (`w:mex`, doc id `23983697327930364`,
+//!   whatsapp-rust 0.7's `fetch_reachout_timelock`) answers [`WaSim::set_reachout_timelock`].
 //! * **Typing**: `<chatstate>` stanzas are only logged, like every client stanza, with the time
 //!   they were read ([`WaSim::client_stanzas_timed`]).
 //! * **Receipts and replies**: [`WaSim::send_receipt`] and [`WaSim::send_text_from`]; they are
@@ -105,8 +115,8 @@
 //! sim.send_receipt(&id, ReceiptKind::Read).await;
 //! ```
 
-// Test code only, as the fakes of `relay-test-support`: a simulator whose state is poisoned or
-// whose keys cannot sign ends the test that uses it, with the message.
+// Test code only: a simulator whose state is poisoned or whose reply cannot be built ends the
+// test that drives it, with the message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod conn;
@@ -286,6 +296,23 @@ pub(crate) struct State {
     /// Whether the phone could open each `companion_finish`, by pairing ref.
     pub(crate) link_code_results: HashMap<String, bool>,
     pub(crate) refuse_pair_codes: bool,
+    /// Recipients (digits) whose messages are refused, with the `<ack error>` code.
+    pub(crate) nack_to: HashMap<String, u16>,
+    /// Each refused message: (message id, code), in order.
+    pub(crate) nacked: Vec<(String, u16)>,
+    /// The account's reach-out time lock, as the MEX query answers it.
+    pub(crate) reachout: ReachoutTimelock,
+}
+
+/// The account's reach-out time lock (WhatsApp forbids starting new chats while active), as the
+/// `WAWebMexFetchReachoutTimelockJobQuery` MEX query reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReachoutTimelock {
+    pub is_active: bool,
+    /// When it ends, in Unix seconds.
+    pub ends_at: Option<u64>,
+    /// WhatsApp's name for the kind of enforcement, e.g. `"REACHOUT_TIMELOCK"`.
+    pub enforcement_type: Option<String>,
 }
 
 impl State {
@@ -338,6 +365,16 @@ pub(crate) fn unpad(plain: &[u8]) -> Option<&[u8]> {
         return None;
     }
     Some(&plain[..plain.len() - n])
+}
+
+/// The ADV secret, the 4th field of a linking QR code (the server never sees it otherwise).
+fn adv_secret_of(qr: &str) -> Option<[u8; 32]> {
+    use base64::Engine as _;
+    let field = qr.split(',').nth(3)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(field)
+        .ok()?;
+    bytes.try_into().ok()
 }
 
 /// The `pair-success` IQ the phone `phone` sends to link the companion whose keys are
@@ -414,6 +451,9 @@ impl WaSim {
                 link_code: None,
                 link_code_results: HashMap::new(),
                 refuse_pair_codes: false,
+                nack_to: HashMap::new(),
+                nacked: Vec::new(),
+                reachout: ReachoutTimelock::default(),
             }),
             phones: tokio::sync::Mutex::new(HashMap::new()),
             changed: watch::channel(0).0,
@@ -488,6 +528,23 @@ impl WaSim {
     /// [`WaSim::scan_qr`] that returns false instead of panicking when no unlinked client is
     /// connected (the `relay-wa-sim` binary answers its caller instead of dying).
     pub async fn try_scan_qr(&self, phone: &str) -> bool {
+        // wa-rs 0.2.0 does not check the HMAC, so any key does.
+        self.scan_with_key(phone, &[0u8; 32]).await
+    }
+
+    /// The phone `phone` scans the QR code `qr` as the client rendered it (`ref,noise,identity,
+    /// adv-secret[,platform]`, base64 fields): like a real phone, it HMACs the device identity
+    /// with the ADV secret read from the code, which whatsapp-rust 0.7 verifies (a mismatch is
+    /// refused with `hmac-mismatch`). False if no unlinked client is connected or the code is
+    /// not one.
+    pub async fn scan_qr_code(&self, phone: &str, qr: &str) -> bool {
+        match adv_secret_of(qr) {
+            Some(key) => self.scan_with_key(phone, &key).await,
+            None => false,
+        }
+    }
+
+    async fn scan_with_key(&self, phone: &str, hmac_key: &[u8; 32]) -> bool {
         let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
         let (tx, bundle) = {
             let st = self.shared.state();
@@ -500,9 +557,7 @@ impl WaSim {
                 _ => return false,
             }
         };
-        // The real HMAC key is the ADV secret from the QR code, which the server never sees;
-        // wa-rs 0.2.0 does not check it.
-        let node = pair_success(&self.shared, &phone, bundle, &[0u8; 32]).await;
+        let node = pair_success(&self.shared, &phone, bundle, hmac_key).await;
         let (done, wait) = oneshot::channel();
         if tx.send(Cmd::Send(vec![node], done)).is_ok() {
             let _ = wait.await;
@@ -607,6 +662,40 @@ impl WaSim {
 
     /// From now on, `companion_hello` is answered `429 rate-overlimit` (too many pairing code
     /// requests for the number), or served again with `false`.
+    /// Messages to `phone` (digits) are refused with `<ack class="message" error=CODE>` (463:
+    /// a first message without a privacy token; 400: wrongly addressed; 479), or accepted again
+    /// with `None`. A refused message is not delivered to the phone.
+    pub fn nack_messages_to(&self, phone: &str, code: Option<u16>) {
+        let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
+        let mut st = self.shared.state();
+        match code {
+            Some(code) => st.nack_to.insert(phone, code),
+            None => st.nack_to.remove(&phone),
+        };
+    }
+
+    /// Every message refused so far: (message id, error code), in order.
+    pub fn nacked(&self) -> Vec<(String, u16)> {
+        self.shared.state().nacked.clone()
+    }
+
+    /// Waits until `count` messages were refused; returns them, `None` on timeout.
+    pub async fn wait_for_nacked(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Option<Vec<(String, u16)>> {
+        self.wait_until(timeout, |st| {
+            (st.nacked.len() >= count).then(|| st.nacked.clone())
+        })
+        .await
+    }
+
+    /// What the reach-out time-lock query answers from now on (inactive by default).
+    pub fn set_reachout_timelock(&self, timelock: ReachoutTimelock) {
+        self.shared.state().reachout = timelock;
+    }
+
     pub fn refuse_pair_codes(&self, refuse: bool) {
         self.shared.state().refuse_pair_codes = refuse;
     }
@@ -862,6 +951,21 @@ impl WaSim {
     /// Queued while the client is offline. Returns the message id. Panics if nothing is
     /// linked, or if the companion never uploaded pre-keys and never wrote to `phone`.
     pub async fn send_text_from(&self, phone: &str, text: &str) -> String {
+        let message = wa_rs_proto::whatsapp::Message {
+            conversation: Some(text.to_string()),
+            ..Default::default()
+        };
+        self.send_message_from(phone, &message, "text").await
+    }
+
+    /// `message`, end-to-end encrypted from the phone `phone` to the linked companion, as a
+    /// `<message type=TYPE>`; returns its id.
+    async fn send_message_from(
+        &self,
+        phone: &str,
+        message: &wa_rs_proto::whatsapp::Message,
+        typ: &str,
+    ) -> String {
         let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
         let (companion, bundle) = {
             let st = self.shared.state();
@@ -876,11 +980,7 @@ impl WaSim {
                 st.companions.get(&key).cloned(),
             )
         };
-        let message = wa_rs_proto::whatsapp::Message {
-            conversation: Some(text.to_string()),
-            ..Default::default()
-        };
-        let plain = pad(prost::Message::encode_to_vec(&message));
+        let plain = pad(prost::Message::encode_to_vec(message));
         let (enc_type, ciphertext) = {
             let mut phones = self.shared.phones.lock().await;
             let dev = phones.entry(phone.clone()).or_insert_with(SimDevice::new);
@@ -903,7 +1003,7 @@ impl WaSim {
         let node = NodeBuilder::new("message")
             .attr("from", format!("{phone}@s.whatsapp.net"))
             .attr("id", id.as_str())
-            .attr("type", "text")
+            .attr("type", typ)
             .attr("t", now_secs().to_string())
             .attr("notify", format!("+{phone}"))
             .children([NodeBuilder::new("enc")
@@ -914,6 +1014,50 @@ impl WaSim {
             .build();
         self.deliver(node).await;
         id
+    }
+
+    /// The account's own phone shares an app-state sync key with the linked companion (a
+    /// `protocolMessage` APP_STATE_SYNC_KEY_SHARE, end-to-end encrypted from the phone, as after
+    /// a real linking). whatsapp-rust 0.7 waits up to 10 s for it before its initial app-state
+    /// sync, so tests call this right after the login to reach `Connected` at once. Returns the
+    /// message's id.
+    pub async fn share_app_state_key(&self) -> String {
+        use wa_rs_proto::whatsapp::message::{
+            AppStateSyncKey, AppStateSyncKeyData, AppStateSyncKeyFingerprint, AppStateSyncKeyId,
+            AppStateSyncKeyShare, ProtocolMessage, protocol_message,
+        };
+        let own = {
+            let st = self.shared.state();
+            st.accounts
+                .values()
+                .next()
+                .expect("share_app_state_key: no linked account")
+                .phone
+                .clone()
+        };
+        let key = AppStateSyncKey {
+            key_id: Some(AppStateSyncKeyId {
+                key_id: Some(vec![0, 0, 0, 1, 0, 1]),
+            }),
+            key_data: Some(AppStateSyncKeyData {
+                key_data: Some(rand::random::<[u8; 32]>().to_vec()),
+                fingerprint: Some(AppStateSyncKeyFingerprint {
+                    raw_id: Some(rand::random()),
+                    current_index: Some(1),
+                    device_indexes: vec![0, 1],
+                }),
+                timestamp: Some(i64::try_from(now_secs() * 1000).unwrap_or(i64::MAX)),
+            }),
+        };
+        let message = wa_rs_proto::whatsapp::Message {
+            protocol_message: Some(Box::new(ProtocolMessage {
+                r#type: Some(protocol_message::Type::AppStateSyncKeyShare as i32),
+                app_state_sync_key_share: Some(AppStateSyncKeyShare { keys: vec![key] }),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        self.send_message_from(&own, &message, "protocol").await
     }
 
     /// Sends to the logged-in client (if any) and keeps the stanza until the client acks it.

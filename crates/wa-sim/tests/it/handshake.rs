@@ -1,4 +1,4 @@
-//! The Noise handshakes (XX for a new device, IK for a stored one, XX fallback) as the client drives them.
+//! The Noise handshake and the encrypted transport between the real client and the simulator.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! What the connection loop does when the server drops, goes silent, replaces, bans or logs the device out.
+//! Connection lifecycle: drops and reconnection, unlinking from the phone, a replaced session.
 
 use std::time::{Duration, Instant};
 
@@ -95,7 +95,7 @@ async fn replaced_session_ends_the_loop() {
     sim.replace_session().await;
     bot.wait_event(SHORT, |e| matches!(e, Event::StreamReplaced(_)))
         .await;
-    // With its run loop over, nothing in the client is left that could reconnect.
+    // The run loop has ended, and it is what reconnects: no connection can come after it.
     run_loop_ends(&mut bot).await;
     assert_eq!(sim.connections(), before, "no reconnect");
 }

@@ -1,4 +1,4 @@
-//! Messages the client encrypts, as the recipient phone decrypts them, and the receipts sent back.
+//! Outgoing texts decrypted on the simulated phones, and the receipts that come back.
 
 use std::time::Duration;
 
@@ -115,16 +115,20 @@ async fn texts_reach_the_recipients_phones_and_receipts_come_back() {
 
     // Not on WhatsApp: no device, so nothing is encrypted — yet send_message says Ok.
     let id4 = send(NOT_ON_WA, "perdu").await;
-    // A message sent after it arrives, and the server takes a connection's stanzas in order:
-    // had the first one reached a phone, it would be there by now.
-    let id5 = send(A, "témoin").await;
-    let received = sim
-        .wait_for_received(4, Duration::from_secs(5))
+    // A later text on the same socket is read after whatever went out for `id4`: once the
+    // simulator has it, `id4` had its chance to arrive (a wait on an event, not on time).
+    let id5 = send(A, "après").await;
+    sim.wait_for_received(4, Duration::from_secs(5))
         .await
-        .expect("the later message arrives");
-    assert_eq!(received.len(), 4);
-    assert_eq!(received[3].message_id, id5);
-    assert!(received.iter().all(|r| r.message_id != id4));
+        .expect("the text after it arrived");
+    let ids: Vec<String> = sim
+        .received()
+        .iter()
+        .map(|r| r.message_id.clone())
+        .collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert_eq!(ids.last(), Some(&id5));
+    assert!(!ids.contains(&id4));
 
     sim.send_receipt(&id1, ReceiptKind::Delivery).await;
     let e = bot
@@ -173,4 +177,43 @@ async fn receipts_wait_for_the_client_to_come_back() {
     assert_eq!(r.message_ids, vec![id]);
     assert_eq!(r.r#type, ReceiptType::Read);
     again.stop().await;
+}
+
+/// A recipient the server refuses (`nack_messages_to`): the message is answered with
+/// `<ack error="463">` and never reaches that phone — while wa-rs 0.2.0's `send_message` still
+/// says Ok, the silent success issue 9 is about. Accepted again, the next one is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_message_is_nacked_and_not_delivered() {
+    init_log();
+    let sim = WaSim::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bot = linked_bot(&sim, &dir.path().join("s.db"), "212600000006").await;
+    sim.set_registered(&[A, B]);
+    sim.nack_messages_to(A, Some(463));
+
+    let refused = bot
+        .client
+        .send_message(Jid::pn(A), text("premier message"))
+        .await
+        .expect("wa-rs says Ok all the same");
+    let nacked = sim
+        .wait_for_nacked(1, Duration::from_secs(5))
+        .await
+        .expect("the server refused it");
+    assert_eq!(nacked, vec![(refused.clone(), 463)]);
+
+    sim.nack_messages_to(A, None);
+    let accepted = bot
+        .client
+        .send_message(Jid::pn(A), text("second essai"))
+        .await
+        .expect("sent");
+    let got = sim
+        .wait_for_received(1, Duration::from_secs(5))
+        .await
+        .expect("delivered once accepted");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].message_id, accepted);
+    assert_eq!(got[0].text, "second essai");
+    bot.stop().await;
 }

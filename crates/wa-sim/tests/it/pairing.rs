@@ -1,4 +1,4 @@
-//! Linking a device: QR codes and their rotation, pairing codes right and wrong.
+//! Linking: QR codes, their exhaustion, pairing codes and a stored session logging in again.
 
 use std::time::Duration;
 
@@ -65,6 +65,33 @@ async fn scanning_the_qr_links_and_the_session_persists() {
     assert_eq!(sim.connections(), 3);
     assert_eq!(again.client.get_pn().await.expect("pn").user, PHONE);
     again.stop().await;
+}
+
+/// The phone reads the QR code the client shows (as a real one does): the device identity is
+/// HMAC'd with the ADV secret from the code, so a client that checks it (whatsapp-rust 0.7)
+/// links too; a string that is not a linking code is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scanning_the_qr_code_itself_links() {
+    init_log();
+    let sim = WaSim::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut bot = start_bot(&sim, &dir.path().join("session.db")).await;
+    let Event::PairingQrCode { code, .. } = bot
+        .wait_event(Duration::from_secs(10), |e| {
+            matches!(e, Event::PairingQrCode { .. })
+        })
+        .await
+    else {
+        unreachable!()
+    };
+    assert!(!sim.scan_qr_code(PHONE, "pas un code").await);
+    assert!(sim.scan_qr_code(PHONE, &code).await);
+    bot.wait_event(Duration::from_secs(10), |e| {
+        matches!(e, Event::Connected(_))
+    })
+    .await;
+    assert_eq!(sim.linked_phone().as_deref(), Some(PHONE));
+    bot.stop().await;
 }
 
 /// When the refs of the `pair-device` IQ have all expired, wa-rs disconnects and its run loop

@@ -1,4 +1,4 @@
-//! Messages carriers send to the account, decrypted by the client.
+//! Carriers answering the linked account, over an existing session or from uploaded pre-keys.
 
 use std::time::Duration;
 
@@ -79,5 +79,24 @@ async fn carriers_reply_to_the_linked_account() {
         })
         .await;
     assert!(acked.is_some(), "delivery receipt sent to the carrier");
+    bot.stop().await;
+}
+
+/// The account's own phone shares an app-state key (what whatsapp-rust 0.7 waits for before
+/// `Connected`): the companion decrypts it and answers it like any message from the phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_phone_shares_an_app_state_key_the_companion_takes() {
+    init_log();
+    let sim = WaSim::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bot = linked_bot(&sim, &dir.path().join("s.db"), "212600000007").await;
+    let id = sim.share_app_state_key().await;
+    let answer = sim
+        .wait_for_stanza(Duration::from_secs(5), |n| {
+            matches!(n.tag.as_str(), "receipt" | "ack")
+                && n.attrs.get("id").map(|v| v.to_string_value()).as_deref() == Some(id.as_str())
+        })
+        .await;
+    assert!(answer.is_some(), "the companion answered the key share");
     bot.stop().await;
 }

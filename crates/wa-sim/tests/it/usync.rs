@@ -1,4 +1,4 @@
-//! Number checks and device lists answered by the simulator's usync.
+//! Number checks: the usync contact query answered from the registered set.
 
 use std::collections::HashMap;
 use std::time::Duration;
