@@ -216,7 +216,7 @@ impl WhatsAppView {
                 match channel {
                     ChannelKind::CloudApi =>
                         "l'API Cloud officielle de WhatsApp (RELAY_CHANNEL=cloud-api)",
-                    ChannelKind::Twilio => "Twilio",
+                    ChannelKind::Twilio => "l'API WhatsApp de Twilio (RELAY_CHANNEL=twilio)",
                     ChannelKind::WhatsappWeb => "WhatsApp Web",
                 }
             ),

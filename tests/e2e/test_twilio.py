@@ -299,6 +299,15 @@ def run(args, work):
         capture(args.screenshots, "twilio-historique-statuts")
         assert_no_secret(session, "history after callbacks")
 
+        # Still on Historique, nobody clicking: a callback that comes later shows by itself.
+        assert status_callback(delivered, "read") == 200
+
+        def read_now():
+            row = {r["id"]: r for r in history_rows(session)}.get(delivery_of(delivered))
+            return row if row and row["status"] == "read" else None
+        wait_for("the history following a later callback on its own", read_now, timeout=20)
+        checks.ok("Historique : un rappel arrivé après la diffusion s'affiche sans recharger la page")
+
         # --- Paramètres: the auth token is write-only ---
         session.click("#nav-settings")
         state = wait_for("the Twilio auth token's state", lambda: session.text(
@@ -306,6 +315,14 @@ def run(args, work):
         assert state == "🔒 défini (masqué)", state
         assert_no_secret(session, "settings")
         checks.ok("Paramètres : TWILIO_AUTH_TOKEN « défini (masqué) », aucun secret dans la page")
+
+        # --- Connexion WhatsApp: nothing to link, and it says Twilio sends ---
+        session.click("#nav-whatsapp")
+        status = wait_for("the WhatsApp screen naming Twilio",
+                          lambda: (t := session.text("#wa-status") or "") and "Twilio" in t and t,
+                          timeout=10)
+        assert "API Cloud" not in status, status
+        checks.ok(f"Connexion WhatsApp : « {status} », rien à relier")
     except BaseException:
         # What the window showed when it failed, for the report.
         if session:

@@ -2,7 +2,7 @@
 // pages, "Exporter CSV" (every row of the filters, into the Downloads folder) and
 // "📤 Relancer les transporteurs" (confirmation with the count, "missing" by default; the
 // carriers in doubt only when their box is ticked).
-// The newest page follows a running broadcast live.
+// The newest page follows a running broadcast live, and the statuses that arrive after it.
 
 import { call } from "../lib/ipc.js";
 import { reconcile } from "../lib/reconcile.js";
@@ -37,11 +37,16 @@ import {
 
 const PAGE_ROWS = 100;
 const LIVE_REFRESH_MS = 1000;
+/** Between broadcasts the newest page still follows, slower: receipts and status callbacks
+ * ("Distribué", "Lu", a late "Échec") keep arriving for minutes after the last send. */
+const IDLE_REFRESH_MS = 5000;
 
 let paging = firstPage();
 let sort = defaultSort();
 let nextCursor = null;
 let liveTimer = null;
+/** The period `liveTimer` runs at: LIVE_REFRESH_MS while sending, IDLE_REFRESH_MS otherwise. */
+let livePeriod = 0;
 /** The grid's rows as last drawn, so a refresh redraws only the ones that changed. */
 let drawn = new Map();
 let loading = false;
@@ -99,6 +104,7 @@ export function enter(ctx) {
   load();
   // A broadcast already running when the screen opens is followed at once.
   if (ctx.activity) onActivity(ctx, ctx.activity);
+  else if (isLive(paging, sort)) startLive(IDLE_REFRESH_MS);
 }
 
 export function leave() {
@@ -106,24 +112,30 @@ export function leave() {
 }
 
 export function onActivity(ctx, activity) {
-  // Live while something is being sent and the newest page is shown; one last refresh when
-  // the broadcast ends so the final statuses show.
-  if (activity.broadcasts.length > 0 && isLive(paging, sort)) startLive();
-  else if (liveTimer) {
-    stopLive();
-    load();
+  // Only the newest page follows (another page or order would move rows under the reader):
+  // every second while something is being sent, with one refresh when the broadcast ends so
+  // the final statuses show, then every few seconds for the statuses that come later.
+  if (!isLive(paging, sort)) return;
+  if (activity.broadcasts.length > 0) startLive(LIVE_REFRESH_MS);
+  else {
+    if (livePeriod === LIVE_REFRESH_MS) load();
+    startLive(IDLE_REFRESH_MS);
   }
 }
 
-function startLive() {
-  if (liveTimer) return;
-  $("#history-live").hidden = false;
-  liveTimer = setInterval(() => load({ quiet: true }), LIVE_REFRESH_MS);
+function startLive(period = LIVE_REFRESH_MS) {
+  $("#history-live").hidden = period !== LIVE_REFRESH_MS;
+  if (liveTimer && livePeriod === period) return;
+  clearInterval(liveTimer);
+  livePeriod = period;
+  // An older page or another order, chosen since, is left as the reader has it.
+  liveTimer = setInterval(() => isLive(paging, sort) && load({ quiet: true }), period);
 }
 
 function stopLive() {
   clearInterval(liveTimer);
   liveTimer = null;
+  livePeriod = 0;
   $("#history-live").hidden = true;
 }
 

@@ -1,6 +1,6 @@
 // Connexion WhatsApp: links CamionBack's account by QR code (drawn by the Rust side as SVG)
-// or by pairing code, and says where the connection stands. With the Cloud API channel
-// there is nothing to link, and the screen says so.
+// or by pairing code, and says where the connection stands. With the Cloud API or Twilio
+// channel there is nothing to link, and the screen says which channel sends.
 
 import { call } from "../lib/ipc.js";
 import { $, errorBox, fill, h, toast } from "../lib/dom.js";
@@ -8,6 +8,18 @@ import { formatDateTime, secondsLeft } from "../lib/format.js";
 import { followLink } from "../lib/link.js";
 
 let countdown = null;
+
+/** The channels with nothing to link here: what the screen calls them, and where the account is set up. */
+const OTHER_CHANNELS = {
+  "cloud-api": [
+    "Canal : API Cloud officielle de WhatsApp",
+    "Le compte est relié côté Meta (numéro et jeton dans les paramètres) : aucune action ici.",
+  ],
+  twilio: [
+    "Canal : Twilio (API WhatsApp)",
+    "Le compte est relié côté Twilio (identifiants et expéditeur dans les paramètres) : aucune action ici.",
+  ],
+};
 
 export function enter(ctx) {
   load(ctx);
@@ -118,18 +130,20 @@ function render(ctx, state) {
   countdown = null;
   const body = $("#whatsapp-body");
   switch (state.kind) {
-    case "not_used":
+    case "not_used": {
+      const [title, hint] = OTHER_CHANNELS[state.channel] ?? OTHER_CHANNELS["cloud-api"];
       fill(
         body,
         h(
           "div",
           { class: "card wide" },
-          statusLine("neutral", "Canal : API Cloud officielle de WhatsApp"),
+          statusLine("neutral", title),
           h("p", {}, state.description),
-          h("p", { class: "muted small" }, "Le compte est relié côté Meta (numéro et jeton dans les paramètres) : aucune action ici."),
+          h("p", { class: "muted small" }, hint),
         ),
       );
       return;
+    }
     case "starting":
     case "connecting":
       fill(body, h("div", { class: "card wide" }, statusLine("pending", state.description)));

@@ -25,7 +25,7 @@ async fn whatsapp(
     relay.handles().await?.whatsapp.ok_or_else(|| {
         UiError::new(
             "not_whatsapp_web",
-            "le relais envoie par l'API Cloud de WhatsApp : aucune connexion à relier ici",
+            "le relais n'envoie pas par WhatsApp Web (canal cloud-api ou twilio) : aucune connexion à relier ici",
         )
     })
 }
