@@ -113,7 +113,7 @@ async fn dispatch_breakdown(report: &mut Report) {
     let cloud = FakeCloudApi::start().await;
     let http = http_client();
     let url = format!(
-        "{}/v21.0/{}/messages",
+        "{}/v25.0/{}/messages",
         cloud.url(),
         cloud_api::PHONE_NUMBER_ID
     );
@@ -148,7 +148,7 @@ async fn dispatch_breakdown(report: &mut Report) {
         .mount(&bare)
         .await;
     let bare_url = format!(
-        "{}/v21.0/{}/messages",
+        "{}/v25.0/{}/messages",
         bare.uri(),
         cloud_api::PHONE_NUMBER_ID
     );

@@ -522,7 +522,7 @@ mod tests {
         assert_eq!(settings.dispatch.throttle, Duration::from_millis(1000));
         assert_eq!(settings.camionback.poll_interval, Duration::from_secs(30));
         assert_eq!(settings.order_link_base, "https://camionback.com/commande/");
-        assert_eq!(settings.cloud_api.api_version, "v21.0");
+        assert_eq!(settings.cloud_api.api_version, "v25.0");
         assert_eq!(settings.dispatch.channel, ChannelKind::WhatsappWeb);
         assert_eq!(settings.whatsapp_web.url, "wss://web.whatsapp.com/ws/chat");
         assert!(settings.webhook.secret.is_none());

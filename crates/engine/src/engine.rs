@@ -168,10 +168,16 @@ impl Engine {
     ) -> Result<Self, EngineError> {
         // Checked before anything is opened: a bad channel setting changes nothing.
         let cloud_api: Option<Arc<dyn Channel>> = match (&choice, settings.dispatch.channel) {
-            (ChannelChoice::FromSettings, ChannelKind::CloudApi) => Some(Arc::new(CloudApi::new(
-                &settings.cloud_api,
-                settings.dispatch.send_timeout,
-            )?)),
+            (ChannelChoice::FromSettings, ChannelKind::CloudApi) => {
+                let cloud_api = CloudApi::new(&settings.cloud_api, settings.dispatch.send_timeout)?;
+                if let Some(warning) = crate::channel::cloud_api::versions::warning(
+                    &settings.cloud_api.api_version,
+                    chrono::Utc::now().date_naive(),
+                ) {
+                    tracing::warn!("{warning}");
+                }
+                Some(Arc::new(cloud_api))
+            }
             (ChannelChoice::FromSettings, ChannelKind::Twilio) => {
                 let twilio = Twilio::new(
                     &settings.twilio,

@@ -354,7 +354,7 @@ pub const SETTINGS: &[SettingSpec] = &[
     SettingSpec {
         key: "WHATSAPP_API_VERSION",
         kind: SettingKind::Text,
-        default: SettingDefault::Value("v21.0"),
+        default: SettingDefault::Value("v25.0"),
         bounds: None,
         channel: Some(ChannelKind::CloudApi),
         scope: Scope::FileOrEnv,

@@ -9,6 +9,7 @@
 //! which Meta echoes in its status notifications, so a report can settle a delivery whose
 //! answer was lost (`webhook`).
 
+pub mod versions;
 pub mod webhook;
 
 use std::time::Duration;
