@@ -98,6 +98,48 @@ pub trait Channel: Send + Sync + 'static {
     async fn ready(&self) {}
 }
 
+/// How an HTTP provider is named in the French text of a request that got no answer.
+pub(crate) struct ProviderNames {
+    /// "API Twilio"
+    pub api: &'static str,
+    /// "de Twilio"
+    pub from: &'static str,
+    /// "vers Twilio"
+    pub to: &'static str,
+}
+
+/// A send to an HTTP provider that got no answer at all. Only a connection that never opened
+/// (refused, no route, DNS, TLS handshake, connect timeout: reqwest's `is_connect`) proves
+/// nothing was written; after that, a timeout or a broken connection may have come after the
+/// provider took the message.
+pub(crate) fn request_error(err: &reqwest::Error, names: &ProviderNames) -> SendError {
+    if err.is_connect() || err.is_builder() {
+        SendError::Transient {
+            reason: describe_transport_error(err, names),
+            code: None,
+            retry_after: None,
+        }
+    } else {
+        SendError::Uncertain {
+            reason: format!(
+                "{} — la requête était peut-être déjà partie : le message n'est pas renvoyé",
+                describe_transport_error(err, names)
+            ),
+            message_id: None,
+        }
+    }
+}
+
+pub(crate) fn describe_transport_error(err: &reqwest::Error, names: &ProviderNames) -> String {
+    if err.is_connect() {
+        format!("{} injoignable (connexion impossible)", names.api)
+    } else if err.is_timeout() {
+        format!("pas de réponse {} dans le délai", names.from)
+    } else {
+        format!("erreur réseau {} : {err}", names.to)
+    }
+}
+
 /// Replies that opt a carrier out, compared without case or surrounding punctuation: the same
 /// words on every channel.
 const OPT_OUT_WORDS: [&str; 4] = ["STOP", "ARRET", "ARRÊT", "توقف"];

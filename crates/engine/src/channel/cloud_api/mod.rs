@@ -22,7 +22,17 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
-use super::{Accepted, Channel, OutgoingMessage, SendError};
+use super::{
+    Accepted, Channel, OutgoingMessage, ProviderNames, SendError, describe_transport_error,
+    request_error,
+};
+
+// reqwest's messages never carry our bearer token; the URL holds no secret.
+const CLOUD_API: ProviderNames = ProviderNames {
+    api: "API WhatsApp Cloud",
+    from: "de l'API WhatsApp Cloud",
+    to: "vers l'API WhatsApp Cloud",
+};
 use crate::config::CloudApiSettings;
 
 #[derive(Debug, thiserror::Error)]
@@ -269,7 +279,7 @@ impl Channel for CloudApi {
             .json(&self.body(&message))
             .send()
             .await
-            .map_err(|err| request_error(&err))?;
+            .map_err(|err| request_error(&err, &CLOUD_API))?;
         let status = response.status();
         let wait = retry_after(response.headers());
         let bytes = match response.bytes().await {
@@ -280,7 +290,7 @@ impl Channel for CloudApi {
                     reason: format!(
                         "réponse de l'API WhatsApp Cloud coupée après un succès (HTTP {}) : {} — le message est sans doute parti, il n'est pas renvoyé",
                         status.as_u16(),
-                        describe_transport_error(&err)
+                        describe_transport_error(&err, &CLOUD_API)
                     ),
                     message_id: None,
                 });
@@ -321,38 +331,6 @@ impl Channel for CloudApi {
             ),
         };
         Err(classify(status, code, text, wait))
-    }
-}
-
-/// A send that got no answer at all. Only a connection that never opened (refused, no route,
-/// DNS, TLS handshake, connect timeout: reqwest's `is_connect`) proves nothing was written;
-/// after that, a timeout or a broken connection may have come after Meta took the message.
-fn request_error(err: &reqwest::Error) -> SendError {
-    if err.is_connect() || err.is_builder() {
-        SendError::Transient {
-            reason: describe_transport_error(err),
-            code: None,
-            retry_after: None,
-        }
-    } else {
-        SendError::Uncertain {
-            reason: format!(
-                "{} — la requête était peut-être déjà partie : le message n'est pas renvoyé",
-                describe_transport_error(err)
-            ),
-            message_id: None,
-        }
-    }
-}
-
-fn describe_transport_error(err: &reqwest::Error) -> String {
-    if err.is_connect() {
-        "API WhatsApp Cloud injoignable (connexion impossible)".to_string()
-    } else if err.is_timeout() {
-        "pas de réponse de l'API WhatsApp Cloud dans le délai".to_string()
-    } else {
-        // reqwest's message never carries our bearer token; the URL holds no secret.
-        format!("erreur réseau vers l'API WhatsApp Cloud : {err}")
     }
 }
 

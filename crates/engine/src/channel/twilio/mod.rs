@@ -21,8 +21,18 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::{Accepted, Channel, OutgoingMessage, SendError};
+use super::{
+    Accepted, Channel, OutgoingMessage, ProviderNames, SendError, describe_transport_error,
+    request_error,
+};
 use crate::config::TwilioSettings;
+
+// reqwest's messages never carry the Basic auth header; the URL holds no secret.
+const TWILIO: ProviderNames = ProviderNames {
+    api: "API Twilio",
+    from: "de Twilio",
+    to: "vers Twilio",
+};
 
 /// The path Twilio posts status callbacks to.
 pub const STATUS_PATH: &str = "/webhooks/twilio/status";
@@ -305,7 +315,7 @@ impl Channel for Twilio {
             .form(&self.form(&message))
             .send()
             .await
-            .map_err(|err| request_error(&err))?;
+            .map_err(|err| request_error(&err, &TWILIO))?;
         let status = response.status();
         let wait = retry_after(response.headers());
         let bytes = match response.bytes().await {
@@ -316,7 +326,7 @@ impl Channel for Twilio {
                     reason: format!(
                         "réponse de Twilio coupée après un succès (HTTP {}) : {} — le message est sans doute parti, il n'est pas renvoyé",
                         status.as_u16(),
-                        describe_transport_error(&err)
+                        describe_transport_error(&err, &TWILIO)
                     ),
                     message_id: None,
                 });
@@ -345,37 +355,6 @@ impl Channel for Twilio {
             ),
         };
         Err(classify(status, code, text, wait))
-    }
-}
-
-/// A send that got no answer at all. Only a connection that never opened proves nothing was
-/// written; after that, a timeout or a broken connection may have come after Twilio took it.
-fn request_error(err: &reqwest::Error) -> SendError {
-    if err.is_connect() || err.is_builder() {
-        SendError::Transient {
-            reason: describe_transport_error(err),
-            code: None,
-            retry_after: None,
-        }
-    } else {
-        SendError::Uncertain {
-            reason: format!(
-                "{} — la requête était peut-être déjà partie : le message n'est pas renvoyé",
-                describe_transport_error(err)
-            ),
-            message_id: None,
-        }
-    }
-}
-
-fn describe_transport_error(err: &reqwest::Error) -> String {
-    if err.is_connect() {
-        "API Twilio injoignable (connexion impossible)".to_string()
-    } else if err.is_timeout() {
-        "pas de réponse de Twilio dans le délai".to_string()
-    } else {
-        // reqwest's message never carries the Basic auth header; the URL holds no secret.
-        format!("erreur réseau vers Twilio : {err}")
     }
 }
 
