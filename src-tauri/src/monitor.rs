@@ -264,6 +264,11 @@ pub fn disconnection_notice(was_connected: bool, state: &ConnectionState) -> Opt
         ConnectionState::LoggedOut => Some("WhatsApp déconnecté depuis le téléphone"),
         ConnectionState::Replaced => Some("Session WhatsApp reprise ailleurs"),
         ConnectionState::Banned { .. } => Some("Compte WhatsApp suspendu temporairement"),
+        ConnectionState::Restricted { .. } => {
+            Some("WhatsApp interdit temporairement les nouvelles conversations")
+        }
+        ConnectionState::Locked { .. } => Some("Compte WhatsApp verrouillé"),
+        ConnectionState::Unreachable { .. } if was_connected => Some("WhatsApp injoignable"),
         _ => None,
     }
 }

@@ -36,6 +36,8 @@ pub enum TrayStatus {
     Disconnected {
         what: &'static str,
     },
+    /// WhatsApp temporarily forbids new conversations from the number: paused by WhatsApp.
+    Restricted,
     /// The outbox cannot record its sends (full disk, locked database): sending stopped.
     StorageFailing,
     /// The engine could not start (bad configuration, data directory in use).
@@ -48,6 +50,13 @@ impl TrayStatus {
         if activity.outbox_write_failing.is_some() {
             return Self::StorageFailing;
         }
+        if activity
+            .whatsapp
+            .as_ref()
+            .is_some_and(|w| w.kind == "restricted")
+        {
+            return Self::Restricted;
+        }
         if let Some(whatsapp) = &activity.whatsapp
             && !whatsapp.connected
             && whatsapp.kind != "connecting"
@@ -58,6 +67,8 @@ impl TrayStatus {
                         "WhatsApp non relié"
                     }
                     "banned" => "WhatsApp suspendu",
+                    "locked" => "WhatsApp verrouillé",
+                    "unreachable" => "WhatsApp injoignable",
                     _ => "WhatsApp déconnecté",
                 },
             };
@@ -99,6 +110,7 @@ impl TrayStatus {
             Self::Paused { by_account: false } => "En pause".into(),
             Self::Paused { by_account: true } => "Envois suspendus".into(),
             Self::Disconnected { what } => (*what).into(),
+            Self::Restricted => "Envois suspendus : WhatsApp restreint le numéro".into(),
             Self::StorageFailing => "Envois arrêtés : base de données".into(),
             Self::Failed => "Relais arrêté (erreur)".into(),
             Self::Stopping => "Arrêt…".into(),
@@ -116,7 +128,7 @@ impl TrayStatus {
         match self {
             Self::Idle => tauri::include_image!("../icons/tray-idle.png"),
             Self::Sending { .. } => tauri::include_image!("../icons/tray-sending.png"),
-            Self::Paused { .. } | Self::Stopping => {
+            Self::Paused { .. } | Self::Restricted | Self::Stopping => {
                 tauri::include_image!("../icons/tray-paused.png")
             }
             Self::Disconnected { .. } | Self::StorageFailing | Self::Failed => {

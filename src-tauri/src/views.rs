@@ -125,7 +125,8 @@ pub async fn activity(handles: &Handles) -> Result<ActivityView, UiError> {
             let state = w.state().borrow().clone();
             WhatsAppBrief {
                 kind: state_kind(&state),
-                connected: state.is_connected(),
+                // A restricted account is linked but sends nothing: staff must see why.
+                connected: state.can_send(),
                 description: state.describe(),
             }
         }),
@@ -157,7 +158,10 @@ pub fn state_kind(state: &ConnectionState) -> &'static str {
         ConnectionState::PairCode { .. } => "pair_code",
         ConnectionState::Connected { .. } => "connected",
         ConnectionState::Reconnecting { .. } => "reconnecting",
+        ConnectionState::Unreachable { .. } => "unreachable",
+        ConnectionState::Restricted { .. } => "restricted",
         ConnectionState::LoggedOut => "logged_out",
+        ConnectionState::Locked { .. } => "locked",
         ConnectionState::Replaced => "replaced",
         ConnectionState::Banned { .. } => "banned",
     }
@@ -197,9 +201,16 @@ impl WhatsAppView {
             }
             ConnectionState::PairCode { code } => view.pair_code = Some(code.clone()),
             ConnectionState::Connected { phone } => view.phone = Some(format!("+{phone}")),
-            ConnectionState::Reconnecting { attempt, next_in } => {
+            ConnectionState::Reconnecting { attempt, next_in }
+            | ConnectionState::Unreachable {
+                attempt, next_in, ..
+            } => {
                 view.attempt = Some(*attempt);
                 view.next_in_secs = Some(next_in.as_secs());
+            }
+            ConnectionState::Restricted { phone, until } => {
+                view.phone = Some(format!("+{phone}"));
+                view.until_ms = until.map(|u| u.timestamp_millis());
             }
             ConnectionState::Banned { until, .. } => view.until_ms = Some(until.timestamp_millis()),
             _ => {}

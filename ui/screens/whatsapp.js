@@ -234,6 +234,34 @@ function render(ctx, state) {
     case "reconnecting":
       fill(body, h("div", { class: "card wide" }, statusLine("bad", "Connexion perdue"), h("p", {}, state.description)));
       return;
+    case "unreachable":
+      // Said as it is: no QR code can come while WhatsApp cannot be reached.
+      fill(body, h("div", { class: "card wide" }, statusLine("bad", "WhatsApp injoignable"), h("p", { id: "wa-unreachable" }, state.description)));
+      return;
+    case "restricted":
+      fill(
+        body,
+        h(
+          "div",
+          { class: "card wide" },
+          statusLine("bad", `Nouvelles conversations interdites par WhatsApp (${state.phone ?? ""})`),
+          h("p", { id: "wa-restricted" }, state.description),
+          state.until_ms ? h("p", { class: "muted" }, `Reprise prévue le ${formatDateTime(state.until_ms)}.`) : null,
+        ),
+      );
+      return;
+    case "locked":
+      fill(
+        body,
+        h(
+          "div",
+          { class: "card wide" },
+          statusLine("bad", "Compte WhatsApp verrouillé"),
+          h("p", {}, state.description),
+          h("button", { id: "wa-new-qr", onclick: newQr }, "🔄 Nouveau QR"),
+        ),
+      );
+      return;
     case "banned":
       fill(
         body,

@@ -38,7 +38,10 @@ async fn follow(whatsapp: &WhatsAppWeb, phone: Option<PhoneNumber>) -> Result<()
     loop {
         let state = states.borrow_and_update().clone();
         match &state {
-            ConnectionState::Connected { phone } => {
+            ConnectionState::Connected { phone } | ConnectionState::Restricted { phone, .. } => {
+                if state.is_restricted() {
+                    println!("⚠ {}", state.describe());
+                }
                 println!(
                     "✅ WhatsApp relié (+{phone}). La session est enregistrée : lancez « camionback-relay serve »."
                 );
@@ -87,6 +90,7 @@ async fn follow(whatsapp: &WhatsAppWeb, phone: Option<PhoneNumber>) -> Result<()
             }
             ConnectionState::LoggedOut
             | ConnectionState::Replaced
+            | ConnectionState::Locked { .. }
             | ConnectionState::Banned { .. } => {
                 bail!("{}", state.describe());
             }

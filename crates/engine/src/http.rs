@@ -69,6 +69,7 @@ async fn healthz(State(state): State<HttpState>) -> Response {
                     "sending_paused": paused,
                     "paused_by_staff_since_ms": held,
                     "whatsapp": state.whatsapp.as_ref().map(|w| w.borrow().describe()),
+                    "whatsapp_restricted": state.whatsapp.as_ref().map(|w| restriction_json(&w.borrow())),
                     "outbox_write_failing": write_failure.as_ref().map(write_failure_json),
                 })),
             )
@@ -80,6 +81,17 @@ async fn healthz(State(state): State<HttpState>) -> Response {
             err.to_string(),
         )
         .into_response(),
+    }
+}
+
+/// `null` unless WhatsApp forbids new conversations from the number; then until when (ms,
+/// `null` when WhatsApp did not say).
+fn restriction_json(state: &ConnectionState) -> serde_json::Value {
+    match state {
+        ConnectionState::Restricted { until, .. } => {
+            json!({ "until_ms": until.map(|u| u.timestamp_millis()) })
+        }
+        _ => serde_json::Value::Null,
     }
 }
 
@@ -261,6 +273,16 @@ async fn render_metrics(
             out,
             "relay_whatsapp_connected {}",
             u8::from(whatsapp.is_connected())
+        );
+        let _ = writeln!(
+            out,
+            "# HELP relay_whatsapp_restricted 1 while WhatsApp forbids new conversations from the number (reach-out time lock)."
+        );
+        let _ = writeln!(out, "# TYPE relay_whatsapp_restricted gauge");
+        let _ = writeln!(
+            out,
+            "relay_whatsapp_restricted {}",
+            u8::from(whatsapp.is_restricted())
         );
         let banned = match whatsapp {
             ConnectionState::Banned { until, .. } => until.timestamp(),

@@ -1,27 +1,29 @@
-//! WhatsApp Web through `wa-rs`: CamionBack's own account, linked once by QR code (or pairing
-//! code), kept in its own SQLite file, reconnected by a supervisor. This module is the only
-//! place that knows wa-rs; the engine sees a `Channel` and a `ConnectionState` stream.
+//! WhatsApp Web through whatsapp-rust 0.7: CamionBack's own account, linked once by QR code
+//! (or pairing code), kept in its own SQLite file, reconnected by a supervisor. This module is
+//! the only place that knows the client; the engine sees a `Channel` and a `ConnectionState`
+//! stream.
 //!
-//! wa-rs 0.2.0 traps this adapter deals with (see shared/WHATSAPP.md): its loop ends without an
-//! event when QR codes run out or after a keepalive failure; `LoggedOut` keeps the dead
-//! credentials; its keepalive counts timeouts as success (a half-open socket goes unnoticed);
-//! `send_message` returns Ok for numbers not on WhatsApp; receipts can precede the stored id.
+//! A delivery is `sent` only once WhatsApp's server acknowledged its message id (`acks`); a
+//! refusal is recorded with WhatsApp's code. A 463 (a first message refused) and every 5
+//! minutes of sending, the account's reach-out time lock is asked for: while it holds, the state
+//! is `Restricted` and nothing is claimed.
 
-mod number_check;
+mod acks;
+mod events;
+mod server_check;
 mod state;
 mod supervisor;
+mod wire;
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use wa_rs::Client;
-use wa_rs::Jid;
-use wa_rs::wa_rs_proto::whatsapp as wa;
+use whatsapp_rust::prelude::{Client, Jid, SendOptions, wa};
 
 pub use state::ConnectionState;
 
@@ -34,6 +36,9 @@ use relay_domain::{DeliveryStatus, PhoneNumber};
 const NUMBER_CHECK_BATCH: u32 = 50;
 /// How long the dispatcher waits before asking again while WhatsApp is down.
 const OFFLINE_RETRY: Duration = Duration::from_secs(5);
+/// How long a reach-out time lock answer counts: the first send after that asks again, so a
+/// broadcast starts with a fresh answer.
+const RESTRICTION_CHECK_EVERY: Duration = Duration::from_secs(5 * 60);
 
 #[derive(Debug, Clone)]
 pub struct WhatsAppWebSettings {
@@ -58,6 +63,10 @@ pub enum WhatsAppWebError {
     PairCode(String),
     #[error("déconnexion impossible : {0}")]
     Unlink(String),
+    #[error(
+        "cette version du relais a été construite pour les tests et ne vérifie pas le certificat du serveur WhatsApp : elle ne se connecte qu'au simulateur local (127.0.0.1), pas à {url}. Construisez le relais comme l'indique le README"
+    )]
+    UnverifiedBuild { url: String },
 }
 
 /// What staff can ask of the connection.
@@ -85,6 +94,10 @@ struct Shared {
     commands: mpsc::UnboundedSender<Command>,
     store: Store,
     settings: WhatsAppWebSettings,
+    /// Sends waiting for the server's answer to their message id.
+    acks: Arc<acks::PendingAcks>,
+    /// When the reach-out time lock was last asked for.
+    restriction_checked: Mutex<Option<Instant>>,
 }
 
 impl Shared {
@@ -120,7 +133,8 @@ impl WhatsAppWeb {
         tracker: &TaskTracker,
     ) -> Result<Self, WhatsAppWebError> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let session = supervisor::Session::open(&settings, events_tx.clone()).await?;
+        let acks = Arc::new(acks::PendingAcks::default());
+        let session = supervisor::Session::open(&settings, events_tx.clone(), acks.clone()).await?;
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let (state_tx, _) = watch::channel(ConnectionState::Connecting);
         let shared = Arc::new(Shared {
@@ -129,6 +143,8 @@ impl WhatsAppWeb {
             commands: commands_tx,
             store,
             settings,
+            acks,
+            restriction_checked: Mutex::new(None),
         });
         tracker.spawn(supervisor::run(
             shared.clone(),
@@ -197,25 +213,29 @@ impl WhatsAppWeb {
             .map_err(|err| transient(err.to_string()))?;
         batch.retain(|p| p != phone);
         batch.insert(0, phone.to_string());
-        let digits: Vec<String> = batch
+        let jids: Vec<Jid> = batch
             .iter()
-            .map(|p| p.trim_start_matches('+').to_string())
+            .map(|p| Jid::pn(p.trim_start_matches('+')))
             .collect();
-        let asked: Vec<&str> = digits.iter().map(String::as_str).collect();
         let answers = client
-            .execute(number_check::NumberCheck::new(
-                asked.iter().map(|d| d.to_string()).collect(),
-            ))
+            .contacts()
+            .is_on_whatsapp(&jids)
             .await
             .map_err(|err| transient(format!("vérification du numéro impossible : {err}")))?;
-        // Matched by digits: WhatsApp answers in any order and may leave numbers out.
+        // Matched by digits: WhatsApp answers in any order, may leave numbers out, and may
+        // answer with the contact's LID, the phone number then beside it.
         let checks: Vec<(String, bool)> = answers
             .iter()
-            .filter_map(|(digits, registered)| {
+            .filter_map(|answer| {
+                let pn = if answer.jid.is_pn() {
+                    Some(&answer.jid)
+                } else {
+                    answer.pn_jid.as_ref()
+                }?;
                 batch
                     .iter()
-                    .find(|p| p.trim_start_matches('+') == digits)
-                    .map(|p| (p.clone(), *registered))
+                    .find(|p| p.trim_start_matches('+') == pn.user.as_str())
+                    .map(|p| (p.clone(), answer.is_registered))
             })
             .collect();
         store
@@ -223,6 +243,34 @@ impl WhatsAppWeb {
             .await
             .map_err(|err| transient(err.to_string()))?;
         Ok(checks.iter().find(|(p, _)| p == phone).map(|(_, r)| *r))
+    }
+
+    /// Asks for the reach-out time lock when the last answer is older than
+    /// [`RESTRICTION_CHECK_EVERY`] (or `force`).
+    async fn check_restriction(&self, client: &Client, force: bool) {
+        let due = {
+            let Ok(mut checked) = self.shared.restriction_checked.lock() else {
+                return;
+            };
+            let due = force || checked.is_none_or(|at| at.elapsed() >= RESTRICTION_CHECK_EVERY);
+            if due {
+                *checked = Some(Instant::now());
+            }
+            due
+        };
+        if due {
+            supervisor::check_restriction(&self.shared, client).await;
+        }
+    }
+}
+
+/// What a refusal code from WhatsApp's server means, for the delivery's history.
+fn refusal_reason(code: &str) -> String {
+    match code {
+        "463" => "WhatsApp a refusé ce premier message à ce contact (code 463) : le numéro n'a pas le droit d'ouvrir de nouvelles conversations pour l'instant".into(),
+        "479" => "WhatsApp a refusé le message (code 479)".into(),
+        "400" => "WhatsApp a refusé le message, adressé d'une façon qu'il n'accepte pas (code 400)".into(),
+        other => format!("WhatsApp a refusé le message (code {other})"),
     }
 }
 
@@ -233,22 +281,27 @@ fn offline(state: &ConnectionState) -> SendError {
     }
 }
 
-/// wa-rs errors are `anyhow`; the typed ones underneath say whether to retry.
-fn classify(err: anyhow::Error) -> SendError {
+/// The client's typed errors say whether the account can send at all.
+fn classify(err: whatsapp_rust::SendError) -> SendError {
+    use whatsapp_rust::{ClientError, SendError as Wa};
     let reason = format!("envoi WhatsApp impossible : {err}");
-    if let Some(
-        wa_rs::client::ClientError::NotConnected | wa_rs::client::ClientError::NotLoggedIn,
-    ) = err.downcast_ref::<wa_rs::client::ClientError>()
-    {
-        return SendError::Unavailable {
+    match err {
+        Wa::NotLoggedIn | Wa::Client(ClientError::NotConnected | ClientError::NotLoggedIn) => {
+            SendError::Unavailable {
+                reason,
+                retry_after: OFFLINE_RETRY,
+            }
+        }
+        Wa::InvalidRequest(_) => SendError::Permanent {
+            status: DeliveryStatus::Failed,
             reason,
-            retry_after: OFFLINE_RETRY,
-        };
-    }
-    SendError::Transient {
-        reason,
-        code: None,
-        retry_after: None,
+            code: None,
+        },
+        _ => SendError::Transient {
+            reason,
+            code: None,
+            retry_after: None,
+        },
     }
 }
 
@@ -258,21 +311,33 @@ impl Channel for WhatsAppWeb {
         "whatsapp-web"
     }
 
+    fn plan_message_id(&self) -> Option<String> {
+        self.shared
+            .client()
+            .filter(|client| client.pn().is_some())
+            .map(|client| client.generate_message_id())
+    }
+
     async fn ready(&self) {
         let mut state = self.shared.state.subscribe();
-        // `wait_for` returns at once when already connected; an error means the supervisor is
-        // gone (shutdown): never resolve, the dispatcher stops on its own cancellation.
-        if state.wait_for(ConnectionState::is_connected).await.is_err() {
+        // `wait_for` returns at once when already able to send; an error means the supervisor
+        // is gone (shutdown): never resolve, the dispatcher stops on its own cancellation.
+        if state.wait_for(ConnectionState::can_send).await.is_err() {
             std::future::pending::<()>().await;
         }
     }
 
     async fn send(&self, message: OutgoingMessage<'_>) -> Result<Accepted, SendError> {
         let state = self.shared.state.borrow().clone();
-        if !state.is_connected() {
+        if !state.can_send() {
             return Err(offline(&state));
         }
         let client = self.shared.client().ok_or_else(|| offline(&state))?;
+        self.check_restriction(&client, false).await;
+        let state = self.shared.state.borrow().clone();
+        if !state.can_send() {
+            return Err(offline(&state));
+        }
         let phone = message.to.e164();
         if self.is_registered(&client, phone).await? == Some(false) {
             return Err(SendError::Permanent {
@@ -294,14 +359,44 @@ impl Channel for WhatsAppWeb {
             conversation: Some(message.text.to_string()),
             ..Default::default()
         };
-        match tokio::time::timeout(
-            self.shared.settings.send_timeout,
-            client.send_message(jid, text),
-        )
-        .await
-        {
-            Ok(Ok(id)) => Ok(Accepted {
+        // The planned id, stored on the delivery before this send: a retry reuses it, and
+        // WhatsApp takes a message id once.
+        let id = message
+            .message_id
+            .map(str::to_string)
+            .unwrap_or_else(|| client.generate_message_id());
+        let mut waiter = self.shared.acks.expect(&id);
+        let answered = tokio::time::timeout(self.shared.settings.send_timeout, async {
+            client
+                .send_message_with_options(
+                    jid,
+                    text,
+                    SendOptions::default().with_message_id(id.clone()),
+                )
+                .await?;
+            Ok::<_, whatsapp_rust::SendError>(waiter.answer().await)
+        })
+        .await;
+        match answered {
+            Ok(Ok(Some(acks::ServerAnswer::Taken))) => Ok(Accepted {
                 message_id: Some(id),
+            }),
+            Ok(Ok(Some(acks::ServerAnswer::Refused { code }))) => {
+                if code == "463" {
+                    // Refused first messages come from a time lock on the whole account more
+                    // often than from this contact: ask now, before the next carrier.
+                    self.check_restriction(&client, true).await;
+                }
+                Err(SendError::Permanent {
+                    status: DeliveryStatus::Failed,
+                    reason: refusal_reason(&code),
+                    code: Some(code),
+                })
+            }
+            Ok(Ok(None)) => Err(SendError::Transient {
+                reason: "connexion WhatsApp perdue avant sa réponse".to_string(),
+                code: None,
+                retry_after: None,
             }),
             Ok(Err(err)) => Err(classify(err)),
             Err(_) => Err(SendError::Transient {

@@ -1,188 +1,84 @@
-//! Owns the wa-rs connection loop: starts it, reads its events in order, restarts it with
-//! backoff when it ends for no terminal reason, watches for half-open sockets, sets a logged-out
-//! session aside, waits out bans, and never fights a client that replaced us.
+//! Owns the whatsapp-rust connection loop: starts it, reads its events in order, restarts it
+//! with backoff when it ends for no terminal reason (the client's own reconnection is switched
+//! off, so the wait shown to staff is the real one), says why WhatsApp could not be reached,
+//! watches for half-open sockets, sets a logged-out session aside, waits out bans and the
+//! reach-out time lock, and never fights a client that replaced us.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
-use chrono::Utc;
-use relay_domain::DeliveryStatus;
+use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use wa_rs::bot::Bot;
-use wa_rs::proto_helpers::MessageExt;
-use wa_rs::types::events::{Event, EventHandler};
-use wa_rs::types::presence::ReceiptType;
-use wa_rs::wa_rs_proto::whatsapp as wa;
-use wa_rs::{Client, Jid};
-use wa_rs_core::iq::keepalive::KeepaliveSpec;
-use wa_rs_sqlite_storage::SqliteStore;
-use wa_rs_tokio_transport::TokioWebSocketTransportFactory;
-use wa_rs_ureq_http::UreqHttpClient;
+use whatsapp_rust::prelude::{Bot, Client, Jid, wa};
+use whatsapp_rust::store::SqliteStore;
+use whatsapp_rust::wacore::iq::devices::RemoveCompanionDeviceSpec;
+use whatsapp_rust::wacore::iq::keepalive::KeepaliveSpec;
+use whatsapp_rust::wacore::store::device::DevicePropsOverride;
 
+use super::acks::PendingAcks;
+use super::events::{Forwarder, WaEvent};
+use super::wire::{ConnectProbe, ObservedHttpClient, ObservedTransportFactory, WireFailure};
 use super::{Command, ConnectionState, Shared, WhatsAppWebError, WhatsAppWebSettings};
 use crate::clock::now_ms;
 
-/// How long the watchdog's ping may take: wa-rs's own keepalive counts a timeout as a success,
-/// so a half-open socket would go unnoticed.
+/// How long the watchdog's ping may take before the socket counts as half-open.
 const WATCHDOG_DEADLINE: Duration = Duration::from_secs(10);
 /// Longest wait between two restarts of the connection loop.
 const MAX_RESTART_DELAY: Duration = Duration::from_secs(120);
-/// How long a stopping connection loop gets before it is aborted (its back-off sleep does not
-/// listen to `disconnect`).
+/// How long a stopping connection loop gets before it is aborted.
 const STOP_GRACE: Duration = Duration::from_secs(5);
-
-/// The name a pairing code request gives the phone (see `request_pair_code`).
-const PAIR_CODE_DISPLAY: &str = "Chrome (Linux)";
 /// How long a pairing code request waits for the linking connection to be up.
 const PAIR_CODE_SOCKET_WAIT: Duration = Duration::from_secs(30);
+/// While WhatsApp restricts the account without saying until when, how often to ask again.
+const RESTRICTION_RECHECK: Duration = Duration::from_secs(15 * 60);
+const UNLINK_DEADLINE: Duration = Duration::from_secs(10);
 
-/// The events the supervisor acts on, copied out of wa-rs's handler (which runs inside the
-/// library and must never block).
-#[derive(Debug)]
-pub(super) enum WaEvent {
-    Qr {
-        code: String,
-        timeout: Duration,
-    },
-    PairCode(String),
-    PairSuccess,
-    Connected,
-    Disconnected,
-    LoggedOut,
-    Replaced,
-    Banned {
-        reason: String,
-        expire: Duration,
-    },
-    Fatal(String),
-    Receipt {
-        ids: Vec<String>,
-        report: DeliveryStatus,
-    },
-    Text {
-        id: String,
-        sender: Jid,
-        sender_alt: Option<Jid>,
-        text: String,
-    },
-    CompanionRegRefresh,
-}
-
-struct Forwarder(mpsc::UnboundedSender<WaEvent>);
-
-impl EventHandler for Forwarder {
-    fn handle_event(&self, event: &Event) {
-        let forwarded = match event {
-            Event::PairingQrCode { code, timeout } => WaEvent::Qr {
-                code: code.clone(),
-                timeout: *timeout,
-            },
-            Event::PairingCode { code, .. } => WaEvent::PairCode(code.clone()),
-            Event::PairSuccess(_) => WaEvent::PairSuccess,
-            Event::Connected(_) => WaEvent::Connected,
-            Event::Disconnected(_) => WaEvent::Disconnected,
-            Event::LoggedOut(_) => WaEvent::LoggedOut,
-            Event::StreamReplaced(_) => WaEvent::Replaced,
-            Event::TemporaryBan(ban) => WaEvent::Banned {
-                reason: format!("{:?}", ban.code),
-                expire: ban.expire.to_std().unwrap_or(Duration::from_secs(3600)),
-            },
-            Event::ClientOutdated(_) => WaEvent::Fatal("version de WhatsApp Web périmée".into()),
-            Event::ConnectFailure(failure) => WaEvent::Fatal(format!(
-                "connexion refusée ({:?}) {}",
-                failure.reason, failure.message
-            )),
-            Event::Receipt(receipt) => {
-                let report = match &receipt.r#type {
-                    ReceiptType::Delivered => DeliveryStatus::Delivered,
-                    // wa-rs 0.2.0 reports a plain delivery receipt this way.
-                    ReceiptType::Other(kind) if kind == "delivery" => DeliveryStatus::Delivered,
-                    ReceiptType::Read | ReceiptType::Played => DeliveryStatus::Read,
-                    _ => return,
-                };
-                WaEvent::Receipt {
-                    ids: receipt
-                        .message_ids
-                        .iter()
-                        .map(|id| id.to_string())
-                        .collect(),
-                    report,
-                }
-            }
-            Event::Message(message, info) => {
-                let source = &info.source;
-                if source.is_from_me || source.is_group || source.chat.server == "broadcast" {
-                    return;
-                }
-                let Some(text) = message.text_content() else {
-                    return;
-                };
-                WaEvent::Text {
-                    id: info.id.to_string(),
-                    sender: source.sender.clone(),
-                    sender_alt: source.sender_alt.clone(),
-                    text: text.to_string(),
-                }
-            }
-            // WhatsApp retires an unpaired companion's registration secret; WA Web accepts
-            // the notification only with one of these children.
-            Event::Notification(node)
-                if node
-                    .attrs
-                    .get("type")
-                    .is_some_and(|t| *t == "companion_reg_refresh")
-                    && ["companion_reg_refresh", "pair-device-rotate-qr"]
-                        .iter()
-                        .any(|tag| node.get_optional_child(tag).is_some()) =>
-            {
-                WaEvent::CompanionRegRefresh
-            }
-            _ => return,
-        };
-        // The supervisor only goes away at shutdown; a lost event then does not matter.
-        let _ = self.0.send(forwarded);
-    }
-}
-
-/// One session file and the wa-rs client over it.
+/// One session file and the client over it.
 pub(super) struct Session {
-    /// Kept for the life of the session: it owns the tasks `run` wires up.
-    bot: Bot,
-    started: bool,
+    /// Until the first start: it wires the client's handlers and workers when it runs.
+    bot: Option<Bot>,
     client: Arc<Client>,
+    probe: Arc<ConnectProbe>,
 }
 
 impl Session {
     pub(super) async fn open(
         settings: &WhatsAppWebSettings,
         events: mpsc::UnboundedSender<WaEvent>,
+        acks: Arc<PendingAcks>,
     ) -> Result<Self, WhatsAppWebError> {
         let path = &settings.session_path;
         let error = |message: String| WhatsAppWebError::Session {
             path: path.display().to_string(),
             message,
         };
+        super::server_check::guard(&settings.url)?;
         // Owner-only before SQLite opens it: the WAL and journal files inherit its mode.
         crate::fs::create_private_file(path).map_err(|err| error(err.to_string()))?;
         let backend = SqliteStore::new(&path.display().to_string())
             .await
             .map_err(|err| error(err.to_string()))?;
+        let probe = Arc::new(ConnectProbe::default());
         let mut builder = Bot::builder()
-            .with_backend(Arc::new(backend))
-            .with_transport_factory(
-                TokioWebSocketTransportFactory::new().with_url(settings.url.clone()),
-            )
-            .with_http_client(UreqHttpClient::new())
-            // Not persisted by wa-rs: set at every start, or the phone lists "Unknown device".
+            .with_backend(backend)
+            .with_transport_factory(ObservedTransportFactory::new(
+                settings.url.clone(),
+                probe.clone(),
+            ))
+            .with_http_client(ObservedHttpClient::new(probe.clone()))
+            // Not persisted by the client: set at every start, or the phone lists an unknown
+            // device.
             .with_device_props(
-                Some("CamionBack Relay".to_string()),
-                None,
-                Some(wa::device_props::PlatformType::Desktop),
+                DevicePropsOverride::new()
+                    .with_os("CamionBack Relay")
+                    .with_platform_type(wa::device_props::PlatformType::DESKTOP),
             )
+            .with_event_handler(Forwarder { events, acks })
             .skip_history_sync();
         if let Some(version) = settings.version {
             builder = builder.with_version(version);
@@ -192,12 +88,12 @@ impl Session {
             .await
             .map_err(|err| error(err.to_string()))?;
         let client = bot.client();
-        // Registered before `run`: a synchronous handler sees events in order.
-        client.register_handler(Arc::new(Forwarder(events)));
+        // The supervisor decides when to connect again, so the state it shows is the truth.
+        client.enable_auto_reconnect.store(false, Ordering::Relaxed);
         Ok(Self {
-            bot,
-            started: false,
+            bot: Some(bot),
             client,
+            probe,
         })
     }
 
@@ -205,31 +101,23 @@ impl Session {
         self.client.clone()
     }
 
-    async fn linked(&self) -> bool {
-        self.client.get_pn().await.is_some()
+    fn linked(&self) -> bool {
+        self.client.pn().is_some()
     }
 
-    /// Starts the connection loop: through the `Bot` the first time, then on the client again
-    /// (the bot would register its handlers twice).
-    async fn start(&mut self) -> Option<JoinHandle<()>> {
-        if !self.started {
-            self.started = true;
-            match self.bot.run().await {
-                Ok(handle) => return Some(handle),
-                Err(err) => {
-                    tracing::error!("WhatsApp : démarrage impossible : {err}");
-                    return None;
-                }
+    /// Starts one connection: through the `Bot` the first time (it wires the handlers), then
+    /// on the client again.
+    fn start(&mut self) -> JoinHandle<()> {
+        match self.bot.take() {
+            Some(bot) => tokio::spawn(bot.run()),
+            None => {
+                let client = self.client.clone();
+                tokio::spawn(async move { client.run().await })
             }
         }
-        // A terminal event switched reconnection off; this is a deliberate restart.
-        self.client
-            .enable_auto_reconnect
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        let client = self.client.clone();
-        Some(tokio::spawn(async move { client.run().await }))
     }
 
+    /// Ends the session for good (shutdown, or a session set aside).
     async fn stop(&self, handle: Option<JoinHandle<()>>) {
         let _ = tokio::time::timeout(STOP_GRACE, self.client.disconnect()).await;
         if let Some(handle) = handle {
@@ -245,12 +133,18 @@ impl Session {
 enum Ending {
     Replaced,
     LoggedOut,
+    Locked(Option<String>),
     Banned {
-        until: chrono::DateTime<Utc>,
+        until: DateTime<Utc>,
         reason: String,
+        url: Option<String>,
     },
     Fatal(String),
-    /// No terminal event: a drop, a half-open socket, or QR codes that ran out.
+    /// Paired: WhatsApp closes the linking connection and expects a new one at once.
+    Paired,
+    /// The QR codes of this round ran out.
+    QrExhausted,
+    /// No terminal event: a drop, a half-open socket, or a connection that never came up.
     Unexplained,
 }
 
@@ -264,14 +158,21 @@ pub(super) async fn run(
 ) {
     let mut restarts = restart_backoff();
     loop {
-        let linked = session.linked().await;
-        shared.set_state(if linked {
-            ConnectionState::Connecting
-        } else {
-            ConnectionState::Unlinked
-        });
-        let mut handle = session.start().await;
+        let linked = session.linked();
+        if !matches!(
+            *shared.state.borrow(),
+            ConnectionState::Unreachable { .. } | ConnectionState::Reconnecting { .. }
+        ) {
+            shared.set_state(if linked {
+                ConnectionState::Connecting
+            } else {
+                ConnectionState::Unlinked
+            });
+        }
+        session.probe.take();
+        let mut handle = Some(session.start());
         let mut ending = Ending::Unexplained;
+        let mut came_up = false;
         let every = shared.settings.watchdog_every;
         let mut watchdog = tokio::time::interval(every);
         watchdog.tick().await;
@@ -282,6 +183,7 @@ pub(super) async fn run(
                     return;
                 }
                 Some(event) = events.recv() => {
+                    came_up |= matches!(event, WaEvent::Connected | WaEvent::Qr { .. });
                     if let Some(end) = on_event(&shared, &session, event, &mut restarts).await {
                         ending = end;
                     }
@@ -303,10 +205,12 @@ pub(super) async fn run(
                 _ = watchdog.tick(), if shared.state.borrow().is_connected() => {
                     if !alive(&session.client, every.min(WATCHDOG_DEADLINE)).await {
                         tracing::warn!("WhatsApp : pas de réponse au ping, connexion à moitié ouverte : reconnexion");
-                        let _ = tokio::time::timeout(STOP_GRACE, session.client.disconnect()).await;
+                        let _ = tokio::time::timeout(STOP_GRACE, session.client.reconnect()).await;
                     }
                 }
-                // No loop (it failed to start) counts as a loop that ended.
+                _ = restriction_ends(&shared) => {
+                    check_restriction(&shared, &session.client).await;
+                }
                 _ = async {
                     if let Some(h) = handle.as_mut() {
                         let _ = h.await;
@@ -316,6 +220,7 @@ pub(super) async fn run(
         }
         // Events dispatched just before the loop ended still count.
         while let Ok(event) = events.try_recv() {
+            came_up |= matches!(event, WaEvent::Connected | WaEvent::Qr { .. });
             if let Some(end) = on_event(&shared, &session, event, &mut restarts).await {
                 ending = end;
             }
@@ -329,51 +234,90 @@ pub(super) async fn run(
                     return;
                 }
             }
-            Ending::Banned { until, reason } => {
-                shared.set_state(ConnectionState::Banned {
-                    until,
-                    reason: reason.clone(),
-                });
+            Ending::Banned { until, reason, url } => {
                 tracing::error!(
                     "WhatsApp : compte suspendu ({reason}) jusqu'au {until} : envois arrêtés"
                 );
+                shared.set_state(ConnectionState::Banned { until, reason, url });
                 let wait = (until - Utc::now()).to_std().unwrap_or(Duration::ZERO);
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     _ = tokio::time::sleep(wait) => {}
                 }
             }
+            Ending::Locked(message) => {
+                tracing::error!("WhatsApp : compte verrouillé par WhatsApp : envois arrêtés");
+                shared.set_state(ConnectionState::Locked { message });
+                // The phone must unlock the account; the session is then linked again.
+                if !set_aside_and_reopen(&shared, &mut session, &events_tx, &mut commands, &cancel)
+                    .await
+                {
+                    return;
+                }
+                if !wait_for_command(&mut commands, &cancel).await {
+                    return;
+                }
+            }
             Ending::LoggedOut => {
                 shared.set_state(ConnectionState::LoggedOut);
-                match new_session(&shared, &mut session, events_tx.clone()).await {
-                    Ok(()) => {}
-                    Err(err) => {
-                        tracing::error!("WhatsApp : nouvelle session impossible : {err}");
-                        if !wait_for_command(&mut commands, &cancel).await {
-                            return;
-                        }
-                    }
+                if !set_aside_and_reopen(&shared, &mut session, &events_tx, &mut commands, &cancel)
+                    .await
+                {
+                    return;
                 }
             }
             Ending::Fatal(reason) => {
                 tracing::error!("WhatsApp : {reason}");
-                if !sleep_before_restart(&shared, &mut restarts, &cancel).await {
+                if !sleep_before_restart(&shared, &mut restarts, &cancel, Some(reason)).await {
                     return;
                 }
             }
-            // An unlinked client's loop only ends by itself when its round of QR codes ran
-            // out (an unreachable server is retried forever inside the loop).
-            Ending::Unexplained if !session.linked().await => {
+            Ending::Paired => {}
+            Ending::QrExhausted => {
                 shared.set_state(ConnectionState::QrExpired);
                 if !wait_for_command(&mut commands, &cancel).await {
                     return;
                 }
             }
             Ending::Unexplained => {
-                if !sleep_before_restart(&shared, &mut restarts, &cancel).await {
+                let failure = session.probe.take();
+                if let Some(WireFailure::Version(reason)) = &failure {
+                    // The version WhatsApp Web runs could not be discovered: the last one that
+                    // worked (stored with the session) is used until a discovery succeeds.
+                    use_stored_version(&session.client, reason).await;
+                }
+                let reason = match failure {
+                    Some(failure) => Some(failure.describe()),
+                    None if !came_up => Some("pas de réponse du serveur WhatsApp".to_string()),
+                    None => None,
+                };
+                if let Some(reason) = &reason
+                    && reason.starts_with("certificat")
+                {
+                    tracing::error!("WhatsApp : {reason}");
+                }
+                if !sleep_before_restart(&shared, &mut restarts, &cancel, reason).await {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Sets the ended session aside and opens a fresh one (a new QR code). False on shutdown.
+async fn set_aside_and_reopen(
+    shared: &Arc<Shared>,
+    session: &mut Session,
+    events_tx: &mpsc::UnboundedSender<WaEvent>,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    cancel: &CancellationToken,
+) -> bool {
+    session.stop(None).await;
+    match new_session(shared, session, events_tx.clone()).await {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::error!("WhatsApp : nouvelle session impossible : {err}");
+            wait_for_command(commands, cancel).await
         }
     }
 }
@@ -387,20 +331,53 @@ fn restart_backoff() -> ExponentialBackoff {
         .build()
 }
 
+/// Waits before the next connection, saying why (`unreachable`: the connection never came up,
+/// and this is what stopped it) and when. False on shutdown.
 async fn sleep_before_restart(
     shared: &Shared,
     restarts: &mut ExponentialBackoff,
     cancel: &CancellationToken,
+    unreachable: Option<String>,
 ) -> bool {
     let next_in = restarts.next().unwrap_or(MAX_RESTART_DELAY);
     let attempt = match &*shared.state.borrow() {
-        ConnectionState::Reconnecting { attempt, .. } => attempt + 1,
+        ConnectionState::Reconnecting { attempt, .. }
+        | ConnectionState::Unreachable { attempt, .. } => attempt + 1,
         _ => 1,
     };
-    shared.set_state(ConnectionState::Reconnecting { attempt, next_in });
+    shared.set_state(match unreachable {
+        Some(reason) => ConnectionState::Unreachable {
+            reason,
+            attempt,
+            next_in,
+        },
+        None => ConnectionState::Reconnecting { attempt, next_in },
+    });
     tokio::select! {
         _ = cancel.cancelled() => false,
         _ = tokio::time::sleep(next_in) => true,
+    }
+}
+
+/// The version discovery failed: mark the stored version fresh so the next connection uses it.
+async fn use_stored_version(client: &Client, reason: &str) {
+    let pm = client.persistence_manager();
+    let device = pm.get_device_snapshot();
+    let version = format!(
+        "{}.{}.{}",
+        device.app_version_primary, device.app_version_secondary, device.app_version_tertiary
+    );
+    let stored = device.app_version_last_fetched_ms > 0;
+    pm.modify_device(|device| device.app_version_last_fetched_ms = now_ms())
+        .await;
+    if stored {
+        tracing::warn!(
+            "WhatsApp : version de WhatsApp Web introuvable en ligne ({reason}) : la dernière qui a fonctionné ({version}) est utilisée"
+        );
+    } else {
+        tracing::warn!(
+            "WhatsApp : version de WhatsApp Web introuvable en ligne ({reason}) : la version connue du client ({version}) est utilisée"
+        );
     }
 }
 
@@ -415,23 +392,84 @@ async fn wait_for_command(
     }
 }
 
+/// Resolves when the current restriction's end (or its next re-check) is due; never while
+/// the account is not restricted.
+async fn restriction_ends(shared: &Shared) {
+    let restricted = match &*shared.state.borrow() {
+        ConnectionState::Restricted { until, .. } => Some(*until),
+        _ => None,
+    };
+    let Some(until) = restricted else {
+        return std::future::pending().await;
+    };
+    let wait = match until {
+        Some(until) => (until - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+        None => RESTRICTION_RECHECK,
+    };
+    tokio::time::sleep(wait).await;
+}
+
+/// Asks WhatsApp whether the account may start new conversations, and sets the state from
+/// the answer. An unanswered question changes nothing.
+pub(super) async fn check_restriction(shared: &Shared, client: &Client) {
+    let lock = match client.mex().fetch_reachout_timelock().await {
+        Ok(lock) => lock,
+        Err(err) => {
+            tracing::warn!("WhatsApp : état des restrictions du compte inconnu : {err}");
+            return;
+        }
+    };
+    let phone = client.pn().map(|jid| jid.user.to_string()).unwrap_or_default();
+    if lock.is_active == Some(true) {
+        let until = lock
+            .time_enforcement_ends
+            .as_deref()
+            .and_then(parse_lock_end);
+        // Still active at its announced end: ask again later rather than in a loop.
+        let until = until.filter(|u| *u > Utc::now());
+        let state = ConnectionState::Restricted { phone, until };
+        if !shared.state.borrow().is_restricted() {
+            tracing::error!("WhatsApp : {}", state.describe());
+        }
+        shared.set_state(state);
+    } else if shared.state.borrow().is_restricted() {
+        tracing::info!("WhatsApp : fin de la restriction, les envois reprennent");
+        shared.set_state(ConnectionState::Connected { phone });
+    }
+}
+
+/// WhatsApp gives the end of a time lock as a string: seconds since 1970, or a date.
+fn parse_lock_end(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<i64>() {
+        // Milliseconds, for values too large to be seconds.
+        let seconds = if seconds > 100_000_000_000 {
+            seconds / 1000
+        } else {
+            seconds
+        };
+        return DateTime::from_timestamp(seconds, 0);
+    }
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
 /// Asks WhatsApp to remove this companion from the account, as WhatsApp Web's own "Log out"
-/// does (`remove-companion-device`, reason `user_initiated`).
+/// does (`remove-companion-device`), and waits for its answer.
 async fn unlink(client: &Client) -> Result<(), WhatsAppWebError> {
-    let Some(own) = client.get_pn().await else {
+    let Some(own) = client.pn() else {
         return Err(WhatsAppWebError::Unlink(
             "aucun compte relié en ce moment".into(),
         ));
     };
     let answered = tokio::time::timeout(
-        UNLINK_DEADLINE + Duration::from_secs(1),
-        client.execute(RemoveCompanionDevice {
-            jid: own.to_string(),
-        }),
+        UNLINK_DEADLINE,
+        client.execute(RemoveCompanionDeviceSpec::new(&own)),
     )
     .await;
     match answered {
-        Ok(Ok(())) => {
+        Ok(Ok(_)) => {
             tracing::info!("WhatsApp : appareil retiré du compte à la demande de l'équipe");
             Ok(())
         }
@@ -444,41 +482,11 @@ async fn unlink(client: &Client) -> Result<(), WhatsAppWebError> {
     }
 }
 
-const UNLINK_DEADLINE: Duration = Duration::from_secs(10);
-
-struct RemoveCompanionDevice {
-    jid: String,
-}
-
-impl wa_rs_core::iq::spec::IqSpec for RemoveCompanionDevice {
-    type Response = ();
-
-    fn build_iq(&self) -> wa_rs_core::request::InfoQuery<'static> {
-        use wa_rs_binary::builder::NodeBuilder;
-        use wa_rs_binary::node::NodeContent;
-        let remove = NodeBuilder::new("remove-companion-device")
-            .attr("jid", self.jid.clone())
-            .attr("reason", "user_initiated")
-            .build();
-        wa_rs_core::request::InfoQuery::set(
-            "md",
-            Jid::new("", "s.whatsapp.net"),
-            Some(NodeContent::Nodes(vec![remove])),
-        )
-        .with_timeout(UNLINK_DEADLINE)
-    }
-
-    fn parse_response(&self, _response: &wa_rs_binary::node::Node) -> Result<(), anyhow::Error> {
-        Ok(())
-    }
-}
-
 fn on_command(session: &Session, command: Command) {
     match command {
         // While the loop runs, new codes come by themselves.
         Command::NewQr => {}
-        // Handled by the loop, which owns the session; outside a running loop there is no
-        // linked account to remove (the dropped reply says so).
+        // Handled by the loop, which owns the session.
         Command::Unlink(_) => {}
         Command::PairWithPhone(phone) => {
             let client = session.client.clone();
@@ -496,10 +504,17 @@ pub(super) async fn request_pair_code(
     client: &Arc<Client>,
     digits: &str,
 ) -> Result<(), WhatsAppWebError> {
-    use wa_rs_core::pair_code::{PairCodeError, PairCodeOptions, PlatformId};
-    if client.get_pn().await.is_some() {
+    use whatsapp_rust::pair_code::PairCodeOptions;
+    use whatsapp_rust::wacore::companion_reg::CompanionWebClientType;
+    if client.pn().is_some() {
         return Err(WhatsAppWebError::PairCode(
             "le relais est déjà relié à un compte WhatsApp".into(),
+        ));
+    }
+    let digits: String = digits.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() < 7 || digits.starts_with('0') {
+        return Err(WhatsAppWebError::PairCode(
+            "numéro invalide : indicatif du pays attendu (ex. 212664373534)".into(),
         ));
     }
     client
@@ -507,32 +522,19 @@ pub(super) async fn request_pair_code(
         .await
         .map_err(|_| WhatsAppWebError::PairCode("WhatsApp ne répond pas".into()))?;
     let options = PairCodeOptions {
-        phone_number: digits.chars().filter(char::is_ascii_digit).collect(),
+        phone_number: digits,
         // Only shown in the phone's "enter the code" notification, and WhatsApp refuses (400)
-        // any name that is not a common `Browser (OS)`. The device is listed afterwards under
-        // its DeviceProps: "CamionBack Relay", desktop.
-        platform_id: PlatformId::Chrome,
-        platform_display: PAIR_CODE_DISPLAY.to_string(),
+        // any name that is not a common `Browser (OS)`: "Chrome (Linux)". The device is listed
+        // afterwards under its DeviceProps: "CamionBack Relay", desktop.
+        platform_id: Some(CompanionWebClientType::Chrome),
         show_push_notification: true,
-        custom_code: None,
+        ..Default::default()
     };
     client
         .pair_with_code(options)
         .await
         .map(drop)
-        .map_err(|err| {
-            WhatsAppWebError::PairCode(match err {
-                PairCodeError::PhoneNumberRequired
-                | PairCodeError::PhoneNumberTooShort
-                | PairCodeError::PhoneNumberNotInternational => {
-                    "numéro invalide : indicatif du pays attendu (ex. 212664373534)".into()
-                }
-                PairCodeError::RequestFailed(reason) => {
-                    format!("WhatsApp a refusé la demande ({reason})")
-                }
-                other => format!("échec de la demande ({other})"),
-            })
-        })
+        .map_err(|err| WhatsAppWebError::PairCode(format!("WhatsApp a refusé la demande ({err})")))
 }
 
 async fn alive(client: &Client, deadline: Duration) -> bool {
@@ -542,7 +544,7 @@ async fn alive(client: &Client, deadline: Duration) -> bool {
             client.execute(KeepaliveSpec::with_timeout(deadline)),
         )
         .await,
-        Ok(Ok(()))
+        Ok(Ok(_))
     )
 }
 
@@ -553,46 +555,43 @@ async fn on_event(
     restarts: &mut ExponentialBackoff,
 ) -> Option<Ending> {
     match event {
-        // wa-rs keeps rotating QR codes while a pairing code waits to be typed: the code stays
-        // on screen until the round of QR codes ends, which closes the socket and the code.
+        // The client keeps rotating QR codes while a pairing code waits to be typed: the code
+        // stays on screen until the round of QR codes ends.
         WaEvent::Qr { .. }
             if matches!(*shared.state.borrow(), ConnectionState::PairCode { .. }) => {}
         WaEvent::Qr { code, timeout } => {
             let expires_at = Utc::now() + chrono::Duration::from_std(timeout).unwrap_or_default();
-            // wa-rs renders every code of a round up front: carry the current secret, which a
-            // `companion_reg_refresh` may have rotated since.
-            let code = with_current_secret(&session.client, &code).await;
             shared.set_state(ConnectionState::Qr { code, expires_at });
         }
+        WaEvent::QrExhausted => return Some(Ending::QrExhausted),
         WaEvent::PairCode(code) => shared.set_state(ConnectionState::PairCode { code }),
         WaEvent::PairSuccess => {
             tracing::info!("WhatsApp : appareil relié");
             shared.set_state(ConnectionState::Connecting);
+            return Some(Ending::Paired);
         }
         WaEvent::Connected => {
             let phone = session
                 .client
-                .get_pn()
-                .await
-                .map(|jid| jid.user.clone())
+                .pn()
+                .map(|jid| jid.user.to_string())
                 .unwrap_or_default();
             *restarts = restart_backoff();
             shared.set_state(ConnectionState::Connected { phone });
+            // A restriction outlives a reconnection: ask before the first send.
+            check_restriction(shared, &session.client).await;
         }
-        WaEvent::Disconnected => {
-            let attempt = match &*shared.state.borrow() {
-                ConnectionState::Reconnecting { attempt, .. } => attempt + 1,
-                _ => 1,
-            };
-            // wa-rs reconnects by itself after min(2·n, 30) s.
-            let next_in = Duration::from_secs(u64::from((attempt - 1) * 2).min(30));
-            shared.set_state(ConnectionState::Reconnecting { attempt, next_in });
-        }
+        WaEvent::Disconnected => {}
         WaEvent::LoggedOut => return Some(Ending::LoggedOut),
+        WaEvent::Locked { message } => return Some(Ending::Locked(message)),
         WaEvent::Replaced => return Some(Ending::Replaced),
-        WaEvent::Banned { reason, expire } => {
+        WaEvent::Banned {
+            reason,
+            expire,
+            url,
+        } => {
             let until = Utc::now() + chrono::Duration::from_std(expire).unwrap_or_default();
-            return Some(Ending::Banned { until, reason });
+            return Some(Ending::Banned { until, reason, url });
         }
         WaEvent::Fatal(reason) => return Some(Ending::Fatal(reason)),
         WaEvent::Receipt { ids, report } => {
@@ -602,62 +601,35 @@ async fn on_event(
                 }
             }
         }
+        WaEvent::Refused { code } => {
+            tracing::warn!("WhatsApp a refusé un message (code {code})");
+        }
         WaEvent::Text {
             id,
             sender,
             sender_alt,
             text,
-        } => on_text(shared, session, id, sender, sender_alt, text).await,
-        WaEvent::CompanionRegRefresh => {
-            // Sent by WhatsApp to unpaired companions since mid-2026; wa-rs 0.2.0 ignores it,
-            // and a QR code built on the retired secret cannot link. As WA Web does: a new
-            // secret, and the code on screen re-rendered with it.
-            if session.linked().await {
-                return None;
-            }
-            let secret: [u8; 32] = rand::random();
-            session
-                .client
-                .persistence_manager()
-                .modify_device(|device| device.adv_secret_key = secret)
-                .await;
-            tracing::info!("WhatsApp : secret d'appairage renouvelé à la demande du serveur");
-            let current = shared.state.borrow().clone();
-            if let ConnectionState::Qr { code, expires_at } = current {
-                let code = with_current_secret(&session.client, &code).await;
-                shared.set_state(ConnectionState::Qr { code, expires_at });
-            }
-        }
+            quoted,
+        } => on_text(shared, session, id, sender, sender_alt, text, quoted).await,
     }
     None
-}
-
-/// A QR payload (`ref,noise key,identity key,adv secret`) with the device's current secret.
-async fn with_current_secret(client: &Client, code: &str) -> String {
-    use base64::Engine as _;
-    let secret = client
-        .persistence_manager()
-        .get_device_snapshot()
-        .await
-        .adv_secret_key;
-    match code.rsplit_once(',') {
-        Some((head, _)) => format!(
-            "{head},{}",
-            base64::engine::general_purpose::STANDARD.encode(secret)
-        ),
-        None => code.to_string(),
-    }
 }
 
 /// The phone number (digits) behind a sender, whether WhatsApp gave a phone JID or a LID.
 async fn sender_phone(client: &Client, sender: &Jid, alt: Option<&Jid>) -> Option<String> {
     for jid in std::iter::once(sender).chain(alt) {
-        if jid.server == "s.whatsapp.net" {
-            return Some(jid.user.clone());
+        if jid.is_pn() {
+            return Some(jid.user.to_string());
         }
     }
-    if sender.server == "lid" {
-        return client.get_phone_number_from_lid(&sender.user).await;
+    if sender.is_lid() {
+        return match client.get_lid_pn_entry(sender).await {
+            Ok(entry) => entry.map(|e| e.phone_number.to_string()),
+            Err(err) => {
+                tracing::warn!("WhatsApp : numéro derrière un identifiant LID introuvable : {err}");
+                None
+            }
+        };
     }
     None
 }
@@ -669,6 +641,7 @@ async fn on_text(
     sender: Jid,
     sender_alt: Option<Jid>,
     text: String,
+    quoted: Option<String>,
 ) {
     let Some(digits) = sender_phone(&session.client, &sender, sender_alt.as_ref()).await else {
         tracing::warn!("message WhatsApp reçu d'un expéditeur sans numéro : ignoré");
@@ -678,7 +651,7 @@ async fn on_text(
     let opt_out = crate::channel::is_opt_out(&text);
     match shared
         .store
-        .store_reply(&id, &phone, &text, opt_out, None, now_ms())
+        .store_reply(&id, &phone, &text, opt_out, quoted.as_deref(), now_ms())
         .await
     {
         Ok(outcome) if outcome.newly_opted_out => {
@@ -726,7 +699,7 @@ async fn new_session(
         "WhatsApp : session déconnectée mise de côté ({}) : un nouveau QR code est nécessaire",
         aside.display()
     );
-    *session = Session::open(&shared.settings, events).await?;
+    *session = Session::open(&shared.settings, events, shared.acks.clone()).await?;
     shared.set_client(session.client());
     Ok(())
 }
@@ -743,6 +716,7 @@ fn set_aside_path(path: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    use super::parse_lock_end;
     use crate::channel::is_opt_out;
 
     #[test]
@@ -755,5 +729,14 @@ mod tests {
         for text in ["stop les messages svp", "je veux arrêter", "ok", ""] {
             assert!(!is_opt_out(text), "{text}");
         }
+    }
+
+    #[test]
+    fn the_end_of_a_time_lock_is_read_in_seconds_milliseconds_or_as_a_date() {
+        let expected = chrono::DateTime::from_timestamp(1_900_000_000, 0);
+        assert_eq!(parse_lock_end("1900000000"), expected);
+        assert_eq!(parse_lock_end("1900000000000"), expected);
+        assert_eq!(parse_lock_end("2030-03-17T17:46:40Z"), expected);
+        assert_eq!(parse_lock_end("bientôt"), None);
     }
 }
