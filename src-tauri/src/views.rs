@@ -234,6 +234,12 @@ impl WhatsAppView {
     }
 }
 
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct ErrorHelpView {
+    pub explanation: &'static str,
+    pub action: &'static str,
+}
+
 #[derive(Debug, Serialize)]
 pub struct HistoryRowView {
     pub id: i64,
@@ -247,8 +253,13 @@ pub struct HistoryRowView {
     /// Sent, but no delivery receipt after `RELAY_UNCONFIRMED_HOURS`.
     pub unconfirmed: bool,
     pub attempts: i64,
+    /// The provider's (or the relay's) text as stored: the cell's tooltip when `error_help`
+    /// explains the code.
     pub error: Option<String>,
     pub error_code: Option<String>,
+    /// What the code means and what to do, in French (`relay_domain::error_help`), for a code
+    /// the table knows.
+    pub error_help: Option<ErrorHelpView>,
     pub batch: i64,
     pub queued_at: i64,
     pub sent_at: Option<i64>,
@@ -269,6 +280,10 @@ impl HistoryRowView {
             status: row.status.as_str(),
             unconfirmed,
             attempts: row.attempts,
+            error_help: row.error_help().map(|help| ErrorHelpView {
+                explanation: help.explanation,
+                action: help.action,
+            }),
             error: row.error,
             error_code: row.error_code,
             batch: row.batch,

@@ -251,7 +251,7 @@ def check_history_export(session, checks, downloads):
     assert text.startswith("\ufeff"), "a BOM, for Excel"
     records = list(csv.reader(io.StringIO(text[1:], newline=""), delimiter=";"))
     assert records[0] == ["Date d'envoi", "Transporteur", "Numéro", "Référence commande", "Statut",
-                          "Tentatives", "Erreur"], records[0]
+                          "Tentatives", "Erreur", "Code erreur"], records[0]
     exported = sorted((r[1], r[2], r[3]) for r in records[1:])
     expected = sorted((r["cells"][1], r["cells"][2], r["cells"][3]) for r in shown)
     assert exported == expected, (exported, expected)

@@ -318,7 +318,11 @@ mod tests {
                 known.channel,
                 known.code
             );
-            assert!(known.code.chars().all(|c| c.is_ascii_digit()), "{}", known.code);
+            assert!(
+                known.code.chars().all(|c| c.is_ascii_digit()),
+                "{}",
+                known.code
+            );
         }
     }
 

@@ -96,7 +96,7 @@ async fn history_json_lists_every_delivery_with_its_fields() {
     assert_eq!(
         lines,
         [
-            "\u{feff}Date d'envoi;Transporteur;Numéro;Référence commande;Statut;Tentatives;Erreur",
+            "\u{feff}Date d'envoi;Transporteur;Numéro;Référence commande;Statut;Tentatives;Erreur;Code erreur",
             lines.get(1).copied().unwrap_or("no data line"),
         ],
         "a BOM, the header, one row: {text}"

@@ -258,6 +258,10 @@ impl Channel for WhatsAppWeb {
         "whatsapp-web"
     }
 
+    fn kind(&self) -> Option<relay_domain::ChannelKind> {
+        Some(relay_domain::ChannelKind::WhatsappWeb)
+    }
+
     async fn ready(&self) {
         let mut state = self.shared.state.subscribe();
         // `wait_for` returns at once when already connected; an error means the supervisor is
