@@ -11,6 +11,7 @@
 //! acknowledgement as the WhatsApp Web clients (wa-rs, whatsmeow, Baileys) see them.
 
 use crate::ChannelKind;
+use crate::ChannelKind::{CloudApi, Twilio, WhatsappWeb};
 
 /// Why a message did not go, and what to do about it: each one short sentence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +60,6 @@ const fn known(
         },
     }
 }
-
-use ChannelKind::{CloudApi, Twilio, WhatsappWeb};
 
 /// Every code the relay explains.
 pub const KNOWN_ERRORS: &[KnownError] = &[
