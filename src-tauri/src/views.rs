@@ -245,6 +245,12 @@ impl WhatsAppView {
     }
 }
 
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct ErrorHelpView {
+    pub explanation: &'static str,
+    pub action: &'static str,
+}
+
 #[derive(Debug, Serialize)]
 pub struct HistoryRowView {
     pub id: i64,
@@ -258,8 +264,13 @@ pub struct HistoryRowView {
     /// Sent, but no delivery receipt after `RELAY_UNCONFIRMED_HOURS`.
     pub unconfirmed: bool,
     pub attempts: i64,
+    /// The provider's (or the relay's) text as stored: the cell's tooltip when `error_help`
+    /// explains the code.
     pub error: Option<String>,
     pub error_code: Option<String>,
+    /// What the code means and what to do, in French (`relay_domain::error_help`), for a code
+    /// the table knows.
+    pub error_help: Option<ErrorHelpView>,
     pub batch: i64,
     pub queued_at: i64,
     pub sent_at: Option<i64>,
@@ -269,6 +280,10 @@ pub struct HistoryRowView {
 impl HistoryRowView {
     pub fn of(row: HistoryRow, unconfirmed_after: Duration, now: i64) -> Self {
         let unconfirmed = row.is_unconfirmed(unconfirmed_after, now);
+        let error_help = row.error_help().map(|help| ErrorHelpView {
+            explanation: help.explanation,
+            action: help.action,
+        });
         Self {
             route: format!("{} → {}", row.ville_depart, row.ville_arrivee),
             id: row.id,
@@ -280,6 +295,7 @@ impl HistoryRowView {
             status: row.status.as_str(),
             unconfirmed,
             attempts: row.attempts,
+            error_help,
             error: row.error,
             error_code: row.error_code,
             batch: row.batch,
@@ -321,5 +337,61 @@ impl From<CarrierRow> for CarrierView {
             synced_at: row.synced_at,
             last_sent_at: row.last_sent_at,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed_row(channel: Option<ChannelKind>, code: &str, error: &str) -> HistoryRow {
+        HistoryRow {
+            id: 7,
+            order_id: 1,
+            order_reference: "CMD-2025-1".into(),
+            ville_depart: "Casablanca".into(),
+            ville_arrivee: "Tanger".into(),
+            carrier_id: 1,
+            carrier_name: "Transports Atlas".into(),
+            phone: "+212612345601".into(),
+            status: relay_domain::DeliveryStatus::Failed,
+            attempts: 1,
+            error: Some(error.into()),
+            error_code: Some(code.into()),
+            channel,
+            message_id: None,
+            batch: 0,
+            queued_at: 1,
+            sent_at: None,
+            updated_at: 1,
+        }
+    }
+
+    #[test]
+    fn the_grid_gets_the_french_help_of_a_known_code_and_keeps_the_provider_s_words() {
+        let raw = "131026 : Message undeliverable (Message undeliverable)";
+        let view = HistoryRowView::of(
+            failed_row(Some(ChannelKind::CloudApi), "131026", raw),
+            Duration::ZERO,
+            2,
+        );
+        let help = relay_domain::error_help(ChannelKind::CloudApi, "131026").expect("known");
+        assert_eq!(
+            view.error_help,
+            Some(ErrorHelpView {
+                explanation: help.explanation,
+                action: help.action,
+            })
+        );
+        assert_eq!(view.error.as_deref(), Some(raw), "the tooltip's text");
+        assert_eq!(view.error_code.as_deref(), Some("131026"));
+
+        // The same number from another provider means nothing the table knows.
+        let other = HistoryRowView::of(
+            failed_row(Some(ChannelKind::WhatsappWeb), "131026", raw),
+            Duration::ZERO,
+            2,
+        );
+        assert_eq!(other.error_help, None);
     }
 }

@@ -140,10 +140,12 @@ def statuses(session):
     )
 
 def history_rows(session):
-    """The delivery rows the grid shows: id, status and the text of each cell."""
+    """The delivery rows the grid shows: id, status, the text of each cell, and the error cell's
+    tooltip (the provider's own words when the cell explains the code in French)."""
     return session.script(
         "return [...document.querySelectorAll('tr.delivery')].map(r => "
-        "({id: r.dataset.id, status: r.dataset.status, cells: [...r.cells].map(c => c.textContent)}));")
+        "({id: r.dataset.id, status: r.dataset.status, cells: [...r.cells].map(c => c.textContent), "
+        "error_title: r.querySelector('td.error-cell')?.title ?? ''}));")
 
 
 def set_filters(session, **values):
@@ -181,6 +183,14 @@ def check_history_filters(session, checks, fakes):
     set_filters(session, status="failed")
     rows_once(session, lambda rows: sorted(r["id"] for r in rows) == sorted(failed),
               f"only the {len(failed)} failed rows")
+    # Meta's 131026 reads in French with what to do; Meta's own words stay in the tooltip.
+    cells = session.script(
+        "return [...document.querySelectorAll('tr.delivery td.error-cell')]"
+        ".map(c => ({text: c.textContent, title: c.title}));")
+    assert cells and all(c["text"].startswith("WhatsApp n'a pas pu remettre le message")
+                         and "Vérifiez le numéro" in c["text"]
+                         and "undeliverable" not in c["text"] for c in cells), cells
+    assert all("Message undeliverable" in c["title"] and "(131026)" in c["title"] for c in cells), cells
 
     name = everything[0]["cells"][1]
     named = [r["id"] for r in everything if name.lower() in r["cells"][1].lower()]
@@ -205,7 +215,7 @@ def check_history_filters(session, checks, fakes):
     wait_for("nothing yesterday", lambda: "Aucun envoi" in (session.text("#history-rows") or ""))
     set_filters(session)
     rows_once(session, lambda rows: len(rows) == total, "every row again")
-    checks.ok(f"filtres : statut ({len(failed)} échecs), recherche « {name} » ({len(named)}), "
+    checks.ok(f"filtres : statut ({len(failed)} échecs, erreur 131026 expliquée en français), recherche « {name} » ({len(named)}), "
               f"commande ({len(first)} + {len(second)}), plage de dates (aujourd'hui {total}, hier 0)")
     return everything
 
@@ -251,7 +261,7 @@ def check_history_export(session, checks, downloads):
     assert text.startswith("\ufeff"), "a BOM, for Excel"
     records = list(csv.reader(io.StringIO(text[1:], newline=""), delimiter=";"))
     assert records[0] == ["Date d'envoi", "Transporteur", "Numéro", "Référence commande", "Statut",
-                          "Tentatives", "Erreur"], records[0]
+                          "Tentatives", "Erreur", "Code erreur"], records[0]
     exported = sorted((r[1], r[2], r[3]) for r in records[1:])
     expected = sorted((r["cells"][1], r["cells"][2], r["cells"][3]) for r in shown)
     assert exported == expected, (exported, expected)

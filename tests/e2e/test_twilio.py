@@ -287,14 +287,16 @@ def run(args, work):
                 for i, want_status in expected.items()) else None
         shown = wait_for("the rows' statuses moved by the callbacks", moved, timeout=15)
         error = shown[delivery_of(undelivered)]["cells"][6]
-        assert "63024" in error, error
+        # Twilio's 63024 explained in French; the callback's code stays in the tooltip.
+        assert error.startswith("Destinataire WhatsApp invalide"), error
+        assert "63024" in shown[delivery_of(undelivered)]["error_title"], shown[delivery_of(undelivered)]
         assert not shown[delivery_of(delivered)]["cells"][6].strip(), shown[delivery_of(delivered)]
         others = [r for i, r in shown.items() if i not in expected and r["status"] == "sent"]
         assert len(others) == asked - 6, others
         header = session.text("tr.group") or ""
         assert "1 remis" in header and "1 lu" in header, header
         checks.ok("Historique : rappels signés appliqués — « Distribué », « Lu » (un « delivered » "
-                  f"tardif ne le fait pas reculer), « Échec » (« {error} »); signature fausse → 403, "
+                  f"tardif ne le fait pas reculer), « Échec » 63024 (« {error[:60]}… »); signature fausse → 403, "
                   "la ligne reste « Envoyé »")
         capture(args.screenshots, "twilio-historique-statuts")
         assert_no_secret(session, "history after callbacks")

@@ -293,3 +293,18 @@ export function countersText(c) {
   add(c.doubtful, "en doute", "en doute");
   return parts.join(" · ");
 }
+
+/**
+ * The history's "Erreur" cell of a row: for a code the relay explains (`error_help`), what it
+ * means and what to do, with the provider's own words and code in the tooltip; otherwise the
+ * stored text and code as they are.
+ */
+export function errorCell(row) {
+  const code = row.error_code ? `(${row.error_code})` : "";
+  const help = row.error_help;
+  if (help) {
+    const raw = [row.error, code].filter(Boolean).join(" ");
+    return { text: help.explanation, detail: ` ${help.action}`, title: `Message du fournisseur : ${raw}` };
+  }
+  return { text: row.error ?? "", detail: code ? ` ${code}` : "", title: row.error ?? "" };
+}

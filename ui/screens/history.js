@@ -13,6 +13,7 @@ import {
   batchLabel,
   countersText,
   dayRange,
+  errorCell,
   formatDateTime,
   doubtfulLabel,
   plural,
@@ -314,10 +315,11 @@ function paintRowLine(el, row) {
   badge.className = `badge tone-${statusTone(row.status)}`;
   setText(badge, statusLabel(row.status, row.unconfirmed));
   setText(attempts, String(row.attempts));
-  error.title = row.error ?? "";
-  const [text, code] = error.children;
-  setText(text, row.error ?? "");
-  setText(code, row.error_code ? ` (${row.error_code})` : "");
+  const cell = errorCell(row);
+  error.title = cell.title;
+  const [text, detail] = error.children;
+  setText(text, cell.text);
+  setText(detail, cell.detail);
 }
 
 function initDialog() {

@@ -14,6 +14,7 @@ import {
   plural,
   progressText,
   doubtfulLabel,
+  errorCell,
   relaunchChoice,
   relaunchSentence,
   secondsLeft,
@@ -181,4 +182,28 @@ test("an order's header counts its deliveries by status, naming only those it ha
   assert.equal(countersText(c), "3 envois · 1 remis · 1 lu · 1 numéro invalide");
   assert.equal(countersText({ ...c, total: 1, delivered: 0, read: 0, invalid_number: 0, sent: 1 }), "1 envoi · 1 envoyé");
   assert.equal(countersText(undefined), "");
+});
+
+test("a failed row whose code the relay explains reads in French, the provider's words in the tooltip", () => {
+  // As the desktop's history_page sends a Cloud API 131026 failure (HistoryRowView).
+  const row = {
+    status: "failed",
+    error: "131026 : Message undeliverable (Message undeliverable)",
+    error_code: "131026",
+    error_help: {
+      explanation: "WhatsApp n'a pas pu remettre le message : ce numéro n'a pas WhatsApp, ou le transporteur n'a pas accepté les dernières conditions de WhatsApp, ou son application est trop ancienne.",
+      action: "Vérifiez le numéro avec le transporteur et demandez-lui de mettre WhatsApp à jour, puis relancez la commande.",
+    },
+  };
+  const cell = errorCell(row);
+  assert.equal(cell.text, row.error_help.explanation);
+  assert.equal(cell.detail, ` ${row.error_help.action}`);
+  assert.doesNotMatch(cell.text + cell.detail, /undeliverable/);
+  assert.equal(cell.title, "Message du fournisseur : 131026 : Message undeliverable (Message undeliverable) (131026)");
+});
+
+test("an error the relay does not explain shows as stored, with its code", () => {
+  const row = { error: "HTTP 500 : refusé par Meta", error_code: "131000", error_help: null };
+  assert.deepEqual(errorCell(row), { text: "HTTP 500 : refusé par Meta", detail: " (131000)", title: "HTTP 500 : refusé par Meta" });
+  assert.deepEqual(errorCell({ error: null, error_code: null }), { text: "", detail: "", title: "" });
 });

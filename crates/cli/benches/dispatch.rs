@@ -90,7 +90,7 @@ async fn dispatch_breakdown(report: &mut Report) {
     for n in 0..N {
         let started = Instant::now();
         let claim = store
-            .claim_next(last, now_ms())
+            .claim_next(last, now_ms(), None)
             .await
             .expect("claim")
             .expect("a queued delivery");

@@ -62,6 +62,13 @@ pub fn history_json(rows: &[HistoryRow], unconfirmed_after: Duration) -> Value {
                     "attempts": r.attempts,
                     "error": r.error,
                     "error_code": r.error_code,
+                    // What a known code means and what to do, in French; null for an unknown
+                    // code (`error` then says it in the provider's words).
+                    "error_help": r.error_help().map(|help| json!({
+                        "explanation": help.explanation,
+                        "action": help.action,
+                    })),
+                    "channel": r.channel.map(|c| c.as_str()),
                     "message_id": r.message_id,
                     "batch": r.batch,
                     "queued_at": rfc3339(r.queued_at),
@@ -96,7 +103,7 @@ pub fn print_history(rows: &[HistoryRow], unconfirmed_after: Duration) {
                 r.status.as_str()
             },
             r.attempts,
-            r.error.as_deref().unwrap_or("")
+            r.error_text()
         );
     }
 }
@@ -272,6 +279,7 @@ mod tests {
             attempts: 1,
             error: None,
             error_code: None,
+            channel: None,
             message_id: Some("id".into()),
             batch: 0,
             queued_at: now,

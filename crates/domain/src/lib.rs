@@ -1,7 +1,10 @@
-//! The CamionBack Relay domain: orders, carriers, phone numbers, delivery statuses and the
-//! message template. Pure types and functions: no I/O, no async, no SQL, no HTTP.
+//! The CamionBack Relay domain: orders, carriers, phone numbers, delivery statuses, the
+//! message template, the channels and what their error codes mean. Pure types and functions:
+//! no I/O, no async, no SQL, no HTTP.
 
 pub mod carrier;
+pub mod channel;
+pub mod error_help;
 pub mod order;
 pub mod phone;
 pub mod status;
@@ -9,6 +12,8 @@ pub mod template;
 pub mod text;
 
 pub use carrier::{CarrierId, CarrierStatus};
+pub use channel::ChannelKind;
+pub use error_help::{ErrorHelp, KNOWN_ERRORS, KnownError, error_help};
 pub use order::{Order, OrderError, OrderFields, OrderId, Price, TextField};
 pub use phone::{PhoneError, PhoneNumber, mask_phone};
 pub use status::{DeliveryStatus, UnknownStatus};

@@ -45,23 +45,9 @@ pub enum ConfigError {
     },
 }
 
-/// Which WhatsApp account connection sends the messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChannelKind {
-    CloudApi,
-    WhatsappWeb,
-    Twilio,
-}
-
-impl ChannelKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::CloudApi => "cloud-api",
-            Self::WhatsappWeb => "whatsapp-web",
-            Self::Twilio => "twilio",
-        }
-    }
-}
+/// Which WhatsApp account connection sends the messages (in the domain: deliveries remember
+/// it, and error codes are explained per channel).
+pub use relay_domain::ChannelKind;
 
 #[derive(Debug, Clone)]
 pub struct CamionBackSettings {

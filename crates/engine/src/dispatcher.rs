@@ -289,7 +289,7 @@ impl Dispatcher {
         // nothing is the pause asked about, so a send costs no extra query.
         let claimed = self
             .store
-            .claim_next(self.last_order, self.clock.now_ms())
+            .claim_next(self.last_order, self.clock.now_ms(), self.channel.kind())
             .await;
         let claim = match claimed {
             Ok(claim) => {

@@ -1,5 +1,5 @@
 //! The history as a CSV file for French Excel: UTF-8 with a BOM, `;` between fields, the
-//! grid's columns and words. Rows stream from the store to the writer, one at a time.
+//! grid's columns and words (a known error code explained in French, as in the grid). Rows stream from the store to the writer, one at a time.
 
 use std::time::Duration;
 
@@ -11,8 +11,9 @@ use crate::store::{HistoryFilter, HistoryRow, Store, StoreError};
 /// Excel reads a file as UTF-8 only when it starts with this mark.
 pub const BOM: &str = "\u{feff}";
 
-/// The grid's columns, in its order.
-pub const CSV_HEADER: [&str; 7] = [
+/// The grid's columns, in its order, then the provider's error code ("Erreur" says in French
+/// what a known code means and what to do; the code is what the provider's support asks for).
+pub const CSV_HEADER: [&str; 8] = [
     "Date d'envoi",
     "Transporteur",
     "Numéro",
@@ -20,6 +21,7 @@ pub const CSV_HEADER: [&str; 7] = [
     "Statut",
     "Tentatives",
     "Erreur",
+    "Code erreur",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -90,12 +92,7 @@ where
     if row.is_unconfirmed(style.unconfirmed_after, style.now_ms) {
         status.push_str(" (non confirmé)");
     }
-    let error = match (&row.error, &row.error_code) {
-        (Some(error), Some(code)) => format!("{error} ({code})"),
-        (Some(error), None) => error.clone(),
-        (None, Some(code)) => format!("({code})"),
-        (None, None) => String::new(),
-    };
+    let error = row.error_text();
     push_record(
         line,
         [
@@ -106,6 +103,7 @@ where
             status.as_str(),
             &row.attempts.to_string(),
             error.as_str(),
+            row.error_code.as_deref().unwrap_or_default(),
         ],
     );
 }

@@ -55,6 +55,21 @@ async fn history_json_lists_every_delivery_with_its_fields() {
     assert_eq!(failed["phone"], "+212612345602");
     assert_eq!(failed["status"], "failed");
     assert!(failed["error"].as_str().unwrap_or("").contains("131026"));
+    // What Meta's 131026 means and what to do, in French; Meta's words stay in `error`.
+    let help = relay_domain::error_help(relay_domain::ChannelKind::CloudApi, "131026")
+        .expect("131026 explained");
+    assert_eq!(failed["error_code"], "131026");
+    assert_eq!(failed["channel"], "cloud-api");
+    assert_eq!(
+        failed["error_help"],
+        serde_json::json!({ "explanation": help.explanation, "action": help.action })
+    );
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("undeliverable")
+    );
 
     let sent = world.run(&["history", "--status", "sent", "--json"]);
     let sent: Vec<Value> = serde_json::from_slice(&sent.stdout).expect("json");
@@ -87,6 +102,10 @@ async fn history_json_lists_every_delivery_with_its_fields() {
         text.contains("Transporteur 1") && text.contains("CMD-2025-1"),
         "{text}"
     );
+    assert!(
+        text.contains(help.explanation) && !text.contains("undeliverable"),
+        "{text}"
+    );
 
     // The same export as the window's "Exporter CSV", on stdout: every failed row, in French.
     let csv = world.run(&["history", "--status", "failed", "--csv", "--limit", "1"]);
@@ -96,7 +115,7 @@ async fn history_json_lists_every_delivery_with_its_fields() {
     assert_eq!(
         lines,
         [
-            "\u{feff}Date d'envoi;Transporteur;Numéro;Référence commande;Statut;Tentatives;Erreur",
+            "\u{feff}Date d'envoi;Transporteur;Numéro;Référence commande;Statut;Tentatives;Erreur;Code erreur",
             lines.get(1).copied().unwrap_or("no data line"),
         ],
         "a BOM, the header, one row: {text}"
@@ -107,6 +126,7 @@ async fn history_json_lists_every_delivery_with_its_fields() {
         ["Transporteur 2", "+212612345602", "CMD-2025-1", "Échec"],
         "{text}"
     );
+    assert_eq!(fields[6..], [help.text().as_str(), "131026"], "{text}");
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ pub mod whatsapp_web;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use relay_domain::{DeliveryStatus, PhoneNumber, TemplateFields};
+use relay_domain::{ChannelKind, DeliveryStatus, PhoneNumber, TemplateFields};
 
 /// One message to one carrier.
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +82,12 @@ impl SendError {
 pub trait Channel: Send + Sync + 'static {
     /// For logs and metrics.
     fn name(&self) -> &'static str;
+
+    /// Which provider this is, stored on each delivery it sends: its error codes are explained
+    /// with it (`relay_domain::error_help`). `None` for the tests' stand-ins.
+    fn kind(&self) -> Option<ChannelKind> {
+        None
+    }
 
     async fn send(&self, message: OutgoingMessage<'_>) -> Result<Accepted, SendError>;
 

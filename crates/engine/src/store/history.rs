@@ -3,8 +3,9 @@
 use std::str::FromStr;
 
 use futures_util::TryStreamExt;
-use relay_domain::{DeliveryStatus, OrderId};
-use sqlx::{QueryBuilder, Sqlite};
+use relay_domain::{ChannelKind, DeliveryStatus, ErrorHelp, OrderId, error_help};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{Store, StoreError};
 
@@ -129,7 +130,7 @@ impl HistoryCursor {
 }
 
 /// One delivery with its order's reference and route.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct HistoryRow {
     pub id: i64,
     pub order_id: i64,
@@ -139,11 +140,15 @@ pub struct HistoryRow {
     pub carrier_id: i64,
     pub carrier_name: String,
     pub phone: String,
-    #[sqlx(try_from = "String")]
     pub status: DeliveryStatus,
     pub attempts: i64,
+    /// The provider's own text (or the relay's), as stored.
     pub error: Option<String>,
+    /// The provider's code, as stored.
     pub error_code: Option<String>,
+    /// The channel that last sent it (`None`: claimed before deliveries remembered it, or a
+    /// test's stand-in channel).
+    pub channel: Option<ChannelKind>,
     pub message_id: Option<String>,
     pub batch: i64,
     pub queued_at: i64,
@@ -151,7 +156,66 @@ pub struct HistoryRow {
     pub updated_at: i64,
 }
 
+// By hand for the two typed columns: `status` refuses an unknown word, `channel` reads one as
+// unknown (NULL on rows from before migration 20261204024000).
+impl<'r> sqlx::FromRow<'r, SqliteRow> for HistoryRow {
+    fn from_row(row: &'r SqliteRow) -> Result<Self, sqlx::Error> {
+        let status: String = row.try_get("status")?;
+        let status = DeliveryStatus::try_from(status).map_err(|err| sqlx::Error::ColumnDecode {
+            index: "status".into(),
+            source: Box::new(err),
+        })?;
+        let channel: Option<String> = row.try_get("channel")?;
+        Ok(Self {
+            id: row.try_get("id")?,
+            order_id: row.try_get("order_id")?,
+            order_reference: row.try_get("order_reference")?,
+            ville_depart: row.try_get("ville_depart")?,
+            ville_arrivee: row.try_get("ville_arrivee")?,
+            carrier_id: row.try_get("carrier_id")?,
+            carrier_name: row.try_get("carrier_name")?,
+            phone: row.try_get("phone")?,
+            status,
+            attempts: row.try_get("attempts")?,
+            error: row.try_get("error")?,
+            error_code: row.try_get("error_code")?,
+            channel: channel.as_deref().and_then(ChannelKind::from_stored),
+            message_id: row.try_get("message_id")?,
+            batch: row.try_get("batch")?,
+            queued_at: row.try_get("queued_at")?,
+            sent_at: row.try_get("sent_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
 impl HistoryRow {
+    /// What the stored error code means and what to do, in French, when the table knows the
+    /// code for the channel that sent the row. Rows from before deliveries remembered their
+    /// channel are read with the Cloud API's table, then Twilio's: only those two stored codes
+    /// then, and their codes do not overlap (a domain test keeps it so).
+    pub fn error_help(&self) -> Option<&'static ErrorHelp> {
+        let code = self.error_code.as_deref()?;
+        match self.channel {
+            Some(channel) => error_help(channel, code),
+            None => error_help(ChannelKind::CloudApi, code)
+                .or_else(|| error_help(ChannelKind::Twilio, code)),
+        }
+    }
+
+    /// The "Erreur" column: the French help when there is one, else the stored text and code.
+    pub fn error_text(&self) -> String {
+        if let Some(help) = self.error_help() {
+            return help.text();
+        }
+        match (&self.error, &self.error_code) {
+            (Some(error), Some(code)) => format!("{error} ({code})"),
+            (Some(error), None) => error.clone(),
+            (None, Some(code)) => format!("({code})"),
+            (None, None) => String::new(),
+        }
+    }
+
     /// Sent, but WhatsApp never confirmed delivery within `after` (zero: never said).
     pub fn is_unconfirmed(&self, after: std::time::Duration, now_ms: i64) -> bool {
         let limit = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
@@ -226,8 +290,8 @@ fn history_query_after(
     query.push(
         "SELECT d.id, d.order_id, o.reference AS order_reference, o.ville_depart,
                 o.ville_arrivee, d.carrier_id, d.carrier_name, d.phone, d.status, d.attempts,
-                d.error, d.error_code, d.message_id, d.batch, d.queued_at, d.sent_at,
-                d.updated_at
+                d.error, d.error_code, d.channel, d.message_id, d.batch, d.queued_at,
+                d.sent_at, d.updated_at
          FROM deliveries d JOIN orders o ON o.id = d.order_id WHERE 1 = 1",
     );
     if let Some(order) = filter.order {

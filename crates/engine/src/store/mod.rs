@@ -25,7 +25,7 @@ pub use history::{
 };
 pub use orders::{FanOut, OrderSource, StoredOrder};
 pub use outbox::{Claim, Outcome, RelaunchCounts, RelaunchMode};
-pub use reports::ReportOutcome;
+pub use reports::{ReportOutcome, ReportedError};
 pub use state::{StateKey, TimedProblem};
 pub use ui::{BatchProgress, OrderCounters, OrderSummary};
 pub use whatsapp::{NUMBER_CHECK_TTL_MS, ReplyOutcome, ReplyRow};

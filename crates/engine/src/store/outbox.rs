@@ -7,7 +7,7 @@
 //! instead of being dropped with the statement; an outcome must land on exactly the claimed
 //! row, else it is an error the dispatcher retries (see [`Outcome`]).
 
-use relay_domain::{CarrierId, DeliveryStatus, OrderId};
+use relay_domain::{CarrierId, ChannelKind, DeliveryStatus, OrderId};
 use sqlx::AssertSqlSafe;
 
 use super::orders::{FAN_OUT_SQL, count_batch};
@@ -111,7 +111,7 @@ pub enum RelaunchMode {
 
 const CLAIM_SQL: &str = "
 UPDATE deliveries
-SET status = 'sending', attempts = attempts + 1, updated_at = ?2
+SET status = 'sending', attempts = attempts + 1, updated_at = ?2, channel = ?3
 WHERE id = (SELECT id FROM deliveries
             WHERE status = 'queued' AND next_attempt_at <= ?2 AND order_id > ?1
             ORDER BY order_id, id LIMIT 1)
@@ -128,7 +128,7 @@ impl Store {
     /// later report settles it.
     pub async fn interrupt_in_flight(&self, now: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "UPDATE deliveries SET status = 'interrupted', updated_at = ?,
+            "UPDATE deliveries SET status = 'interrupted', updated_at = ?, error_code = NULL,
                     error = 'envoi interrompu : le relais s''est arrêté avant d''en enregistrer le résultat (arrêt brutal, ou base de données indisponible) ; le message est peut-être parti'
              WHERE status = 'sending'",
         )
@@ -140,27 +140,35 @@ impl Store {
 
     /// Claims the next due delivery, taking orders in turn: the first order after `after`
     /// that has something due, wrapping around. So a new order is served within one round,
-    /// and a 10,000-carrier order never starves the ones that follow it.
+    /// and a 10,000-carrier order never starves the ones that follow it. The delivery
+    /// remembers `channel`, the one about to send it, which its error codes are read with.
     pub async fn claim_next(
         &self,
         after: Option<OrderId>,
         now: i64,
+        channel: Option<ChannelKind>,
     ) -> Result<Option<Claim>, StoreError> {
         let after = after.map_or(i64::MIN, |o| o.0);
-        let claim = self.claim_after(after, now).await?;
+        let claim = self.claim_after(after, now, channel).await?;
         if claim.is_some() || after == i64::MIN {
             return Ok(claim);
         }
-        self.claim_after(i64::MIN, now).await
+        self.claim_after(i64::MIN, now, channel).await
     }
 
     /// One claim statement, read to its end: `fetch_optional` would stop at the first row and
     /// reset the statement, and the error of the commit that reset runs (a full disk) would be
     /// lost, leaving the row `queued` while the caller sends it.
-    async fn claim_after(&self, after: i64, now: i64) -> Result<Option<Claim>, StoreError> {
+    async fn claim_after(
+        &self,
+        after: i64,
+        now: i64,
+        channel: Option<ChannelKind>,
+    ) -> Result<Option<Claim>, StoreError> {
         let claimed: Vec<Claim> = sqlx::query_as(CLAIM_SQL)
             .bind(after)
             .bind(now)
+            .bind(channel.map(ChannelKind::as_str))
             .fetch_all(&self.pool)
             .await?;
         Ok(claimed.into_iter().next())

@@ -17,6 +17,14 @@ pub const EARLY_REPORT_MAX_AGE_MS: i64 = 24 * 3600 * 1000;
 /// overtaking reports, about 1 MB.
 pub const EARLY_REPORTS_MAX: i64 = 10_000;
 
+/// Why a report says a message failed: the provider's text, and its error code when it gives
+/// one (kept in `deliveries.error_code`, which the history explains).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportedError<'a> {
+    pub text: &'a str,
+    pub code: Option<&'a str>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportOutcome {
     Applied,
@@ -31,9 +39,11 @@ impl Store {
         &self,
         message_id: &str,
         report: DeliveryStatus,
-        error: Option<&str>,
+        error: Option<ReportedError<'_>>,
         now: i64,
     ) -> Result<ReportOutcome, StoreError> {
+        let text = error.map(|e| e.text);
+        let code = error.and_then(|e| e.code);
         let current: Option<(i64, String)> =
             sqlx::query_as("SELECT id, status FROM deliveries WHERE message_id = ?")
                 .bind(message_id)
@@ -41,12 +51,13 @@ impl Store {
                 .await?;
         let Some((id, current)) = current else {
             sqlx::query(
-                "INSERT INTO early_reports (message_id, status, error, received_at)
-                 VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                "INSERT INTO early_reports (message_id, status, error, error_code, received_at)
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             )
             .bind(message_id)
             .bind(report.as_str())
-            .bind(error)
+            .bind(text)
+            .bind(code)
             .bind(now)
             .execute(&self.pool)
             .await?;
@@ -59,19 +70,20 @@ impl Store {
         }
         // The guard on the old status makes a concurrent report lose cleanly instead of
         // moving the status backwards. A success clears the error of an earlier failure, an
-        // interruption or a doubt: the message did arrive.
+        // interruption or a doubt: the message did arrive. A failure's code goes with its text.
         let failed = report == DeliveryStatus::Failed;
         let done = sqlx::query(
             "UPDATE deliveries SET status = ?, updated_at = ?,
                     error = CASE WHEN ? THEN ? ELSE NULL END,
-                    error_code = CASE WHEN ? THEN error_code ELSE NULL END
+                    error_code = CASE WHEN ? THEN ? ELSE NULL END
              WHERE id = ? AND status = ?",
         )
         .bind(report.as_str())
         .bind(now)
         .bind(failed)
-        .bind(error)
+        .bind(text)
         .bind(failed)
+        .bind(code)
         .bind(id)
         .bind(current.as_str())
         .execute(&self.pool)
@@ -94,7 +106,7 @@ impl Store {
         delivery_id: i64,
         recipient: Option<&str>,
         report: DeliveryStatus,
-        error: Option<&str>,
+        error: Option<ReportedError<'_>>,
         now: i64,
     ) -> Result<ReportOutcome, StoreError> {
         let outcome = self.apply_report(message_id, report, error, now).await?;
@@ -154,26 +166,30 @@ impl Store {
         message_id: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let early: Vec<(String, Option<String>)> = sqlx::query_as(
-            "DELETE FROM early_reports WHERE message_id = ? RETURNING status, error",
+        type Early = (String, Option<String>, Option<String>);
+        let early: Vec<Early> = sqlx::query_as(
+            "DELETE FROM early_reports WHERE message_id = ? RETURNING status, error, error_code",
         )
         .bind(message_id)
         .fetch_all(&self.pool)
         .await?;
-        let mut early: Vec<(DeliveryStatus, Option<String>)> = early
+        let mut early: Vec<(DeliveryStatus, Option<String>, Option<String>)> = early
             .into_iter()
-            .filter_map(|(status, error)| status.parse().ok().map(|s| (s, error)))
+            .filter_map(|(status, error, code)| status.parse().ok().map(|s| (s, error, code)))
             .collect();
         // Apply in the order of the life of a message so `read` wins over `delivered`.
-        early.sort_by_key(|(status, _)| match status {
+        early.sort_by_key(|(status, _, _)| match status {
             DeliveryStatus::Sent => 0,
             DeliveryStatus::Delivered => 1,
             DeliveryStatus::Read => 2,
             _ => 3,
         });
-        for (status, error) in early {
-            self.apply_report(message_id, status, error.as_deref(), now)
-                .await?;
+        for (status, text, code) in early {
+            let error = text.as_deref().map(|text| ReportedError {
+                text,
+                code: code.as_deref(),
+            });
+            self.apply_report(message_id, status, error, now).await?;
         }
         Ok(())
     }

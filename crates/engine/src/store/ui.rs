@@ -279,7 +279,7 @@ mod tests {
         assert_eq!(store.queue_depth().await.expect("depth"), 2);
 
         let mut last_settled = None;
-        while let Some(claim) = store.claim_next(None, now + 1).await.expect("claim") {
+        while let Some(claim) = store.claim_next(None, now + 1, None).await.expect("claim") {
             store
                 .mark_sent(claim.id, Some(&format!("wamid.{}", claim.id)), now + 2)
                 .await

@@ -87,7 +87,7 @@ async fn five_days_of_broadcasts() -> (TempDir, Store) {
             .await
             .expect("order");
         store.fan_out(&order, at).await.expect("fan out");
-        while let Some(claim) = store.claim_next(None, at + 1).await.expect("claim") {
+        while let Some(claim) = store.claim_next(None, at + 1, None).await.expect("claim") {
             sent += 1;
             if sent % 4 == 0 {
                 store
@@ -270,7 +270,7 @@ async fn a_day_range_shows_only_that_days_broadcast() {
 }
 
 /// Splits a CSV text into records of fields, honouring quotes (as Excel reads it).
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
+pub(crate) fn parse_csv(text: &str) -> Vec<Vec<String>> {
     let mut records = Vec::new();
     let mut record = Vec::new();
     let mut field = String::new();
@@ -331,7 +331,8 @@ async fn the_csv_export_holds_every_row_of_the_filter_in_excels_french_format() 
             "Référence commande",
             "Statut",
             "Tentatives",
-            "Erreur"
+            "Erreur",
+            "Code erreur"
         ]
     );
     let expected = store
@@ -348,7 +349,7 @@ async fn the_csv_export_holds_every_row_of_the_filter_in_excels_french_format() 
         "one line per matching row"
     );
     for (record, row) in records[1..].iter().zip(&expected) {
-        assert_eq!(record.len(), 7, "{record:?}");
+        assert_eq!(record.len(), 8, "{record:?}");
         assert_eq!(record[1], row.carrier_name);
         assert_eq!(record[2], row.phone);
         assert_eq!(record[3], row.order_reference);
@@ -358,6 +359,7 @@ async fn the_csv_export_holds_every_row_of_the_filter_in_excels_french_format() 
             record[6], "HTTP 500\nrefusé par Meta (131000)",
             "the line break stays inside its field"
         );
+        assert_eq!(record[7], "131000");
     }
     // Never sent: the grid's date is the queue date, as JJ/MM/AAAA HH:MM.
     assert_eq!(records[1][0], "07/11/2025 08:00");

@@ -10,6 +10,7 @@ mod camionback_api;
 mod carriers;
 mod data_files;
 mod engine_events;
+mod error_help;
 mod helpers;
 mod history;
 mod http_server;

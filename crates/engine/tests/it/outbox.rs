@@ -435,7 +435,7 @@ async fn relaunch_by_default_leaves_out_carriers_in_doubt_and_queues_them_when_a
     // flight when the relay died, carrier 4 failed.
     let now = now_ms();
     let mut claims = Vec::new();
-    while let Some(claim) = store.claim_next(None, now).await.expect("claim") {
+    while let Some(claim) = store.claim_next(None, now, None).await.expect("claim") {
         claims.push(claim);
     }
     claims.sort_by_key(|c| c.carrier_id);

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use relay_domain::DeliveryStatus;
+use relay_domain::{ChannelKind, DeliveryStatus, error_help};
 use relay_test_support::signing::twilio_signature;
 use relay_test_support::twilio::{self as fake, FakeTwilio, Reply};
 
@@ -196,6 +196,22 @@ async fn twilio_s_refusals_end_each_delivery_as_its_code_says() {
     assert_eq!(status_of(row(3)), DeliveryStatus::Failed);
     let why = row(3).error.as_deref().unwrap_or_default();
     assert!(why.contains("TWILIO_CONTENT_SID"), "{why}");
+    // The history explains each code in French, as Twilio's.
+    for (carrier, code) in [(1, "21211"), (2, "21610"), (3, "63016")] {
+        assert_eq!(row(carrier).channel, Some(ChannelKind::Twilio));
+        assert_eq!(row(carrier).error_code.as_deref(), Some(code));
+        assert_eq!(
+            row(carrier).error_help(),
+            error_help(ChannelKind::Twilio, code),
+            "{code}"
+        );
+    }
+    assert!(
+        row(3).error_text().contains("TWILIO_CONTENT_SID")
+            && !row(3).error_text().contains("freeform"),
+        "{}",
+        row(3).error_text()
+    );
     assert_eq!(w.twilio.received().len(), 3, "no refusal is retried");
 
     // The carrier who unsubscribed at Twilio is opted out: the next order skips them.
@@ -370,6 +386,13 @@ async fn an_undelivered_callback_fails_the_delivery_with_twilio_s_code() {
         .expect("row");
     assert_eq!(status_of(&row), DeliveryStatus::Failed);
     assert!(row.error.as_deref().unwrap_or_default().contains("63024"));
+    assert_eq!(
+        row.error_code.as_deref(),
+        Some("63024"),
+        "the callback's ErrorCode"
+    );
+    let invalid = error_help(ChannelKind::Twilio, "63024").expect("63024 explained");
+    assert_eq!(row.error_text(), invalid.text());
 }
 
 #[tokio::test]

@@ -271,6 +271,10 @@ impl Channel for CloudApi {
         "cloud-api"
     }
 
+    fn kind(&self) -> Option<relay_domain::ChannelKind> {
+        Some(relay_domain::ChannelKind::CloudApi)
+    }
+
     async fn send(&self, message: OutgoingMessage<'_>) -> Result<Accepted, SendError> {
         let response = self
             .http

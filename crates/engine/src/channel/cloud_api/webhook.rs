@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::clock::now_ms;
 use crate::http::state::{HttpState, Problem};
 use crate::signature::{self, SignatureError};
-use crate::store::ReportOutcome;
+use crate::store::{ReportOutcome, ReportedError};
 
 pub const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
 /// Meta batches many statuses in one call; far above any real batch, far below harm.
@@ -154,7 +154,9 @@ pub async fn receive(State(state): State<HttpState>, headers: HeaderMap, body: B
             // `deleted`, `warning` and future kinds say nothing about delivery.
             _ => continue,
         };
-        let error = status.errors.first().map(|e| {
+        let first = status.errors.first();
+        let code = first.and_then(|e| e.code).map(|c| c.to_string());
+        let error = first.map(|e| {
             let text = e
                 .message
                 .clone()
@@ -164,6 +166,10 @@ pub async fn receive(State(state): State<HttpState>, headers: HeaderMap, body: B
                 Some(code) => format!("{code} : {text}"),
                 None => text,
             }
+        });
+        let error = error.as_deref().map(|text| ReportedError {
+            text,
+            code: code.as_deref(),
         });
         let tagged = status
             .biz_opaque_callback_data
@@ -178,7 +184,7 @@ pub async fn receive(State(state): State<HttpState>, headers: HeaderMap, body: B
                         delivery,
                         status.recipient_id.as_deref(),
                         report,
-                        error.as_deref(),
+                        error,
                         now_ms(),
                     )
                     .await
@@ -186,7 +192,7 @@ pub async fn receive(State(state): State<HttpState>, headers: HeaderMap, body: B
             None => {
                 state
                     .store
-                    .apply_report(&status.id, report, error.as_deref(), now_ms())
+                    .apply_report(&status.id, report, error, now_ms())
                     .await
             }
         };

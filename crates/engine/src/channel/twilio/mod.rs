@@ -307,6 +307,10 @@ impl Channel for Twilio {
         "twilio"
     }
 
+    fn kind(&self) -> Option<relay_domain::ChannelKind> {
+        Some(relay_domain::ChannelKind::Twilio)
+    }
+
     async fn send(&self, message: OutgoingMessage<'_>) -> Result<Accepted, SendError> {
         let response = self
             .http

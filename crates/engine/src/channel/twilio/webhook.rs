@@ -15,7 +15,7 @@ use super::{DELIVERY_PARAM, INCOMING_PATH, STATUS_PATH, callback_url};
 use crate::clock::now_ms;
 use crate::http::state::{HttpState, Problem};
 use crate::signature::{self, SignatureError};
-use crate::store::ReportOutcome;
+use crate::store::{ReportOutcome, ReportedError};
 
 pub const SIGNATURE_HEADER: &str = "X-Twilio-Signature";
 /// A callback is a few dozen short fields; far above any real one, far below harm.
@@ -132,6 +132,7 @@ pub async fn status(
         // `receiving`, `received`, `canceled` and future kinds say nothing about delivery.
         _ => return StatusCode::OK.into_response(),
     };
+    let code = param(&params, "ErrorCode").filter(|_| report == DeliveryStatus::Failed);
     let error = (report == DeliveryStatus::Failed).then(|| {
         match (param(&params, "ErrorCode"), param(&params, "ErrorMessage")) {
             (Some(code), Some(text)) => format!("{code} : {text}"),
@@ -140,6 +141,7 @@ pub async fn status(
             (None, None) => "message non remis (Twilio)".to_string(),
         }
     });
+    let error = error.as_deref().map(|text| ReportedError { text, code });
     // The delivery our callback URL names; Twilio echoes the query as we gave it.
     let tagged = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
         .find(|(k, _)| k == DELIVERY_PARAM)
@@ -154,22 +156,10 @@ pub async fn status(
         Some(delivery) => {
             state
                 .store
-                .apply_tagged_report(
-                    sid,
-                    delivery,
-                    recipient.as_deref(),
-                    report,
-                    error.as_deref(),
-                    now_ms(),
-                )
+                .apply_tagged_report(sid, delivery, recipient.as_deref(), report, error, now_ms())
                 .await
         }
-        None => {
-            state
-                .store
-                .apply_report(sid, report, error.as_deref(), now_ms())
-                .await
-        }
+        None => state.store.apply_report(sid, report, error, now_ms()).await,
     };
     match applied {
         Ok(ReportOutcome::Applied | ReportOutcome::Ignored | ReportOutcome::Deferred) => {

@@ -311,6 +311,10 @@ impl Channel for WhatsAppWeb {
         "whatsapp-web"
     }
 
+    fn kind(&self) -> Option<relay_domain::ChannelKind> {
+        Some(relay_domain::ChannelKind::WhatsappWeb)
+    }
+
     fn plan_message_id(&self) -> Option<String> {
         self.shared
             .client()
