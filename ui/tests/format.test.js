@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import {
   batchLabel,
   broadcastSummary,
+  closedHeadline,
   countersText,
   dayRange,
   formatDateTime,
@@ -181,4 +182,12 @@ test("an order's header counts its deliveries by status, naming only those it ha
   assert.equal(countersText(c), "3 envois · 1 remis · 1 lu · 1 numéro invalide");
   assert.equal(countersText({ ...c, total: 1, delivered: 0, read: 0, invalid_number: 0, sent: 1 }), "1 envoi · 1 envoyé");
   assert.equal(countersText(undefined), "");
+});
+
+test("an order CamionBack closed says so first, with the sends its closing saved", () => {
+  const c = { total: 10, pending: 0, sent: 3, delivered: 0, read: 0, failed: 0, invalid_number: 0, not_on_whatsapp: 0, skipped: 7, doubtful: 0 };
+  assert.equal(countersText({ ...c, closed: true, avoided: 7 }), "Commande pourvue — 7 envois évités · 10 envois · 3 envoyés · 7 ignorés");
+  assert.equal(countersText({ ...c, closed: false, avoided: 0 }), "10 envois · 3 envoyés · 7 ignorés");
+  assert.equal(closedHeadline(1), "Commande pourvue — 1 envoi évité");
+  assert.equal(countersText({ total: 0, closed: true, avoided: 0 }), "Commande pourvue — 0 envoi évité", "closed before its broadcast");
 });

@@ -13,6 +13,7 @@ mod engine_events;
 mod helpers;
 mod history;
 mod http_server;
+mod order_closing;
 mod outbox;
 mod polling;
 mod relaunch;
