@@ -1,6 +1,7 @@
 //! The CamionBack API as the relay uses it: new orders (`/api/orders`), one order's status
-//! (`/api/orders/{id}`) and carriers (`/api/transporteurs`). Its JSON is read into private wire structs and converted to domain
-//! types here; nothing else in the relay sees the API's spelling.
+//! (`/api/orders/{id}`) and carriers (`/api/transporteurs`). Its JSON is read into private
+//! wire structs and converted to domain types here; nothing else in the relay sees the API's
+//! spelling.
 
 use std::time::Duration;
 
