@@ -74,10 +74,10 @@ fn sent_after(app: &TestApp, instant: Instant) -> usize {
 async fn an_order_closed_by_webhook_mid_broadcast_sends_nothing_more_and_the_rest_is_skipped() {
     let app = spawn_app().await;
     add_ten_carriers(&app);
-    // Carrier 3's message is taken at once but answered 2 s later: it is in flight when the
+    // Carrier 3's message is taken at once but answered 3 s later: it is in flight when the
     // order closes.
     app.cloud
-        .script(&to(3), vec![Reply::AcceptLate(Duration::from_secs(2))]);
+        .script(&to(3), vec![Reply::AcceptLate(Duration::from_secs(3))]);
     assert_eq!(app.post_order(order(1)).await.status(), 202);
     wait_for_message_to(&app, 3).await;
 
