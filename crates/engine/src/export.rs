@@ -90,9 +90,14 @@ where
     if row.is_unconfirmed(style.unconfirmed_after, style.now_ms) {
         status.push_str(" (non confirmé)");
     }
-    let error = match (&row.error, &row.error_code) {
+    // A skip reason in the grid's French words ("commande pourvue : envoi évité").
+    let reason = row
+        .error
+        .as_deref()
+        .map(|error| relay_domain::SkipReason::of_stored(error).map_or(error, |r| r.label()));
+    let error = match (reason, &row.error_code) {
         (Some(error), Some(code)) => format!("{error} ({code})"),
-        (Some(error), None) => error.clone(),
+        (Some(error), None) => error.to_string(),
         (None, Some(code)) => format!("({code})"),
         (None, None) => String::new(),
     };

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use relay_domain::{DeliveryStatus, OrderId, SkipReason};
 use relay_engine::clock::now_ms;
+use relay_engine::export::{CsvStyle, write_history_csv};
 use relay_engine::ops::{OpsError, OrderKey};
-use relay_engine::store::{HistoryRow, RelaunchMode};
+use relay_engine::store::{HistoryFilter, HistoryRow, RelaunchMode};
 use relay_test_support::Reply;
 use relay_test_support::camionback::Outage;
 use relay_test_support::signing::{camionback_headers, unix_now};
@@ -112,6 +113,28 @@ async fn an_order_closed_by_webhook_mid_broadcast_sends_nothing_more_and_the_res
             .all(|r| r.error.as_deref() == Some(SkipReason::OrderClosed.as_str()))
     );
     assert_eq!(app.cloud.received().len(), 3);
+
+    // The CSV staff export says why, in the grid's French words.
+    let mut csv = Vec::new();
+    let style = CsvStyle {
+        time_zone: chrono::Utc,
+        unconfirmed_after: Duration::from_secs(24 * 3600),
+        now_ms: now_ms(),
+    };
+    let filter = HistoryFilter {
+        order: Some(OrderId(1)),
+        ..HistoryFilter::default()
+    };
+    write_history_csv(app.store(), &filter, &style, &mut csv)
+        .await
+        .expect("export");
+    let csv = String::from_utf8(csv).expect("UTF-8");
+    assert_eq!(
+        csv.matches(";Ignoré;0;commande pourvue : envoi évité")
+            .count(),
+        7,
+        "never attempted, and why: {csv}"
+    );
 
     let counters = app.store().order_counters(10).await.expect("counters");
     assert_eq!(
