@@ -77,6 +77,7 @@ impl From<relay_engine::ops::OpsError> for UiError {
         let code = match &err {
             OpsError::UnknownOrder(_) | OpsError::UnknownOrderId(_) => "not_found",
             OpsError::NotBroadcastYet { .. } => "not_broadcast_yet",
+            OpsError::OrderClosed { .. } => "order_closed",
             OpsError::Status(_) | OpsError::History(_) => "invalid",
             OpsError::Store(_) => "store",
             OpsError::Api(_) => "api_unreachable",

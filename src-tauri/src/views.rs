@@ -296,7 +296,13 @@ impl HistoryRowView {
             unconfirmed,
             attempts: row.attempts,
             error_help,
-            error: row.error,
+            // A skip reason reads in French in the grid ("commande pourvue : envoi évité").
+            error: row
+                .error
+                .map(|error| match relay_domain::SkipReason::of_stored(&error) {
+                    Some(reason) => reason.label().to_string(),
+                    None => error,
+                }),
             error_code: row.error_code,
             batch: row.batch,
             queued_at: row.queued_at,

@@ -100,6 +100,8 @@ class Fakes:
         # recipients it refuses (`To` → one of TWILIO_ERRORS).
         self.twilio_received = []
         self.twilio_refusals = dict(twilio_refusals or {})
+        # `GET /api/orders/{id}`: the statut each order has now, when a test changed it.
+        self.statuts = {}
         for i in range(carriers):
             cid = 1001 + i
             name = NAMES[i % len(NAMES)] + ("" if i < len(NAMES) else f" {i}")
@@ -119,6 +121,11 @@ class Fakes:
     def add_order(self, value):
         with self.lock:
             self.orders.append(value)
+
+    def set_statut(self, order_id, statut):
+        """From now on `GET /api/orders/{order_id}` answers this statut (CamionBack closed it)."""
+        with self.lock:
+            self.statuts[order_id] = statut
 
     def sent_messages(self):
         with self.lock:
@@ -205,6 +212,17 @@ def make_handler(fakes):
                 with fakes.lock:
                     found = sorted((o for o in fakes.orders if o["id"] > since), key=lambda o: o["id"])
                 return self.reply(200, {"orders": found[:100]})
+            if url.path.startswith("/api/orders/"):
+                if not self.authorized(CAMIONBACK_TOKEN):
+                    return self.reply(401, {"error": "unauthorized"})
+                wanted = url.path.rsplit("/", 1)[-1]
+                with fakes.lock:
+                    found = next((dict(o) for o in fakes.orders if str(o["id"]) == wanted), None)
+                    if found is not None and found["id"] in fakes.statuts:
+                        found["statut"] = fakes.statuts[found["id"]]
+                if found is None:
+                    return self.reply(404, {"error": "commande introuvable"})
+                return self.reply(200, {"order": found})
             if url.path == "/api/transporteurs":
                 if not self.authorized(CAMIONBACK_TOKEN):
                     return self.reply(401, {"error": "unauthorized"})

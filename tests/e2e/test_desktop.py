@@ -5,7 +5,9 @@ and WebKitWebDriver, with the engine on the Cloud API channel pointed at loopbac
 The app polls the fake CamionBack API, broadcasts order CMD-2025-123 to the fake's carriers
 through the fake Cloud API (two numbers refused), and the test drives the window: the history
 shows the order's rows, the relaunch dialog counts the carriers who did not get it, the
-relaunch sends to exactly them, and no secret reaches the page.
+relaunch sends to exactly them, and no secret reaches the page. At the end an order being
+broadcast is filled at CamionBack: the window says "Commande pourvue — N envois évités" and asks
+before relaunching it.
 
 Run through tests/e2e/run.sh (it builds the binary and provides Xvfb and a D-Bus session).
 Standard library only. `--screenshots DIR` also saves full-screen captures (ImageMagick
@@ -390,6 +392,55 @@ def check_dashboard_pause(session, checks, fakes, eligible, screenshots):
     checks.ok("Tableau de bord : « Reprendre les envois » envoie la file")
 
 
+# --- Commande pourvue: CamionBack closes an order being broadcast ---
+
+def check_closed_order(session, checks, fakes, eligible):
+    """Paused with an order queued, CamionBack's API says it is filled: the relay skips its
+    queue, nothing of it leaves after "Reprendre", the dashboard and the history say
+    "Commande pourvue — N envois évités", and the relaunch dialog asks before forcing it."""
+    reference = "CMD-2025-127"
+    session.click("#nav-dashboard")
+    session.click("#pause-toggle")
+    wait_for("the paused notice", lambda: "Envois en pause" in (session.text("#dashboard-body") or ""),
+             timeout=10)
+    already = len(fakes.sent_messages())
+    fakes.add_order(fake_services.order(ORDER_ID + 4, reference, route=4))
+    wait_for(f"{reference} queued while paused", lambda: (
+        lambda n: n if n and n >= eligible + 2 else None)(int(session.text("#queue-depth") or 0)), timeout=60)
+    fakes.set_statut(ORDER_ID + 4, "attribuee")
+    avoided = eligible + 2
+    headline = f"Commande pourvue — {avoided} envois évités"
+    wait_for("the dashboard's closed order", lambda: headline in (session.text("#dashboard-body") or ""),
+             timeout=30)
+    assert reference in session.text("#dashboard-body")
+    checks.ok(f"Tableau de bord : « {headline} » pour {reference} fermée chez CamionBack")
+
+    session.click("#pause-toggle")
+    wait_for("sending resumed", lambda: "Mettre en pause" in (session.text("#pause-toggle") or ""), timeout=10)
+    session.click("#nav-history")
+    set_filters(session, order=reference)
+    header = wait_for(f"the header of {reference}", lambda: (
+        lambda t: t if t and reference in t and headline in t else None)(session.text("tr.group")), timeout=20)
+    rows = statuses(session)
+    assert rows and all(s in ("skipped", "invalid_number") for s in rows), rows
+    assert len(fakes.sent_messages()) == already, "a message of the closed order left"
+    checks.ok(f"Historique : « {header.strip()[:80]}… », {rows.count('skipped')} envois ignorés, aucun parti")
+
+    session.click("button.relaunch")
+    wait_for("the relaunch dialog", lambda: session.script(
+        "return document.querySelector('#relaunch-dialog').open;"), timeout=10)
+    assert not session.script("return document.querySelector('#relaunch-closed').hidden;")
+    assert session.text("#relaunch-closed-headline") == headline, session.text("#relaunch-closed-headline")
+    assert session.script("return document.querySelector('#relaunch-confirm').disabled;"), \
+        "a closed order can be relaunched without confirming"
+    session.click("#relaunch-force")
+    wait_for("the confirm button enabled", lambda: not session.script(
+        "return document.querySelector('#relaunch-confirm').disabled;"), timeout=5)
+    session.click("#relaunch-confirm")
+    wait_for("the forced relaunch sent", lambda: len(fakes.sent_messages()) >= already + eligible, timeout=60)
+    checks.ok("Relance d'une commande pourvue : demandée confirmation (« Relancer quand même »), puis envoyée")
+
+
 def run(args, work):
     checks = Checks()
     fakes, server = fake_services.start(carriers=args.carriers, failing=2, delay=args.send_delay)
@@ -401,6 +452,8 @@ def run(args, work):
         fake_url,
         # The autostart entry goes to $HOME/.config/autostart: the test's own home.
         HOME=os.path.join(work, "home"),
+        # Orders being broadcast are checked at the fake API every second (still open?).
+        CAMIONBACK_ORDER_CHECK_SECS="1",
     )
     # The throttle comes from config.toml, as staff would set it, so the settings screen can
     # change it (a value from the environment would win over the file).
@@ -530,6 +583,7 @@ def run(args, work):
         capture(args.screenshots, "tableau-de-bord")
         checks.ok("Tableau de bord : aucun envoi en cours, compteurs du jour")
         check_dashboard_pause(session, checks, fakes, eligible, args.screenshots)
+        check_closed_order(session, checks, fakes, eligible)
     except BaseException:
         # What the window showed when it failed, for the report.
         if session:

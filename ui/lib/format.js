@@ -231,6 +231,11 @@ export function doubtfulLabel(preview) {
     : `Inclure aussi les ${doubtful} transporteurs en doute (envoi interrompu ou incertain : ils l'ont peut-être déjà reçue)`;
 }
 
+/** "Commande pourvue — 7 envois évités": an order CamionBack closed, and the sends it saved. */
+export function closedHeadline(avoided) {
+  return `Commande pourvue — ${plural(avoided, "envoi évité", "envois évités")}`;
+}
+
 /** What the confirmation dialog says the chosen relaunch will do. */
 export function relaunchSentence(preview, mode, includeDoubtful = false) {
   const { count } = relaunchChoice(preview, mode, includeDoubtful);
@@ -277,8 +282,11 @@ export function activityStatus(activity) {
  * statuses it has, "3 envois · 1 remis · 1 lu · 1 numéro invalide". Empty without counters.
  */
 export function countersText(c) {
-  if (!c || !c.total) return "";
-  const parts = [plural(c.total, "envoi")];
+  if (!c) return "";
+  // An order CamionBack closed says so first, with what its closing saved.
+  const closed = c.closed ? closedHeadline(c.avoided ?? 0) : null;
+  if (!c.total) return closed ?? "";
+  const parts = closed ? [closed, plural(c.total, "envoi")] : [plural(c.total, "envoi")];
   const add = (count, singular, pluralForm) => {
     if (count > 0) parts.push(plural(count, singular, pluralForm));
   };

@@ -197,11 +197,18 @@ function render(ctx, overview) {
             reference: overview.last_order.reference,
             route: overview.last_order.route,
             how: `reçue ${formatRelative(overview.last_order.received_at, now)} par ${overview.last_order.source === "webhook" ? "webhook" : "interrogation de l'API"}`,
+            // "Commande pourvue — N envois évités" once CamionBack closed it.
+            closed: overview.last_order.closed ?? null,
           }
         : null,
       (v) =>
         v
-          ? [h("div", { class: "big" }, v.reference), h("div", {}, v.route), h("div", { class: "muted small" }, v.how)]
+          ? [
+              h("div", { class: "big" }, v.reference),
+              h("div", {}, v.route),
+              h("div", { class: "muted small" }, v.how),
+              ...(v.closed ? [h("div", { class: "tone-ok small" }, v.closed)] : []),
+            ]
           : [h("p", { class: "muted" }, "Aucune commande reçue pour l'instant.")],
     ),
     cardPart("api", "API CamionBack", apiHealth(overview.api, now), (lines) =>

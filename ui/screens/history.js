@@ -333,7 +333,9 @@ function initDialog() {
     const { mode } = dialogChoice();
     $("#relaunch-confirm").disabled = true;
     try {
-      const outcome = await call("relaunch_order", { orderId: preview.order_id, mode });
+      // A closed order is relaunched only once staff ticked "Relancer quand même".
+      const force = Boolean(preview.closed) && $("#relaunch-force").checked;
+      const outcome = await call("relaunch_order", { orderId: preview.order_id, mode, force });
       dialog.close();
       const invalid = outcome.invalid_numbers ? `, ${plural(outcome.invalid_numbers, "numéro invalide", "numéros invalides")}` : "";
       toast(`${outcome.reference} : ${plural(outcome.queued, "transporteur")} en file${invalid}.`);
@@ -364,7 +366,8 @@ function renderSentence() {
   // "Tous" already includes them: the box only refines "seulement ceux qui ne l'ont pas reçue".
   $("#relaunch-include-doubtful").disabled = radio === "all";
   $("#relaunch-sentence").textContent = relaunchSentence(preview, radio, includeDoubtful);
-  $("#relaunch-confirm").disabled = count === 0;
+  const unconfirmedClose = Boolean(preview.closed) && !$("#relaunch-force").checked;
+  $("#relaunch-confirm").disabled = count === 0 || unconfirmedClose;
 }
 
 async function openDialog(orderId) {
@@ -383,6 +386,8 @@ async function openDialog(orderId) {
   const doubtful = doubtfulLabel(preview);
   $("#relaunch-doubtful").hidden = doubtful === null;
   $("#relaunch-doubtful-label").textContent = doubtful ?? "";
+  $("#relaunch-closed").hidden = !preview.closed;
+  $("#relaunch-closed-headline").textContent = preview.closed ?? "";
   renderSentence();
   dialog.showModal();
 }

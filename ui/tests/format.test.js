@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import {
   batchLabel,
   broadcastSummary,
+  closedHeadline,
   countersText,
   dayRange,
   formatDateTime,
@@ -206,4 +207,12 @@ test("an error the relay does not explain shows as stored, with its code", () =>
   const row = { error: "HTTP 500 : refusé par Meta", error_code: "131000", error_help: null };
   assert.deepEqual(errorCell(row), { text: "HTTP 500 : refusé par Meta", detail: " (131000)", title: "HTTP 500 : refusé par Meta" });
   assert.deepEqual(errorCell({ error: null, error_code: null }), { text: "", detail: "", title: "" });
+});
+
+test("an order CamionBack closed says so first, with the sends its closing saved", () => {
+  const c = { total: 10, pending: 0, sent: 3, delivered: 0, read: 0, failed: 0, invalid_number: 0, not_on_whatsapp: 0, skipped: 7, doubtful: 0 };
+  assert.equal(countersText({ ...c, closed: true, avoided: 7 }), "Commande pourvue — 7 envois évités · 10 envois · 3 envoyés · 7 ignorés");
+  assert.equal(countersText({ ...c, closed: false, avoided: 0 }), "10 envois · 3 envoyés · 7 ignorés");
+  assert.equal(closedHeadline(1), "Commande pourvue — 1 envoi évité");
+  assert.equal(countersText({ total: 0, closed: true, avoided: 0 }), "Commande pourvue — 0 envoi évité", "closed before its broadcast");
 });

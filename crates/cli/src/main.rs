@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use relay_engine::export::{CsvStyle, write_history_csv};
-use relay_engine::ops::{HistoryQuery, OrderKey};
+use relay_engine::ops::{HistoryQuery, OpsError, OrderKey};
 use relay_engine::store::RelaunchMode;
 use relay_engine::{Engine, EngineError, Ops, Settings, clock::now_ms};
 use tokio_util::sync::CancellationToken;
@@ -62,6 +62,9 @@ enum Command {
         /// Renvoyer à tous les transporteurs validés, même ceux qui l'ont déjà reçue.
         #[arg(long)]
         all: bool,
+        /// Relancer même une commande que CamionBack dit pourvue (ou fermée).
+        #[arg(long)]
+        force: bool,
     },
     /// Relie le compte WhatsApp de CamionBack (QR code dans le terminal, ou code d'appairage).
     Login {
@@ -154,6 +157,7 @@ async fn run(cli: Cli) -> Result<()> {
             order,
             include_doubtful,
             all,
+            force,
         } => {
             let _logs = relay_engine::telemetry::init("warn", None);
             let mode = match (all, include_doubtful) {
@@ -161,7 +165,7 @@ async fn run(cli: Cli) -> Result<()> {
                 (false, true) => RelaunchMode::MissingAndDoubtful,
                 (false, false) => RelaunchMode::Missing,
             };
-            relaunch(settings, &order, mode).await
+            relaunch(settings, &order, mode, force).await
         }
         Command::Login { phone } => {
             let _logs = relay_engine::telemetry::init("warn", None);
@@ -330,10 +334,19 @@ async fn history(
     Ok(())
 }
 
-async fn relaunch(settings: Settings, key: &str, mode: RelaunchMode) -> Result<()> {
+async fn relaunch(settings: Settings, key: &str, mode: RelaunchMode, force: bool) -> Result<()> {
     let ops = Ops::open(&settings).await?;
     let order = ops.relaunchable(OrderKey::Typed(key)).await?;
-    let relaunched = ops.relaunch(&order, mode, now_ms()).await?;
+    let relaunched = if force {
+        ops.relaunch_forced(&order, mode, now_ms()).await?
+    } else {
+        match ops.relaunch(&order, mode, now_ms()).await {
+            Err(err @ OpsError::OrderClosed { .. }) => {
+                anyhow::bail!("{err} — `--force` pour la relancer quand même")
+            }
+            other => other?,
+        }
+    };
     if let Some(warning) = &relaunched.sync_warning {
         eprintln!("attention : {warning}");
     }

@@ -189,6 +189,9 @@ pub fn orders_json(rows: &[OrderCounters]) -> Value {
                     "not_on_whatsapp": r.not_on_whatsapp,
                     "skipped": r.skipped,
                     "doubtful": r.doubtful,
+                    "closed": r.closed,
+                    "closed_statut": r.closed_statut,
+                    "avoided": r.avoided,
                 })
             })
             .collect(),
@@ -215,6 +218,13 @@ pub fn print_orders(rows: &[OrderCounters]) {
             r.skipped,
             r.doubtful
         );
+        if r.closed {
+            println!(
+                "    Commande pourvue (statut « {} ») — {} envoi(s) évité(s)",
+                r.closed_statut.as_deref().unwrap_or_default(),
+                r.avoided
+            );
+        }
     }
 }
 

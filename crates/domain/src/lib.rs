@@ -14,7 +14,9 @@ pub mod text;
 pub use carrier::{CarrierId, CarrierStatus};
 pub use channel::ChannelKind;
 pub use error_help::{ErrorHelp, KNOWN_ERRORS, KnownError, error_help};
-pub use order::{Order, OrderError, OrderFields, OrderId, Price, TextField};
+pub use order::{
+    Order, OrderError, OrderFields, OrderId, Price, TextField, clean_statut, statut_is_open,
+};
 pub use phone::{PhoneError, PhoneNumber, mask_phone};
-pub use status::{DeliveryStatus, UnknownStatus};
+pub use status::{DeliveryStatus, SkipReason, UnknownStatus};
 pub use template::{MessageTemplate, TemplateError, TemplateFields};

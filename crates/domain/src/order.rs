@@ -323,10 +323,7 @@ impl Order {
     /// Only open orders are broadcast: an order that is already closed or cancelled when it
     /// reaches us must not wake up every carrier. A status sent empty is not "open" either.
     pub fn is_open(&self) -> bool {
-        match &self.statut {
-            None => true,
-            Some(s) => s.eq_ignore_ascii_case("ouverte"),
-        }
+        statut_is_open(self.statut.as_deref())
     }
 
     /// `DD/MM/YYYY`, as written in the message.
@@ -376,6 +373,26 @@ impl OrderFields {
             created_at: None,
         }
     }
+}
+
+/// Whether CamionBack's `statut` (cleaned) says an order is open: absent, or `ouverte` in any
+/// case. Every other word, empty included, is an order that is filled, cancelled or not yet
+/// published: it is not broadcast, and one being broadcast stops (`order.updated`,
+/// `order.closed`, or the API asked while deliveries are queued).
+pub fn statut_is_open(statut: Option<&str>) -> bool {
+    match statut {
+        None => true,
+        Some(s) => s.eq_ignore_ascii_case("ouverte"),
+    }
+}
+
+/// CamionBack's `statut` as the relay keeps it when it closes an order: one line of at most
+/// [`TextField::Statut`]'s length, so it can be logged and shown whatever was sent.
+pub fn clean_statut(raw: &str) -> String {
+    crate::text::clean(raw)
+        .chars()
+        .take(TextField::Statut.max_chars())
+        .collect()
 }
 
 #[cfg(test)]

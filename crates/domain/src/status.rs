@@ -128,6 +128,50 @@ impl DeliveryStatus {
     }
 }
 
+/// Why a delivery is `skipped`: the word stored in its `error` column and printed as is (the
+/// history's reason, `history --json`'s `error`). A carrier who is no longer validated is
+/// skipped with the words of its status instead (`transporteur non validé (bloqué)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SkipReason {
+    /// The carrier wrote STOP (or unsubscribed at the provider).
+    OptedOut,
+    /// CamionBack said the order is no longer open (filled, cancelled…) before this delivery
+    /// left: it is not sent.
+    OrderClosed,
+}
+
+impl SkipReason {
+    pub const ALL: [SkipReason; 2] = [Self::OptedOut, Self::OrderClosed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OptedOut => "opted_out",
+            Self::OrderClosed => "order_closed",
+        }
+    }
+
+    /// The French words staff read.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::OptedOut => "désinscrit (STOP)",
+            Self::OrderClosed => "commande pourvue : envoi évité",
+        }
+    }
+
+    /// The reason a stored `error` names, when it is one of these words.
+    pub fn of_stored(error: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|reason| reason.as_str() == error)
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl fmt::Display for DeliveryStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -165,6 +209,17 @@ mod tests {
             assert_eq!(status.as_str().parse::<DeliveryStatus>(), Ok(status));
         }
         assert!("envoyé".parse::<DeliveryStatus>().is_err());
+    }
+
+    #[test]
+    fn every_skip_reason_is_read_back_from_its_stored_word() {
+        for reason in SkipReason::ALL {
+            assert_eq!(SkipReason::of_stored(reason.as_str()), Some(reason));
+        }
+        assert_eq!(
+            SkipReason::of_stored("transporteur non validé (bloqué)"),
+            None
+        );
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! The CamionBack API as the relay uses it: new orders (`/api/orders`) and carriers
-//! (`/api/transporteurs`). Its JSON is read into private wire structs and converted to domain
-//! types here; nothing else in the relay sees the API's spelling.
+//! The CamionBack API as the relay uses it: new orders (`/api/orders`), one order's status
+//! (`/api/orders/{id}`) and carriers (`/api/transporteurs`). Its JSON is read into private
+//! wire structs and converted to domain types here; nothing else in the relay sees the API's
+//! spelling.
 
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use relay_domain::{CarrierId, Order, OrderError, OrderFields};
+use relay_domain::{CarrierId, Order, OrderError, OrderFields, OrderId, clean_statut};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -28,6 +29,8 @@ pub const MAX_CARRIER_PAGES: u32 = 1_000;
 /// A list of more carriers than this is refused as a whole (the last list is kept): it bounds
 /// the memory a sync holds (~20 MB), and is ten times the 10,000 carriers of the benchmarks.
 pub const MAX_CARRIERS: usize = 100_000;
+/// The most one order's answer may weigh (an order as documented is ~400 bytes).
+pub const MAX_ORDER_BYTES: usize = 64 * 1024;
 /// What is kept of an error answer's body for the message (its start says enough).
 const MAX_ERROR_BODY_BYTES: usize = 4 * 1024;
 
@@ -79,6 +82,29 @@ impl OrderJson {
         };
         Order::parse(fields, crate::clock::today())
     }
+}
+
+/// An order's state as the close webhooks (`order.updated`, `order.closed`) and
+/// `GET /api/orders/{id}` give it: only `id` and `statut` are read, the other fields may be
+/// there or not.
+#[derive(Debug, Deserialize)]
+pub(crate) struct OrderStateJson {
+    pub id: i64,
+    #[serde(default)]
+    pub statut: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OrderAnswer {
+    order: OrderAnswerJson,
+}
+
+#[derive(Deserialize)]
+struct OrderAnswerJson {
+    #[serde(default)]
+    id: Option<i64>,
+    #[serde(default)]
+    statut: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -208,6 +234,24 @@ impl CamionBackApi {
                     .and_then(|json| json.into_order().map_err(|err| (id, err.to_string())))
             })
             .collect())
+    }
+
+    /// `GET /api/orders/{id}` → `{"order":{…}}`: the order's `statut` as CamionBack has it
+    /// now, cleaned (`None`: absent or `null`, an open order). A 404 is
+    /// [`ApiError::Status`] like any other refusal.
+    pub async fn order_statut(&self, id: OrderId) -> Result<Option<String>, ApiError> {
+        let what = "commande";
+        let body = self
+            .get(&format!("api/orders/{}", id.0), &[], what, MAX_ORDER_BYTES)
+            .await?;
+        let answer: OrderAnswer = body.json(what)?;
+        if let Some(other) = answer.order.id.filter(|other| *other != id.0) {
+            return Err(ApiError::Garbage {
+                what,
+                detail: format!("la commande {other} au lieu de la commande {}", id.0),
+            });
+        }
+        Ok(answer.order.statut.as_deref().map(clean_statut))
     }
 
     /// Every carrier the API lists, all pages. Fails as a whole: a partial list must never

@@ -57,6 +57,9 @@ pub struct CamionBackSettings {
     pub poll_interval: Duration,
     pub backfill: Duration,
     pub carrier_sync_interval: Duration,
+    /// How often an order with deliveries queued is checked at the API (still open?); 0
+    /// disables it.
+    pub order_check_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -160,6 +163,9 @@ impl Settings {
                 api_url: values.url("CAMIONBACK_API_URL")?,
                 api_token: values.secret("CAMIONBACK_API_TOKEN"),
                 poll_interval: Duration::from_secs(values.number("CAMIONBACK_POLL_SECS")?),
+                order_check_interval: Duration::from_secs(
+                    values.number("CAMIONBACK_ORDER_CHECK_SECS")?,
+                ),
                 backfill: Duration::from_secs(60 * values.number("CAMIONBACK_BACKFILL_MINUTES")?),
                 carrier_sync_interval: Duration::from_secs(
                     values.number("CAMIONBACK_CARRIER_SYNC_SECS")?.max(1),
@@ -507,6 +513,10 @@ mod tests {
         assert_eq!(settings.webhook.addr.to_string(), "127.0.0.1:8787");
         assert_eq!(settings.dispatch.throttle, Duration::from_millis(1000));
         assert_eq!(settings.camionback.poll_interval, Duration::from_secs(30));
+        assert_eq!(
+            settings.camionback.order_check_interval,
+            Duration::from_secs(30)
+        );
         assert_eq!(settings.order_link_base, "https://camionback.com/commande/");
         assert_eq!(settings.cloud_api.api_version, "v25.0");
         assert_eq!(settings.dispatch.channel, ChannelKind::WhatsappWeb);

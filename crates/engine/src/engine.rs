@@ -22,6 +22,7 @@ use crate::dispatcher::{self, Dispatcher, OutboxHealth};
 use crate::events::EngineEvents;
 use crate::http::state::TwilioHooks;
 use crate::http::{self, HttpState};
+use crate::intake::order_check::OrderCheck;
 use crate::intake::poller::Poller;
 use crate::lock::{InstanceLock, LockError};
 use crate::ops::Ops;
@@ -351,6 +352,18 @@ impl Engine {
             cancel.child_token(),
         ));
 
+        if let Some(api) = api.clone() {
+            if settings.camionback.order_check_interval.is_zero() {
+                tracing::info!(
+                    "vérification des commandes en cours désactivée (CAMIONBACK_ORDER_CHECK_SECS=0)"
+                );
+            } else {
+                tracker.spawn(OrderCheck::new(api, store.clone()).run_until_stopped(
+                    settings.camionback.order_check_interval,
+                    cancel.child_token(),
+                ));
+            }
+        }
         if let Some(api) = api {
             // The first sync runs before any broadcast is attempted; later ones on a timer. A
             // failed one is recorded and the last list kept; a stop ends the start-up here.

@@ -92,7 +92,16 @@ where
     if row.is_unconfirmed(style.unconfirmed_after, style.now_ms) {
         status.push_str(" (non confirmé)");
     }
-    let error = row.error_text();
+    // A skip reason in the grid's French words ("commande pourvue : envoi évité"), an error
+    // code as its French explanation.
+    let error = match row
+        .error
+        .as_deref()
+        .and_then(relay_domain::SkipReason::of_stored)
+    {
+        Some(reason) => reason.label().to_string(),
+        None => row.error_text(),
+    };
     push_record(
         line,
         [

@@ -34,6 +34,16 @@ pub enum OpsError {
         "la commande {reference} n'a pas encore été diffusée automatiquement : sa diffusion est en attente, inutile de la relancer"
     )]
     NotBroadcastYet { reference: String },
+    /// CamionBack said the order is no longer open: a relaunch would message carriers about
+    /// a truck already found. Staff may still force it (each shell says how).
+    #[error(
+        "la commande {reference} est pourvue (statut CamionBack « {statut} ») : elle n'est pas relancée ({avoided} envoi(s) évité(s) à sa fermeture)"
+    )]
+    OrderClosed {
+        reference: String,
+        statut: String,
+        avoided: i64,
+    },
     #[error(transparent)]
     Status(#[from] UnknownStatus),
     /// A sort or a page position the history does not know.
@@ -129,20 +139,75 @@ impl Ops {
         Ok(stored.order)
     }
 
-    /// What each kind of relaunch of `key` would queue, for staff to choose.
+    /// What each kind of relaunch of `key` would queue, for staff to choose; for an order
+    /// CamionBack closed, its closing too, so the window asks before forcing it.
     pub async fn relaunch_preview(&self, key: OrderKey<'_>) -> Result<RelaunchPreview, OpsError> {
         let order = self.relaunchable(key).await?;
         let counts = self.store.relaunch_counts(order.id).await?;
-        Ok(RelaunchPreview { order, counts })
+        let closed = self.closed(&order).await?;
+        Ok(RelaunchPreview {
+            order,
+            counts,
+            closed,
+        })
+    }
+
+    /// Why `order` may not be relaunched without forcing it: CamionBack closed it.
+    pub async fn closed(&self, order: &Order) -> Result<Option<ClosedOrder>, OpsError> {
+        let Some(closure) = self.store.order_closure(order.id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(ClosedOrder {
+            statut: closure.statut,
+            closed_at: closure.closed_at,
+            avoided: self.store.avoided_by_closure(order.id).await?,
+        }))
     }
 
     /// Relaunches `order` to the carriers `mode` names: the carrier list is refreshed first
     /// (so carriers validated since are included; a failed refresh keeps the last list and
-    /// says so), a new batch is queued, and this process's dispatcher is woken.
+    /// says so), a new batch is queued, and this process's dispatcher is woken. An order
+    /// CamionBack closed is refused ([`OpsError::OrderClosed`]), nothing queued:
+    /// [`Ops::relaunch_forced`] is staff's override.
     pub async fn relaunch(
         &self,
         order: &Order,
         mode: RelaunchMode,
+        now_ms: i64,
+    ) -> Result<Relaunched, OpsError> {
+        if let Some(closed) = self.closed(order).await? {
+            return Err(OpsError::OrderClosed {
+                reference: order.reference.clone(),
+                statut: closed.statut,
+                avoided: closed.avoided,
+            });
+        }
+        self.queue_relaunch(order, mode, false, now_ms).await
+    }
+
+    /// [`Ops::relaunch`] even when CamionBack closed the order (`relaunch --force`, the
+    /// window's confirmation): its new deliveries are sent despite the closure.
+    pub async fn relaunch_forced(
+        &self,
+        order: &Order,
+        mode: RelaunchMode,
+        now_ms: i64,
+    ) -> Result<Relaunched, OpsError> {
+        let forced = self.closed(order).await?.is_some();
+        if forced {
+            tracing::warn!(
+                "relance forcée de la commande {} pourtant pourvue chez CamionBack",
+                order.reference
+            );
+        }
+        self.queue_relaunch(order, mode, forced, now_ms).await
+    }
+
+    async fn queue_relaunch(
+        &self,
+        order: &Order,
+        mode: RelaunchMode,
+        forced: bool,
         now_ms: i64,
     ) -> Result<Relaunched, OpsError> {
         let sync_warning = match self.carriers.sync_now().await {
@@ -150,7 +215,11 @@ impl Ops {
             Err(err) => Some(format!("{err} — dernière liste de transporteurs utilisée")),
         };
         let counts = self.store.relaunch_counts(order.id).await?;
-        let queued = self.store.relaunch(order.id, mode, now_ms).await?;
+        let queued = if forced {
+            self.store.relaunch_forced(order.id, mode, now_ms).await?
+        } else {
+            self.store.relaunch(order.id, mode, now_ms).await?
+        };
         self.wake_dispatcher();
         Ok(Relaunched {
             reference: order.reference.clone(),
@@ -158,6 +227,7 @@ impl Ops {
             queued,
             doubtful: counts.doubtful,
             sync_warning,
+            forced,
         })
     }
 
@@ -208,6 +278,33 @@ pub enum OrderKey<'a> {
 pub struct RelaunchPreview {
     pub order: Order,
     pub counts: RelaunchCounts,
+    /// Set when CamionBack closed the order: relaunching it means forcing it.
+    pub closed: Option<ClosedOrder>,
+}
+
+/// An order CamionBack said is no longer open, as staff are told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedOrder {
+    /// CamionBack's word (`attribuee`, `annulee`…).
+    pub statut: String,
+    /// When the relay learnt it (unix ms).
+    pub closed_at: i64,
+    /// Deliveries not sent because it closed.
+    pub avoided: i64,
+}
+
+impl ClosedOrder {
+    /// "Commande pourvue — 7 envois évités", as the window and the CLI say it.
+    pub fn headline(&self) -> String {
+        closed_headline(self.avoided)
+    }
+}
+
+/// "Commande pourvue — 7 envois évités" (`1 envoi évité`, `0 envoi évité`): what the window
+/// says of an order CamionBack closed, given the deliveries its closing skipped.
+pub fn closed_headline(avoided: i64) -> String {
+    let s = if avoided > 1 { "s" } else { "" };
+    format!("Commande pourvue — {avoided} envoi{s} évité{s}")
 }
 
 /// What a relaunch queued.
@@ -222,14 +319,21 @@ pub struct Relaunched {
     pub doubtful: i64,
     /// Set when the carrier list could not be refreshed first (the last list was used).
     pub sync_warning: Option<String>,
+    /// Sent although CamionBack closed the order (staff forced it).
+    pub forced: bool,
 }
 
 impl Relaunched {
     /// `CMD-2025-123 : 3 transporteur(s) en file, 1 numéro(s) invalide(s) — …`.
     pub fn summary(&self) -> String {
         format!(
-            "{} : {} transporteur(s) en file{}{}",
+            "{}{} : {} transporteur(s) en file{}{}",
             self.reference,
+            if self.forced {
+                " (pourvue, relance forcée)"
+            } else {
+                ""
+            },
             self.queued.queued,
             if self.queued.invalid_numbers > 0 {
                 format!(", {} numéro(s) invalide(s)", self.queued.invalid_numbers)

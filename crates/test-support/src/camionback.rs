@@ -1,11 +1,11 @@
-//! A fake CamionBack API: `GET /api/orders` and `GET /api/transporteurs`, with a bearer token,
-//! orders and carriers the test adds, and switches to make it fail.
+//! A fake CamionBack API: `GET /api/orders`, `GET /api/orders/{id}` and `GET /api/transporteurs`,
+//! with a bearer token, orders and carriers the test adds, and switches to make it fail.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 pub const TOKEN: &str = "cb-test-token";
@@ -40,6 +40,7 @@ struct State {
 pub struct FakeCamionBack {
     pub server: MockServer,
     state: Arc<Mutex<State>>,
+    lookups: Arc<Mutex<Lookups>>,
 }
 
 struct Orders(Arc<Mutex<State>>);
@@ -175,7 +176,12 @@ impl FakeCamionBack {
             .respond_with(Carriers(state.clone()))
             .mount(&server)
             .await;
-        Self { server, state }
+        let lookups = mount_order_lookup(&server, state.clone()).await;
+        Self {
+            server,
+            state,
+            lookups,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -251,6 +257,120 @@ impl FakeCamionBack {
 
     pub fn carrier_requests(&self) -> usize {
         self.with(|s| s.carrier_requests)
+    }
+}
+
+/// What `GET /api/orders/{id}` answers for one order, when a test set it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Lookup {
+    /// `{"order":{…}}` with this `statut` (`None`: the field left out).
+    Statut(Option<String>),
+    /// `404`: CamionBack does not know the order (any more).
+    Missing,
+}
+
+/// `GET /api/orders/{id}`: each order's answer, a switch to make it fail, and the ids asked.
+#[derive(Default)]
+struct Lookups {
+    answers: std::collections::HashMap<i64, Lookup>,
+    outage: Option<Outage>,
+    asked: Vec<i64>,
+}
+
+struct OrderLookup {
+    orders: Arc<Mutex<State>>,
+    lookups: Arc<Mutex<Lookups>>,
+}
+
+impl Respond for OrderLookup {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut lookups = self.lookups.lock().expect("fake lookups");
+        let Some(id) = request
+            .url
+            .path()
+            .rsplit('/')
+            .next()
+            .and_then(|id| id.parse::<i64>().ok())
+        else {
+            return ResponseTemplate::new(404);
+        };
+        lookups.asked.push(id);
+        if !authorized(request) {
+            return ResponseTemplate::new(401).set_body_json(json!({"error": "unauthorized"}));
+        }
+        if let Some(answer) = outage(lookups.outage, "order") {
+            return answer;
+        }
+        // An order the test added is answered as listed, with the statut a test set on top.
+        let listed = self
+            .orders
+            .lock()
+            .expect("fake state")
+            .orders
+            .iter()
+            .find(|o| o["id"] == json!(id))
+            .cloned();
+        let not_found =
+            || ResponseTemplate::new(404).set_body_json(json!({"error": "commande introuvable"}));
+        let mut order = match (lookups.answers.get(&id), listed) {
+            (Some(Lookup::Missing), _) | (None, None) => return not_found(),
+            (_, Some(order)) => order,
+            (Some(Lookup::Statut(_)), None) => json!({ "id": id }),
+        };
+        match lookups.answers.get(&id) {
+            Some(Lookup::Statut(Some(statut))) => order["statut"] = json!(statut),
+            Some(Lookup::Statut(None)) => {
+                if let Some(fields) = order.as_object_mut() {
+                    fields.remove("statut");
+                }
+            }
+            Some(Lookup::Missing) | None => {}
+        }
+        ResponseTemplate::new(200).set_body_json(json!({ "order": order }))
+    }
+}
+
+async fn mount_order_lookup(server: &MockServer, orders: Arc<Mutex<State>>) -> Arc<Mutex<Lookups>> {
+    let lookups = Arc::new(Mutex::new(Lookups::default()));
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/api/orders/[^/]+$"))
+        .respond_with(OrderLookup {
+            orders,
+            lookups: lookups.clone(),
+        })
+        .mount(server)
+        .await;
+    lookups
+}
+
+impl FakeCamionBack {
+    /// From now on `GET /api/orders/{id}` answers this `statut` for the order (`None`: no
+    /// `statut` field, an open order), whether or not it is listed in `/api/orders`.
+    pub fn set_order_statut(&self, id: i64, statut: Option<&str>) {
+        self.lookups
+            .lock()
+            .expect("fake lookups")
+            .answers
+            .insert(id, Lookup::Statut(statut.map(str::to_string)));
+    }
+
+    /// From now on `GET /api/orders/{id}` answers `404` for the order.
+    pub fn forget_order(&self, id: i64) {
+        self.lookups
+            .lock()
+            .expect("fake lookups")
+            .answers
+            .insert(id, Lookup::Missing);
+    }
+
+    /// Makes every `GET /api/orders/{id}` fail this way (`Outage::None` to heal it).
+    pub fn set_order_lookup_outage(&self, outage: Outage) {
+        self.lookups.lock().expect("fake lookups").outage = Some(outage);
+    }
+
+    /// The ids asked through `GET /api/orders/{id}`, in order.
+    pub fn order_lookups(&self) -> Vec<i64> {
+        self.lookups.lock().expect("fake lookups").asked.clone()
     }
 }
 

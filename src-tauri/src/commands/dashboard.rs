@@ -25,6 +25,8 @@ pub struct LastOrder {
     pub route: String,
     pub source: String,
     pub received_at: i64,
+    /// "Commande pourvue — N envois évités" when CamionBack closed it.
+    pub closed: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -77,6 +79,9 @@ pub async fn overview(relay: Shared<'_>) -> Result<Overview, UiError> {
         reference: o.reference,
         source: o.source,
         received_at: o.received_at,
+        closed: o
+            .closed
+            .then(|| relay_engine::ops::closed_headline(o.avoided)),
     });
     overview.api = Some(ApiHealth {
         configured: settings

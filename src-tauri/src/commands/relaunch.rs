@@ -21,6 +21,9 @@ pub struct RelaunchPreview {
     pub doubtful: i64,
     /// Every eligible carrier that has not got it in the queue right now ("tous").
     pub all: i64,
+    /// "Commande pourvue — N envois évités" when CamionBack closed it: the window asks staff
+    /// to confirm that they relaunch it all the same.
+    pub closed: Option<String>,
 }
 
 #[tauri::command]
@@ -29,7 +32,11 @@ pub async fn relaunch_preview(
     order_id: i64,
 ) -> Result<RelaunchPreview, UiError> {
     let ops = relay.handles().await?.ops;
-    let ops::RelaunchPreview { order, counts } = ops
+    let ops::RelaunchPreview {
+        order,
+        counts,
+        closed,
+    } = ops
         .relaunch_preview(OrderKey::Id(OrderId(order_id)))
         .await?;
     Ok(RelaunchPreview {
@@ -37,6 +44,7 @@ pub async fn relaunch_preview(
         missing: counts.missing,
         doubtful: counts.doubtful,
         all: counts.all,
+        closed: closed.map(|c| c.headline()),
         route: format!("{} → {}", order.ville_depart, order.ville_arrivee),
         reference: order.reference,
     })
@@ -68,6 +76,8 @@ pub async fn relaunch_order(
     relay: Shared<'_>,
     order_id: i64,
     mode: RelaunchChoice,
+    // Staff confirmed relaunching an order CamionBack closed (the dialog asked them).
+    force: Option<bool>,
 ) -> Result<RelaunchOutcome, UiError> {
     let ops = relay.handles().await?.ops;
     let order = ops.relaunchable(OrderKey::Id(OrderId(order_id))).await?;
@@ -76,7 +86,11 @@ pub async fn relaunch_order(
         RelaunchChoice::MissingAndDoubtful => RelaunchMode::MissingAndDoubtful,
         RelaunchChoice::All => RelaunchMode::All,
     };
-    let relaunched = ops.relaunch(&order, mode, now_ms()).await?;
+    let relaunched = if force == Some(true) {
+        ops.relaunch_forced(&order, mode, now_ms()).await?
+    } else {
+        ops.relaunch(&order, mode, now_ms()).await?
+    };
     tracing::info!(
         "relance de la commande {} depuis l'application : {} transporteur(s) en file",
         order.reference,

@@ -5,6 +5,7 @@
 // it inside `#[test]` functions only, not in the helpers they share).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod closed_orders;
 mod commands;
 mod crash;
 mod data_files;

@@ -266,6 +266,20 @@ pub const SETTINGS: &[SettingSpec] = &[
         shown: |s| text(s.camionback.poll_interval.as_secs()),
     },
     SettingSpec {
+        key: "CAMIONBACK_ORDER_CHECK_SECS",
+        kind: SettingKind::Number { unit: Some("s") },
+        default: SettingDefault::Value("30"),
+        bounds: None,
+        channel: None,
+        scope: Scope::FileOrEnv,
+        group: Some(Group::CamionBack),
+        label: "Vérification des commandes en cours",
+        hint: Some(
+            "tant qu'une commande a des envois en file, le relais demande à l'API si elle est encore ouverte ; 0 désactive",
+        ),
+        shown: |s| text(s.camionback.order_check_interval.as_secs()),
+    },
+    SettingSpec {
         key: "CAMIONBACK_CARRIER_SYNC_SECS",
         kind: SettingKind::Number { unit: Some("s") },
         default: SettingDefault::Value("300"),

@@ -1,6 +1,7 @@
-//! `POST /webhooks/orders`: CamionBack pushes each new order here, signed. Checks run from
-//! cheapest to dearest (size, signature, JSON, order rules of `Order::parse`), and a refused
-//! request stores nothing.
+//! `POST /webhooks/orders`: CamionBack pushes each new order here (`order.created`), and each
+//! change of one (`order.updated`, `order.closed`: a closed order stops its broadcast), signed.
+//! Checks run from cheapest to dearest (size, signature, JSON, order rules of `Order::parse`),
+//! and a refused request stores nothing.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::State;
@@ -10,7 +11,9 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::camionback::OrderJson;
+use relay_domain::{OrderId, clean_statut, statut_is_open};
+
+use crate::camionback::{OrderJson, OrderStateJson};
 use crate::clock::now_ms;
 use crate::http::state::{HttpState, Problem};
 use crate::signature::{self, SignatureError};
@@ -45,13 +48,19 @@ pub async fn receive(State(state): State<HttpState>, headers: HeaderMap, body: B
         Ok(envelope) => envelope,
         Err(err) => return malformed(format!("JSON invalide : {err}")),
     };
-    if envelope.event != "order.created" {
-        // Another kind of event is not an error of the sender: acknowledged, ignored.
-        return (
-            StatusCode::ACCEPTED,
-            axum::Json(json!({ "status": "ignored", "reason": format!("événement « {} » non traité", envelope.event) })),
-        )
-            .into_response();
+    match envelope.event.as_str() {
+        "order.created" => {}
+        "order.updated" | "order.closed" => {
+            return order_changed(&state, &envelope.event, envelope.order).await;
+        }
+        _ => {
+            // Another kind of event is not an error of the sender: acknowledged, ignored.
+            return (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({ "status": "ignored", "reason": format!("événement « {} » non traité", envelope.event) })),
+            )
+                .into_response();
+        }
     }
     let order = match serde_json::from_value::<OrderJson>(envelope.order) {
         Ok(json) => match json.into_order() {
@@ -104,6 +113,82 @@ pub async fn receive(State(state): State<HttpState>, headers: HeaderMap, body: B
         }
     }
 }
+
+/// `order.updated` / `order.closed`: any `statut` other than absent or `ouverte` closes the
+/// order (an `order.closed` without one too): its queued deliveries are skipped in the same
+/// transaction that remembers it closed, so no send for it starts after this answer. An order
+/// the relay never heard of is remembered closed all the same (`202`, `cancelled: 0`,
+/// `known: false`): its `order.created` arriving later, or found by polling, is stored and never
+/// broadcast. A closed order stays closed: an update saying `ouverte` again changes nothing
+/// (staff can still relaunch it with `--force`).
+async fn order_changed(state: &HttpState, event: &str, order: serde_json::Value) -> Response {
+    let changed = match serde_json::from_value::<OrderStateJson>(order) {
+        Ok(changed) if changed.id > 0 => changed,
+        Ok(changed) => {
+            return malformed(format!(
+                "commande invalide : id {} (entier > 0 attendu)",
+                changed.id
+            ));
+        }
+        Err(err) => return malformed(format!("commande invalide : {err}")),
+    };
+    let id = OrderId(changed.id);
+    let statut = match changed.statut.as_deref().map(clean_statut) {
+        Some(statut) => Some(statut),
+        None if event == "order.closed" => Some(CLOSED_WITHOUT_STATUT.to_string()),
+        None => None,
+    };
+    let Some(statut) = statut.filter(|s| !statut_is_open(Some(s))) else {
+        return (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({ "status": "open", "order_id": id.0 })),
+        )
+            .into_response();
+    };
+    match state
+        .store
+        .close_order(id, &statut, OrderSource::Webhook, now_ms())
+        .await
+    {
+        Ok(closed) => {
+            if closed.newly || closed.cancelled > 0 {
+                tracing::info!(
+                    "commande {} fermée par webhook (statut « {statut} ») : {} envoi(s) évité(s){}",
+                    id.0,
+                    closed.cancelled,
+                    if closed.known {
+                        ""
+                    } else {
+                        " — commande encore inconnue du relais, elle ne sera pas diffusée"
+                    }
+                );
+            }
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({
+                    "status": "closed",
+                    "order_id": id.0,
+                    "cancelled": closed.cancelled,
+                    "known": closed.known,
+                })),
+            )
+                .into_response()
+        }
+        Err(err) => {
+            tracing::error!("webhook fermeture de la commande {} : {err}", id.0);
+            // 5xx: CamionBack retries; meanwhile the check of the API may close it too.
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "fermeture non enregistrée, réessayez".to_string(),
+            )
+            .into_response()
+        }
+    }
+}
+
+/// The word kept for an `order.closed` that gives no `statut`.
+const CLOSED_WITHOUT_STATUT: &str = "fermée";
 
 fn authenticate(state: &HttpState, headers: &HeaderMap, body: &[u8]) -> Result<(), SignatureError> {
     let secret = state

@@ -127,7 +127,7 @@ impl Store {
                 .await?;
         Ok(match row {
             None => Some("transporteur inconnu".to_string()),
-            Some((_, _, Some(_))) => Some("opted_out".to_string()),
+            Some((_, _, Some(_))) => Some(relay_domain::SkipReason::OptedOut.as_str().to_string()),
             Some((false, statut, None)) => Some(format!("transporteur non validé ({statut})")),
             Some((true, _, None)) => None,
         })

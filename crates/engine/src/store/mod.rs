@@ -2,6 +2,7 @@
 //! questions in domain terms.
 
 mod carriers;
+mod closures;
 mod file;
 mod history;
 mod orders;
@@ -19,6 +20,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use carriers::{CarrierRecord, CarrierRow};
+pub use closures::{Closed, OrderClosure};
 pub use history::{
     CursorKey, HistoryCursor, HistoryFilter, HistoryInputError, HistoryRow, HistoryRows,
     HistorySort, SortColumn, StatusCount,

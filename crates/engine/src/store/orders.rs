@@ -149,7 +149,18 @@ impl Store {
         if owed.is_none() {
             return Ok(FanOut::default());
         }
-        let note = if order.is_open() {
+        // CamionBack may have said the order is closed before its `order.created` came (or
+        // before its broadcast was written): then nothing is queued.
+        let closed: Option<String> =
+            sqlx::query_scalar("SELECT statut FROM order_closures WHERE order_id = ?")
+                .bind(order.id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let note = if let Some(statut) = closed {
+            Some(format!(
+                "commande fermée avant sa diffusion (statut : {statut})"
+            ))
+        } else if order.is_open() {
             // Composed of constant fragments only: nothing from outside reaches the text.
             sqlx::query(AssertSqlSafe(format!(
                 "{FAN_OUT_SQL} ORDER BY c.id ON CONFLICT DO NOTHING"

@@ -7,7 +7,7 @@
 //! instead of being dropped with the statement; an outcome must land on exactly the claimed
 //! row, else it is an error the dispatcher retries (see [`Outcome`]).
 
-use relay_domain::{CarrierId, ChannelKind, DeliveryStatus, OrderId};
+use relay_domain::{CarrierId, ChannelKind, DeliveryStatus, OrderId, SkipReason};
 use sqlx::AssertSqlSafe;
 
 use super::orders::{FAN_OUT_SQL, count_batch};
@@ -112,9 +112,13 @@ pub enum RelaunchMode {
 const CLAIM_SQL: &str = "
 UPDATE deliveries
 SET status = 'sending', attempts = attempts + 1, updated_at = ?2, channel = ?3
-WHERE id = (SELECT id FROM deliveries
-            WHERE status = 'queued' AND next_attempt_at <= ?2 AND order_id > ?1
-            ORDER BY order_id, id LIMIT 1)
+WHERE id = (SELECT d.id FROM deliveries d
+            WHERE d.status = 'queued' AND d.next_attempt_at <= ?2 AND d.order_id > ?1
+              -- An order CamionBack closed sends nothing more, whatever is still queued (a
+              -- retry written back after the close): only a relaunch staff forced.
+              AND (d.forced = 1 OR NOT EXISTS (SELECT 1 FROM order_closures oc
+                                               WHERE oc.order_id = d.order_id))
+            ORDER BY d.order_id, d.id LIMIT 1)
   -- A pause that lands between the dispatcher's check and this claim still holds.
   AND NOT EXISTS (SELECT 1 FROM relay_state WHERE key = 'paused_by_staff')
 RETURNING id, order_id, carrier_id, carrier_name, phone, attempts, message_id";
@@ -177,7 +181,10 @@ impl Store {
     /// When the next queued delivery falls due (unix ms), if any is queued.
     pub async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'queued'",
+            "SELECT MIN(d.next_attempt_at) FROM deliveries d
+             WHERE d.status = 'queued'
+               AND (d.forced = 1 OR NOT EXISTS (SELECT 1 FROM order_closures oc
+                                                WHERE oc.order_id = d.order_id))",
         )
         .fetch_one(&self.pool)
         .await?)
@@ -244,11 +251,21 @@ impl Store {
                 next_attempt_at,
                 count_attempt,
             } => sqlx::query(
-                "UPDATE deliveries SET status = 'queued', error = ?, error_code = ?,
-                        next_attempt_at = ?, updated_at = ?,
-                        attempts = CASE WHEN ? THEN attempts ELSE attempts - 1 END
-                 WHERE id = ? AND status = 'sending'",
+                // A retry of an order closed while its send was in flight is not queued again:
+                // it ends `skipped` like the order's other deliveries.
+                "UPDATE deliveries SET
+                        status = CASE WHEN closed THEN 'skipped' ELSE 'queued' END,
+                        error = CASE WHEN closed THEN ?1 ELSE ?2 END,
+                        error_code = CASE WHEN closed THEN NULL ELSE ?3 END,
+                        next_attempt_at = ?4, updated_at = ?5,
+                        attempts = CASE WHEN ?6 THEN attempts ELSE attempts - 1 END
+                 FROM (SELECT forced = 0 AND EXISTS (SELECT 1 FROM order_closures oc
+                                                     WHERE oc.order_id = deliveries.order_id)
+                              AS closed
+                       FROM deliveries WHERE id = ?7)
+                 WHERE id = ?7 AND status = 'sending'",
             )
+            .bind(SkipReason::OrderClosed.as_str())
             .bind(reason)
             .bind(code.as_deref())
             .bind(next_attempt_at)
@@ -290,7 +307,10 @@ impl Store {
                 | DeliveryStatus::Read
                 | DeliveryStatus::Failed
         );
-        if found_status != outcome.status() && !by_report {
+        // A retry written after the order closed ends `skipped` instead (see the retry's write).
+        let closed_retry =
+            matches!(outcome, Outcome::Retry { .. }) && found_status == DeliveryStatus::Skipped;
+        if found_status != outcome.status() && !by_report && !closed_retry {
             return Err(StoreError::NotRecorded { id, found });
         }
         if let (None, Some(message_id)) = (stored_id, outcome.message_id()) {
@@ -398,14 +418,44 @@ impl Store {
     }
 
     /// Queues a manual relaunch of an order as a new batch. Carriers that already have the
-    /// order in the queue are never queued twice.
+    /// order in the queue are never queued twice. An order CamionBack closed queues nothing
+    /// (its rows could never be sent): staff's override is [`Store::relaunch_forced`].
     pub async fn relaunch(
         &self,
         order: OrderId,
         mode: RelaunchMode,
         now: i64,
     ) -> Result<FanOut, StoreError> {
+        self.relaunch_batch(order, mode, false, now).await
+    }
+
+    /// [`Store::relaunch`] of an order even when it is closed: staff decided to send it
+    /// anyway. Its rows are sent despite the closure, and a later close notice leaves them.
+    pub async fn relaunch_forced(
+        &self,
+        order: OrderId,
+        mode: RelaunchMode,
+        now: i64,
+    ) -> Result<FanOut, StoreError> {
+        self.relaunch_batch(order, mode, true, now).await
+    }
+
+    async fn relaunch_batch(
+        &self,
+        order: OrderId,
+        mode: RelaunchMode,
+        forced: bool,
+        now: i64,
+    ) -> Result<FanOut, StoreError> {
         let mut tx = self.write_transaction().await?;
+        let closed: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM order_closures WHERE order_id = ?)")
+                .bind(order.0)
+                .fetch_one(&mut *tx)
+                .await?;
+        if closed && !forced {
+            return Ok(FanOut::default());
+        }
         let batch: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(batch), 0) + 1 FROM deliveries WHERE order_id = ?",
         )
@@ -428,6 +478,13 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        if forced {
+            sqlx::query("UPDATE deliveries SET forced = 1 WHERE order_id = ? AND batch = ?")
+                .bind(order.0)
+                .bind(batch)
+                .execute(&mut *tx)
+                .await?;
+        }
         let outcome = count_batch(&mut tx, order, batch).await?;
         tx.commit().await?;
         Ok(outcome)

@@ -51,6 +51,12 @@ pub struct OrderCounters {
     pub skipped: i64,
     /// Interrupted or uncertain: the carrier may have it.
     pub doubtful: i64,
+    /// CamionBack said the order is no longer open (filled, cancelled…).
+    pub closed: bool,
+    /// Its `statut` then (`attribuee`…), when closed.
+    pub closed_statut: Option<String>,
+    /// Deliveries not sent because it closed (part of `skipped`): "N envois évités".
+    pub avoided: i64,
 }
 
 /// The newest order the relay heard of, and how.
@@ -63,6 +69,10 @@ pub struct OrderSummary {
     pub source: String,
     pub received_at: i64,
     pub fanned_out_at: Option<i64>,
+    /// CamionBack said it is no longer open.
+    pub closed: bool,
+    /// Deliveries not sent because it closed.
+    pub avoided: i64,
 }
 
 fn progress_select() -> String {
@@ -87,8 +97,11 @@ fn counters_select() -> &'static str {
             COALESCE(SUM(d.status = 'invalid_number'), 0) AS invalid_number,
             COALESCE(SUM(d.status = 'not_on_whatsapp'), 0) AS not_on_whatsapp,
             COALESCE(SUM(d.status = 'skipped'), 0) AS skipped,
-            COALESCE(SUM(d.status IN ('interrupted', 'uncertain')), 0) AS doubtful
-     FROM orders o LEFT JOIN deliveries d ON d.order_id = o.id"
+            COALESCE(SUM(d.status IN ('interrupted', 'uncertain')), 0) AS doubtful,
+            oc.order_id IS NOT NULL AS closed, oc.statut AS closed_statut,
+            COALESCE(SUM(d.status = 'skipped' AND d.error = 'order_closed'), 0) AS avoided
+     FROM orders o LEFT JOIN deliveries d ON d.order_id = o.id
+          LEFT JOIN order_closures oc ON oc.order_id = o.id"
 }
 
 impl Store {
@@ -199,8 +212,13 @@ impl Store {
     /// The order received last, whichever way it came.
     pub async fn last_order(&self) -> Result<Option<OrderSummary>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT id, reference, ville_depart, ville_arrivee, source, received_at, fanned_out_at
-             FROM orders ORDER BY received_at DESC, id DESC LIMIT 1",
+            "SELECT o.id, o.reference, o.ville_depart, o.ville_arrivee, o.source, o.received_at,
+                    o.fanned_out_at,
+                    EXISTS (SELECT 1 FROM order_closures oc WHERE oc.order_id = o.id) AS closed,
+                    (SELECT COUNT(*) FROM deliveries d
+                     WHERE d.order_id = o.id AND d.status = 'skipped' AND d.error = 'order_closed')
+                        AS avoided
+             FROM orders o ORDER BY o.received_at DESC, o.id DESC LIMIT 1",
         )
         .fetch_optional(&self.pool)
         .await?)

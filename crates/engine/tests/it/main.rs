@@ -14,6 +14,7 @@ mod error_help;
 mod helpers;
 mod history;
 mod http_server;
+mod order_closing;
 mod outbox;
 mod polling;
 mod relaunch;

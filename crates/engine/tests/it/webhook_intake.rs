@@ -256,13 +256,26 @@ async fn without_a_webhook_secret_every_webhook_is_refused() {
 async fn other_events_are_acknowledged_and_ignored() {
     let app = spawn_app().await;
     add_usual_carriers(&app.camionback);
-    let body =
-        serde_json::to_vec(&json!({ "event": "order.updated", "order": order(9) })).expect("json");
+    let body = serde_json::to_vec(&json!({ "event": "carrier.updated", "order": order(9) }))
+        .expect("json");
     let headers = camionback_headers(WEBHOOK_SECRET, unix_now(), &body);
     let response = app.post_order_raw(body, &headers).await;
     assert_eq!(response.status(), 202);
     let answer: Value = response.json().await.expect("json");
     assert_eq!(answer["status"], "ignored");
+    assert!(app.store().find_order("9").await.expect("query").is_none());
+
+    // An update of an order still open is no new order either: nothing is stored or sent.
+    let body =
+        serde_json::to_vec(&json!({ "event": "order.updated", "order": order(9) })).expect("json");
+    let headers = camionback_headers(WEBHOOK_SECRET, unix_now(), &body);
+    let answer: Value = app
+        .post_order_raw(body, &headers)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer, json!({ "status": "open", "order_id": 9 }));
     assert!(app.store().find_order("9").await.expect("query").is_none());
 }
 
