@@ -100,6 +100,24 @@ pub struct CloudApiSettings {
     pub template_lang: String,
     pub verify_token: Option<SecretString>,
     pub app_secret: Option<SecretString>,
+    /// The index of the approved template's quick-reply button that gets the payload
+    /// `INTERESSE:<order id>` (`WHATSAPP_TEMPLATE_INTEREST_BUTTON`).
+    pub interest_button: Option<u32>,
+}
+
+/// Carriers' replies: what counts as interest, which order a reply is about, and their
+/// forward to CamionBack.
+#[derive(Debug, Clone)]
+pub struct ReplySettings {
+    /// `RELAY_INTEREST_WORDS` as given (comma-separated; at least one word).
+    pub interest_words: String,
+    /// A reply naming no order is about the last order sent to that carrier this recently.
+    pub window: Duration,
+    /// `RELAY_FORWARD_REPLIES`.
+    pub forward: bool,
+    /// The first wait after a failed forward (then doubling up to an hour): not a setting staff
+    /// change (no key reads it); tests shorten it.
+    pub forward_first_retry: Duration,
 }
 
 /// The Twilio channel (Twilio's WhatsApp API).
@@ -145,6 +163,7 @@ pub struct Settings {
     pub public_url: Option<Url>,
     /// A `sent` delivery with no delivery receipt after this long is shown as unconfirmed.
     pub unconfirmed_after: Duration,
+    pub replies: ReplySettings,
     /// How the database is opened: not a setting staff change (no key reads it); tests and
     /// benches shorten the busy timeout or slide a failing disk under it.
     pub store: crate::store::StoreOptions,
@@ -204,6 +223,7 @@ impl Settings {
                 template_lang: values.text("WHATSAPP_TEMPLATE_LANG")?.unwrap_or_default(),
                 verify_token: values.secret("WHATSAPP_VERIFY_TOKEN"),
                 app_secret: values.secret("WHATSAPP_APP_SECRET"),
+                interest_button: values.optional_index("WHATSAPP_TEMPLATE_INTEREST_BUTTON")?,
             },
             whatsapp_web: WhatsAppWebConfig {
                 url: values.ws_url("WHATSAPP_WEB_URL")?,
@@ -227,6 +247,12 @@ impl Settings {
             unconfirmed_after: Duration::from_secs(
                 3600 * values.number("RELAY_UNCONFIRMED_HOURS")?,
             ),
+            replies: ReplySettings {
+                interest_words: values.words("RELAY_INTEREST_WORDS")?,
+                window: Duration::from_secs(3600 * values.number("RELAY_REPLY_WINDOW_HOURS")?),
+                forward: values.flag("RELAY_FORWARD_REPLIES")?,
+                forward_first_retry: crate::replies::forward::FIRST_RETRY_DELAY,
+            },
             store: crate::store::StoreOptions::default(),
             data_dir,
         };
@@ -395,6 +421,36 @@ impl Values {
                 )
             }),
         }
+    }
+
+    /// A button index (0 to 9, as Meta numbers a template's buttons), or none when unset.
+    fn optional_index(&self, key: &'static str) -> Result<Option<u32>, ConfigError> {
+        let Some((value, origin)) = self.get_or_default(key) else {
+            return Ok(None);
+        };
+        match value.parse::<u32>() {
+            Ok(index) if index <= 9 => Ok(Some(index)),
+            _ => Err(self.invalid(
+                key,
+                origin,
+                format!("« {value} » : numéro de bouton de 0 à 9 attendu"),
+            )),
+        }
+    }
+
+    /// A comma-separated list of words, at least one.
+    fn words(&self, key: &'static str) -> Result<String, ConfigError> {
+        let Some((value, origin)) = self.get_or_default(key) else {
+            return Ok(String::new());
+        };
+        if crate::replies::parse_words(value).is_empty() {
+            return Err(self.invalid(
+                key,
+                origin,
+                format!("« {value} » : au moins un mot attendu (séparés par des virgules)"),
+            ));
+        }
+        Ok(value.to_string())
     }
 
     fn parse<T: std::str::FromStr>(

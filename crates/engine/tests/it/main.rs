@@ -16,6 +16,7 @@ mod http_server;
 mod outbox;
 mod polling;
 mod relaunch;
+mod replies;
 mod sending;
 mod settings_edit;
 mod settings_table;
