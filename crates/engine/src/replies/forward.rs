@@ -195,3 +195,205 @@ fn body(job: &ForwardJob) -> serde_json::Value {
         "recu_le": received,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! The forwarder on a manual clock against the fake CamionBack: how long a failing forward
+    //! is tried, and what ends it.
+
+    use relay_domain::{Order, OrderFields};
+    use relay_test_support::FakeCamionBack;
+    use relay_test_support::camionback::TOKEN;
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::ChannelKind;
+    use crate::store::{ForwardState, InboundReply, OrderSource};
+
+    /// 24/11/2025 16:00:00 UTC.
+    const START_MS: i64 = 1_764_000_000_000;
+    const HOUR_MS: i64 = 3_600_000;
+
+    struct Bench {
+        _dir: tempfile::TempDir,
+        store: Store,
+        clock: ManualClock,
+        api: FakeCamionBack,
+        forwarder: Forwarder,
+    }
+
+    /// A store with order 123 and one interested reply about it, received at `START_MS`.
+    async fn bench() -> Bench {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("relay.db"))
+            .await
+            .expect("store");
+        let order = Order::restore(OrderFields::example()).expect("order");
+        store
+            .insert_order(&order, OrderSource::Webhook, START_MS)
+            .await
+            .expect("order");
+        let outcome = store
+            .record_reply(&InboundReply {
+                channel: ChannelKind::CloudApi,
+                message_id: "wamid.F1",
+                phone: "+212612345601",
+                user_id: None,
+                text: "Intéressé",
+                button_payload: Some("INTERESSE:123"),
+                quoted_message_id: None,
+                received_at: START_MS,
+            })
+            .await
+            .expect("reply");
+        assert_eq!(outcome.forward, ForwardState::Pending);
+        let api = FakeCamionBack::start().await;
+        let client = CamionBackApi::new(
+            api.url().parse().expect("url"),
+            Some(SecretString::from(TOKEN.to_string())),
+        )
+        .expect("client");
+        let clock = ManualClock::at(START_MS);
+        let forwarder = Forwarder::new(store.clone(), client, FIRST_RETRY_DELAY)
+            .with_clock(Arc::new(clock.clone()));
+        Bench {
+            _dir: dir,
+            store,
+            clock,
+            api,
+            forwarder,
+        }
+    }
+
+    impl Bench {
+        /// Tries, moving the clock to each retry, until the forward ends; the clock (ms after
+        /// the start) at each try, and how it ended.
+        async fn run_until_settled(&self) -> (Vec<i64>, Step) {
+            let mut tries = Vec::new();
+            loop {
+                tries.push(self.clock.now_ms() - START_MS);
+                match self.forwarder.try_once().await.expect("try") {
+                    Step::Retrying { next_at, .. } => {
+                        let wait = next_at - self.clock.now_ms();
+                        self.clock
+                            .advance(Duration::from_millis(u64::try_from(wait).expect("ahead")));
+                    }
+                    Step::Idle { next_due } => panic!("idle with a forward pending: {next_due:?}"),
+                    settled => return (tries, settled),
+                }
+            }
+        }
+
+        async fn forward_state(&self) -> (ForwardState, Option<String>) {
+            let row = self.store.replies(1).await.expect("replies").remove(0);
+            (row.forwarded, row.forward_error)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_forward_that_keeps_failing_is_retried_for_24_hours_with_doubling_waits_then_given_up()
+     {
+        let b = bench().await;
+        b.api.set_replies_status(Some(503));
+        let (tries, end) = b.run_until_settled().await;
+        assert!(matches!(end, Step::GivenUp { .. }), "{end:?}");
+        let gaps: Vec<i64> = tries.windows(2).map(|w| (w[1] - w[0]) / 1000).collect();
+        assert_eq!(
+            &gaps[..10],
+            &[10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600],
+            "doubling from 10 s up to an hour"
+        );
+        assert!(gaps[10..].iter().all(|g| *g == 3600), "{gaps:?}");
+        let last = *tries.last().expect("tries");
+        assert!(last >= 24 * HOUR_MS, "given up only after 24 h: {last}");
+        assert!(
+            last < 25 * HOUR_MS,
+            "and at the first failure after: {last}"
+        );
+        assert!(
+            tries[..tries.len() - 1].iter().all(|t| *t < 24 * HOUR_MS),
+            "never given up before"
+        );
+        assert_eq!(b.api.reply_posts().len(), tries.len(), "one post per try");
+        let (state, error) = b.forward_state().await;
+        assert_eq!(state, ForwardState::GivenUp);
+        assert!(error.is_some_and(|e| e.contains("503") && e.contains("24 h")));
+        assert_eq!(b.store.pending_forwards().await.expect("queue").0, 0);
+    }
+
+    #[tokio::test]
+    async fn a_relay_back_after_days_still_tries_ten_times_before_giving_up() {
+        let b = bench().await;
+        b.api.set_replies_status(Some(500));
+        b.clock.advance(Duration::from_secs(3 * 24 * 3600));
+        let (tries, end) = b.run_until_settled().await;
+        assert!(matches!(end, Step::GivenUp { .. }), "{end:?}");
+        assert_eq!(tries.len(), 10, "ten tries, however old the reply");
+    }
+
+    #[tokio::test]
+    async fn timeouts_and_rate_limits_are_retried_and_other_refusals_end_at_once() {
+        for (status, retried) in [
+            (408, true),
+            (429, true),
+            (502, true),
+            (404, false),
+            (422, false),
+            (401, false),
+        ] {
+            let b = bench().await;
+            b.api.set_replies_status(Some(status));
+            let step = b.forwarder.try_once().await.expect("try");
+            assert_eq!(
+                matches!(step, Step::Retrying { .. }),
+                retried,
+                "HTTP {status}: {step:?}"
+            );
+            if !retried {
+                assert_eq!(
+                    b.forward_state().await.0,
+                    ForwardState::GivenUp,
+                    "HTTP {status}"
+                );
+            }
+            // Back up: a retried forward lands at its next try, with the same key.
+            b.api.set_replies_status(None);
+            if let Step::Retrying { next_at, .. } = step {
+                assert_eq!(next_at, START_MS + 10_000, "HTTP {status}");
+                b.clock.advance(Duration::from_secs(10));
+                let (_, end) = b.run_until_settled().await;
+                assert!(matches!(end, Step::Forwarded { .. }), "{end:?}");
+                assert_eq!(b.forward_state().await.0, ForwardState::Done);
+                let keys: Vec<_> = b
+                    .api
+                    .reply_posts()
+                    .into_iter()
+                    .map(|p| p.idempotency_key)
+                    .collect();
+                assert_eq!(keys, vec![Some("wamid.F1".to_string()); 2]);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_api_that_cannot_be_reached_is_retried() {
+        let b = bench().await;
+        // A port nothing listens on: the connection is refused.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", closed.local_addr().expect("addr"));
+        drop(closed);
+        let forwarder = Forwarder::new(
+            b.store.clone(),
+            CamionBackApi::new(url.parse().expect("url"), None).expect("client"),
+            FIRST_RETRY_DELAY,
+        )
+        .with_clock(Arc::new(b.clock.clone()));
+        let step = forwarder.try_once().await.expect("try");
+        assert!(
+            matches!(step, Step::Retrying { next_at, .. } if next_at == START_MS + 10_000),
+            "{step:?}"
+        );
+        assert_eq!(b.forward_state().await.0, ForwardState::Pending);
+    }
+}
