@@ -249,7 +249,9 @@ impl Settings {
             ),
             replies: ReplySettings {
                 interest_words: values.words("RELAY_INTEREST_WORDS")?,
-                window: Duration::from_secs(3600 * values.number("RELAY_REPLY_WINDOW_HOURS")?),
+                window: Duration::from_secs(
+                    3600 * values.hours_up_to_a_year("RELAY_REPLY_WINDOW_HOURS")?,
+                ),
                 forward: values.flag("RELAY_FORWARD_REPLIES")?,
                 forward_first_retry: crate::replies::forward::FIRST_RETRY_DELAY,
             },
@@ -421,6 +423,16 @@ impl Values {
                 )
             }),
         }
+    }
+
+    /// A number of hours, a year at most (more is a typo, and would overflow as seconds).
+    fn hours_up_to_a_year(&self, key: &'static str) -> Result<u64, ConfigError> {
+        let hours = self.number(key)?;
+        if hours > 8_760 {
+            let origin = self.get_or_default(key).map_or("défaut", |(_, o)| o);
+            return Err(self.invalid(key, origin, format!("« {hours} » : au plus 8760 h (un an)")));
+        }
+        Ok(hours)
     }
 
     /// A button index (0 to 9, as Meta numbers a template's buttons), or none when unset.
@@ -632,6 +644,42 @@ mod tests {
             load(dir.path(), &[]),
             Err(ConfigError::Toml { .. })
         ));
+    }
+
+    #[test]
+    fn reply_settings_are_checked_and_named_when_wrong() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings = load(
+            dir.path(),
+            &[
+                ("RELAY_INTEREST_WORDS", "partant, OK"),
+                ("RELAY_REPLY_WINDOW_HOURS", "48"),
+                ("RELAY_FORWARD_REPLIES", "0"),
+                ("WHATSAPP_TEMPLATE_INTEREST_BUTTON", "2"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(settings.replies.interest_words, "partant, OK");
+        assert_eq!(settings.replies.window, Duration::from_secs(48 * 3600));
+        assert!(!settings.replies.forward);
+        assert_eq!(settings.cloud_api.interest_button, Some(2));
+        let defaults = load(dir.path(), &[]).expect("defaults");
+        assert!(defaults.replies.forward);
+        assert_eq!(defaults.cloud_api.interest_button, None);
+        for (key, value, said) in [
+            ("RELAY_INTEREST_WORDS", " , ,", "au moins un mot"),
+            ("RELAY_REPLY_WINDOW_HOURS", "un jour", "nombre entier"),
+            ("RELAY_REPLY_WINDOW_HOURS", "100000", "un an"),
+            ("RELAY_FORWARD_REPLIES", "peut-être", "1 ou 0"),
+            ("WHATSAPP_TEMPLATE_INTEREST_BUTTON", "10", "de 0 à 9"),
+            ("WHATSAPP_TEMPLATE_INTEREST_BUTTON", "premier", "de 0 à 9"),
+        ] {
+            let err = load(dir.path(), &[(key, value)]).unwrap_err().to_string();
+            assert!(
+                err.contains(key) && err.contains(said),
+                "{key}={value}: {err}"
+            );
+        }
     }
 
     #[test]
