@@ -512,6 +512,16 @@ impl Store {
         Ok(())
     }
 
+    /// The number the latest message under Meta's business-scoped `user_id` came from.
+    pub async fn phone_of_user_id(&self, user_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT phone FROM replies WHERE user_id = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// Forwards waiting (queued or retrying), and the queue time of the oldest.
     pub async fn pending_forwards(&self) -> Result<(i64, Option<i64>), StoreError> {
         Ok(sqlx::query_as(

@@ -162,6 +162,41 @@ async fn a_text_reply_is_stored_once_with_the_carrier_and_meta_s_user_id_whateve
 }
 
 #[tokio::test]
+async fn a_carrier_who_later_hides_their_number_is_known_by_meta_s_user_id() {
+    let app = cloud_app(&[]).await;
+    post(
+        &app,
+        &notification(ATLAS, Some(ATLAS_USER_ID), text("wamid.U1", "Bonjour")),
+    )
+    .await;
+    // A username adopted since: no `from`, no `wa_id`, only the business-scoped id.
+    let mut hidden = notification(ATLAS, Some(ATLAS_USER_ID), text("wamid.U2", "Toujours là"));
+    let value = &mut hidden["entry"][0]["changes"][0]["value"];
+    value["messages"][0]
+        .as_object_mut()
+        .expect("message")
+        .remove("from");
+    value["contacts"][0]
+        .as_object_mut()
+        .expect("contact")
+        .remove("wa_id");
+    post(&app, &hidden).await;
+    // Unknown id and no number: nothing to tie it to, answered 200 so Meta does not resend it.
+    let mut stranger = notification(ATLAS, Some("MA.999"), text("wamid.U3", "?"));
+    stranger["entry"][0]["changes"][0]["value"]["messages"][0]
+        .as_object_mut()
+        .expect("message")
+        .remove("from");
+    post(&app, &stranger).await;
+
+    let row = reply(&app, "wamid.U2").await;
+    assert_eq!(row.phone, "+212612345601");
+    assert_eq!(row.carrier_name.as_deref(), Some("Transports Atlas"));
+    assert_eq!(row.user_id.as_deref(), Some(ATLAS_USER_ID));
+    assert_eq!(replies(&app).await.len(), 2);
+}
+
+#[tokio::test]
 async fn a_badly_signed_unsigned_or_malformed_message_notification_stores_nothing() {
     let app = cloud_app(&[]).await;
     let body = notification(ATLAS, Some(ATLAS_USER_ID), text("wamid.BAD", "STOP"));

@@ -329,22 +329,38 @@ async fn store_message(
     message: &MessageJson,
     contacts: &[ContactJson],
 ) -> Result<bool, Response> {
-    let Some(digits) = message
+    let from = message
         .from
         .as_deref()
         .map(|from| from.trim().trim_start_matches('+'))
-        .filter(|d| !d.is_empty())
-    else {
-        tracing::warn!("message WhatsApp reçu sans numéro d'expéditeur : ignoré");
-        return Ok(false);
-    };
+        .filter(|d| !d.is_empty());
     let user_id = message.from_user_id.as_deref().or_else(|| {
         contacts
             .iter()
-            .find(|c| c.wa_id.as_deref() == Some(digits))
+            .find(|c| from.is_some() && c.wa_id.as_deref() == from)
             .or(contacts.first().filter(|_| contacts.len() == 1))
             .and_then(|c| c.user_id.as_deref())
     });
+    // A carrier who shares only a username comes without a number: the one an earlier message
+    // of theirs came with, under the same business-scoped id, is theirs.
+    let known_phone = match (from, user_id) {
+        (None, Some(user_id)) => match state.store.phone_of_user_id(user_id).await {
+            Ok(phone) => phone,
+            Err(err) => {
+                tracing::error!("réponse d'un transporteur (API Cloud) non enregistrée : {err}");
+                return Err(storage_unavailable());
+            }
+        },
+        _ => None,
+    };
+    let digits = match (from, &known_phone) {
+        (Some(digits), _) => digits,
+        (None, Some(phone)) => phone.trim_start_matches('+'),
+        (None, None) => {
+            tracing::warn!("message WhatsApp reçu sans numéro d'expéditeur connu : ignoré");
+            return Ok(false);
+        }
+    };
     let phone = format!("+{digits}");
     let (text, payload) = message.content();
     let recorded = state
@@ -373,14 +389,18 @@ async fn store_message(
         }
         Err(err) => {
             tracing::error!("réponse d'un transporteur (API Cloud) non enregistrée : {err}");
-            Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage_unavailable",
-                "message non enregistré, réessayez".to_string(),
-            )
-            .into_response())
+            Err(storage_unavailable())
         }
     }
+}
+
+fn storage_unavailable() -> Response {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        "message non enregistré, réessayez".to_string(),
+    )
+    .into_response()
 }
 
 /// Tells the carrier their STOP was heard, without holding Meta's notification: Meta wants
