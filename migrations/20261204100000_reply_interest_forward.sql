@@ -7,8 +7,9 @@ ALTER TABLE replies ADD COLUMN interested INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE replies ADD COLUMN attributed_by TEXT;   -- 'payload' | 'quote' | 'window'; NULL: no order
 CREATE INDEX replies_order ON replies (order_id) WHERE order_id IS NOT NULL;
 
--- The last order sent to a number, for a reply that names none.
-CREATE INDEX deliveries_phone_sent ON deliveries (phone, sent_at) WHERE sent_at IS NOT NULL;
+-- The last order sent to a number, for a reply that names none (a number has a few deliveries
+-- per order: the index finds them, their times are read from the rows).
+CREATE INDEX deliveries_phone ON deliveries (phone);
 
 -- The forward of an attributed reply to CamionBack: written in the reply's own transaction, so
 -- a reply is never stored without it, and kept after it is done (the history of the forward).

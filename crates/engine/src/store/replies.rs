@@ -325,14 +325,18 @@ impl Store {
             }
             if order.is_none() {
                 let window_ms = i64::try_from(rules.window.as_millis()).unwrap_or(i64::MAX);
+                // Sent, or may have been (a send whose answer was lost, settled or not by a
+                // report): the carrier is answering something. A delivery a report settled
+                // before its send returned has no `sent_at`; its last change stands for it.
                 let last: Option<(i64,)> = sqlx::query_as(
                     "SELECT order_id FROM deliveries
-                     WHERE phone = ? AND sent_at IS NOT NULL AND sent_at >= ? AND sent_at <= ?
-                     ORDER BY sent_at DESC, id DESC LIMIT 1",
+                     WHERE phone = ?
+                       AND status IN ('sent', 'delivered', 'read', 'uncertain', 'interrupted')
+                       AND COALESCE(sent_at, updated_at) >= ?
+                     ORDER BY COALESCE(sent_at, updated_at) DESC, id DESC LIMIT 1",
                 )
                 .bind(reply.phone)
                 .bind(reply.received_at.saturating_sub(window_ms))
-                .bind(reply.received_at)
                 .fetch_optional(&mut *tx)
                 .await?;
                 order = last.map(|(id,)| (id, Attribution::Window));
@@ -529,5 +533,159 @@ impl Store {
         )
         .fetch_one(&self.pool)
         .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Attribution on a store whose deliveries were sent at chosen times.
+
+    use relay_domain::{CarrierId, Order, OrderFields};
+
+    use super::*;
+    use crate::store::{CarrierRecord, OrderSource};
+
+    /// 24/11/2025 16:00:00 UTC.
+    const START_MS: i64 = 1_764_000_000_000;
+    const HOUR_MS: i64 = 3_600_000;
+    const ATLAS: &str = "+212612345601";
+
+    /// Orders 1 and 2 sent to Atlas at `START_MS` and one hour later, as messages `wamid.o1`
+    /// and `wamid.o2`.
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("relay.db"))
+            .await
+            .expect("store");
+        store
+            .replace_carriers(
+                &[CarrierRecord {
+                    id: CarrierId(1),
+                    name: "Transports Atlas".into(),
+                    phone_raw: "0612345601".into(),
+                    statut: "valide".into(),
+                }],
+                START_MS,
+            )
+            .await
+            .expect("carriers");
+        for (id, sent_at) in [(1, START_MS), (2, START_MS + HOUR_MS)] {
+            let order = Order::restore(OrderFields {
+                id,
+                reference: format!("CMD-{id}"),
+                ..OrderFields::example()
+            })
+            .expect("order");
+            store
+                .insert_order(&order, OrderSource::Webhook, sent_at)
+                .await
+                .expect("order");
+            store.fan_out(&order, sent_at).await.expect("fan-out");
+            sqlx::query(
+                "UPDATE deliveries SET status = 'sent', sent_at = ?, message_id = ?
+                 WHERE order_id = ?",
+            )
+            .bind(sent_at)
+            .bind(format!("wamid.o{id}"))
+            .bind(id)
+            .execute(&store.pool)
+            .await
+            .expect("sent");
+        }
+        (dir, store)
+    }
+
+    fn reply<'a>(
+        id: &'a str,
+        text: &'a str,
+        payload: Option<&'a str>,
+        quoted: Option<&'a str>,
+        at: i64,
+    ) -> InboundReply<'a> {
+        InboundReply {
+            channel: ChannelKind::WhatsappWeb,
+            message_id: id,
+            phone: ATLAS,
+            user_id: None,
+            text,
+            button_payload: payload,
+            quoted_message_id: quoted,
+            received_at: at,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_payload_beats_a_quote_which_beats_the_window() {
+        let (_dir, store) = store().await;
+        let at = START_MS + 2 * HOUR_MS;
+        let cases = [
+            (
+                reply("r1", "Oui", Some("INTERESSE:1"), Some("wamid.o2"), at),
+                Some((1, Attribution::Payload)),
+            ),
+            (
+                reply("r2", "Oui", None, Some("wamid.o1"), at),
+                Some((1, Attribution::Quote)),
+            ),
+            // A payload naming no stored order, a quote of no broadcast: the window decides.
+            (
+                reply("r3", "Oui", Some("INTERESSE:99"), Some("wamid.other"), at),
+                Some((2, Attribution::Window)),
+            ),
+            (
+                reply("r4", "Oui", None, None, at),
+                Some((2, Attribution::Window)),
+            ),
+        ];
+        for (inbound, expected) in cases {
+            let outcome = store.record_reply(&inbound).await.expect("stored");
+            assert_eq!(outcome.order, expected, "{}", inbound.message_id);
+            assert_eq!(
+                outcome.forward,
+                ForwardState::Pending,
+                "{}",
+                inbound.message_id
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_window_counts_from_the_last_send_to_that_number() {
+        let (_dir, store) = store().await;
+        // Order 2 left at START + 1 h: 24 h later it still counts, a minute more it does not.
+        let inside = reply("in", "ok", None, None, START_MS + 25 * HOUR_MS);
+        let outside = reply("out", "ok", None, None, START_MS + 25 * HOUR_MS + 60_000);
+        assert_eq!(
+            store.record_reply(&inside).await.expect("stored").order,
+            Some((2, Attribution::Window))
+        );
+        let late = store.record_reply(&outside).await.expect("stored");
+        assert_eq!(late.order, None);
+        assert_eq!(late.forward, ForwardState::None);
+        // Another number: nothing was sent to it.
+        let stranger = InboundReply {
+            phone: "+212699999999",
+            ..reply("s", "ok", None, None, START_MS + 2 * HOUR_MS)
+        };
+        assert_eq!(
+            store.record_reply(&stranger).await.expect("stored").order,
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_message_changes_nothing_and_queues_nothing_more() {
+        let (_dir, store) = store().await;
+        let first = reply("dup", "STOP", None, None, START_MS + HOUR_MS);
+        let stored = store.record_reply(&first).await.expect("stored");
+        assert!(stored.stored && stored.newly_opted_out);
+        assert_eq!(stored.order, None, "an opt-out is about no order");
+        let again = store.record_reply(&first).await.expect("again");
+        assert!(!again.stored && !again.newly_opted_out);
+        let oui = reply("oui", "oui", None, None, START_MS + HOUR_MS);
+        store.record_reply(&oui).await.expect("stored");
+        store.record_reply(&oui).await.expect("again");
+        assert_eq!(store.pending_forwards().await.expect("queue").0, 1);
+        assert_eq!(store.replies(10).await.expect("replies").len(), 2);
     }
 }
