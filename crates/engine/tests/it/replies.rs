@@ -183,11 +183,22 @@ async fn a_carrier_who_later_hides_their_number_is_known_by_meta_s_user_id() {
     post(&app, &hidden).await;
     // Unknown id and no number: nothing to tie it to, answered 200 so Meta does not resend it.
     let mut stranger = notification(ATLAS, Some("MA.999"), text("wamid.U3", "?"));
-    stranger["entry"][0]["changes"][0]["value"]["messages"][0]
+    let value = &mut stranger["entry"][0]["changes"][0]["value"];
+    value["messages"][0]
         .as_object_mut()
         .expect("message")
         .remove("from");
+    value["contacts"][0]
+        .as_object_mut()
+        .expect("contact")
+        .remove("wa_id");
     post(&app, &stranger).await;
+    // A sender that is not a number is no number either.
+    post(
+        &app,
+        &notification("+2126<script>", None, text("wamid.U4", "oui")),
+    )
+    .await;
 
     let row = reply(&app, "wamid.U2").await;
     assert_eq!(row.phone, "+212612345601");

@@ -329,18 +329,19 @@ async fn store_message(
     message: &MessageJson,
     contacts: &[ContactJson],
 ) -> Result<bool, Response> {
-    let from = message
-        .from
-        .as_deref()
-        .map(|from| from.trim().trim_start_matches('+'))
-        .filter(|d| !d.is_empty());
-    let user_id = message.from_user_id.as_deref().or_else(|| {
-        contacts
+    let from = message.from.as_deref().and_then(digits_of);
+    // The contact of this message: the one with its number, or the only one when it has none.
+    let contact = match from {
+        Some(from) => contacts
             .iter()
-            .find(|c| from.is_some() && c.wa_id.as_deref() == from)
-            .or(contacts.first().filter(|_| contacts.len() == 1))
-            .and_then(|c| c.user_id.as_deref())
-    });
+            .find(|c| c.wa_id.as_deref().and_then(digits_of) == Some(from)),
+        None => contacts.first().filter(|_| contacts.len() == 1),
+    };
+    let user_id = message
+        .from_user_id
+        .as_deref()
+        .or_else(|| contact.and_then(|c| c.user_id.as_deref()));
+    let from = from.or_else(|| contact.and_then(|c| c.wa_id.as_deref()).and_then(digits_of));
     // A carrier who shares only a username comes without a number: the one an earlier message
     // of theirs came with, under the same business-scoped id, is theirs.
     let known_phone = match (from, user_id) {
@@ -392,6 +393,14 @@ async fn store_message(
             Err(storage_unavailable())
         }
     }
+}
+
+/// A WhatsApp number as Meta writes it (digits, sometimes after a `+`); anything else is no
+/// number.
+fn digits_of(raw: &str) -> Option<&str> {
+    let digits = raw.trim().trim_start_matches('+');
+    (!digits.is_empty() && digits.len() <= 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(digits)
 }
 
 fn storage_unavailable() -> Response {
