@@ -90,7 +90,13 @@ async fn login_links_once_then_serve_sends_through_that_session() {
         (replies.len() == 2 && replies.iter().all(|r| r["forwarded"] == "done")).then_some(replies)
     })
     .await;
-    let (interest, question) = (&replies[0], &replies[1]);
+    let by_text = |text: &str| {
+        replies
+            .iter()
+            .find(|r| r["text"] == text)
+            .unwrap_or_else(|| panic!("« {text} » listed: {replies:?}"))
+    };
+    let (interest, question) = (by_text("Disponible"), by_text("Disponible demain"));
     assert_eq!(question["text"], "Disponible demain");
     assert_eq!(question["carrier_name"], "Transporteur 1");
     assert_eq!(question["channel"], "whatsapp-web");
