@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use relay_engine::export::{CsvStyle, write_history_csv};
 use relay_engine::ops::{HistoryQuery, OpsError, OrderKey};
-use relay_engine::store::RelaunchMode;
+use relay_engine::store::{RelaunchMode, ReplyFilter};
 use relay_engine::{Engine, EngineError, Ops, Settings, clock::now_ms};
 use tokio_util::sync::CancellationToken;
 
@@ -80,10 +80,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Affiche les messages reçus des transporteurs (WhatsApp Web, Twilio).
+    /// Affiche les messages reçus des transporteurs (WhatsApp Web, API Cloud, Twilio), la
+    /// commande dont chacun parle, l'intérêt et la transmission à CamionBack.
     Replies {
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Seulement les réponses à cette commande (identifiant ou référence).
+        #[arg(long)]
+        order: Option<String>,
+        /// Seulement les réponses « intéressé ».
+        #[arg(long)]
+        interested: bool,
         #[arg(long)]
         json: bool,
     },
@@ -188,9 +195,23 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Replies { limit, json } => {
+        Command::Replies {
+            limit,
+            order,
+            interested,
+            json,
+        } => {
             let _logs = relay_engine::telemetry::init("warn", None);
-            let rows = Ops::open(&settings).await?.store().replies(limit).await?;
+            let ops = Ops::open(&settings).await?;
+            let order_id = match order {
+                Some(key) => Some(ops.find_order(&key).await?.order.id.0),
+                None => None,
+            };
+            let filter = ReplyFilter {
+                order_id,
+                interested_only: interested,
+            };
+            let rows = ops.store().replies_matching(filter, limit).await?;
             if json {
                 println!(
                     "{}",

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chrono::{Local, TimeZone, Utc};
 use relay_domain::{CarrierStatus, DeliveryStatus, mask_phone};
-use relay_engine::store::{CarrierRow, HistoryRow, OrderCounters, ReplyRow};
+use relay_engine::store::{CarrierRow, ForwardState, HistoryRow, OrderCounters, ReplyRow};
 use serde_json::{Value, json};
 
 fn rfc3339(ms: i64) -> Value {
@@ -236,11 +236,18 @@ pub fn replies_json(rows: &[ReplyRow]) -> Value {
                     "carrier_id": r.carrier_id,
                     "carrier_name": r.carrier_name,
                     "phone": r.phone,
+                    "user_id": r.user_id,
                     "text": r.text,
-                    "received_at": rfc3339(r.received_at),
+                    "interested": r.interested,
                     "opt_out": r.opt_out,
                     "order_id": r.order_id,
                     "order_reference": r.order_reference,
+                    "attributed_by": r.attributed_by.map(|a| a.as_str()),
+                    "channel": r.channel,
+                    "message_id": r.message_id,
+                    "received_at": rfc3339(r.received_at),
+                    "forwarded": r.forwarded.as_str(),
+                    "forward_error": r.forward_error,
                 })
             })
             .collect(),
@@ -256,16 +263,22 @@ pub fn print_replies(rows: &[ReplyRow]) {
         let about = r
             .order_reference
             .as_deref()
-            .map(|reference| format!("  [réponse à {reference}]"))
+            .map(|reference| format!("  [réponse à {reference}, {}]", r.forwarded.label()))
             .unwrap_or_default();
+        let refused = match (&r.forwarded, &r.forward_error) {
+            (ForwardState::GivenUp, Some(error)) => format!("\n    ! {error}"),
+            _ => String::new(),
+        };
         println!(
-            "{}  {} ({}){}{}\n    {}",
+            "{}  {} ({}){}{}{}\n    {}{}",
             local(Some(r.received_at)),
             r.carrier_name.as_deref().unwrap_or("inconnu"),
             r.phone,
             about,
+            if r.interested { "  [intéressé]" } else { "" },
             if r.opt_out { "  [désinscription]" } else { "" },
-            r.text.replace('\n', "\n    ")
+            r.text.replace('\n', "\n    "),
+            refused
         );
     }
 }

@@ -74,6 +74,9 @@ pub enum TemplateError {
 /// parameters use: ville_depart, ville_arrivee, date, prix, type_colis, lien_commande.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateFields {
+    /// The order the message is about: not shown, but carried where a channel can tag the
+    /// message with it (the Cloud API template's quick-reply payload `INTERESSE:<id>`).
+    pub order_id: crate::OrderId,
     pub ville_depart: String,
     pub ville_arrivee: String,
     pub date: String,
@@ -89,6 +92,7 @@ impl TemplateFields {
     /// the free-text message and the Cloud API template parameters come from.
     pub fn of(order: &Order, link_base: &str) -> Self {
         Self {
+            order_id: order.id,
             ville_depart: text::neutralise_markup(&order.ville_depart),
             ville_arrivee: text::neutralise_markup(&order.ville_arrivee),
             date: order.date_french(),

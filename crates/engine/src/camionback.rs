@@ -49,6 +49,17 @@ pub enum ApiError {
     TooLarge { what: &'static str, limit: usize },
 }
 
+/// Why a reply's forward did not land.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ForwardError {
+    /// No answer, a timeout, 408, 429 or 5xx: tried again later.
+    #[error("{0}")]
+    Transient(String),
+    /// Any other 4xx: CamionBack will not take this reply as it is; never tried again.
+    #[error("{0}")]
+    Refused(String),
+}
+
 /// The order as CamionBack sends it, in webhooks and in `/api/orders`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct OrderJson {
@@ -202,6 +213,54 @@ impl CamionBackApi {
             Ok(bytes) => Ok(bytes_body::Body(bytes.freeze())),
             Err(Cut::TooLarge(_)) => Err(ApiError::TooLarge { what, limit }),
             Err(Cut::Broken(err)) => Err(unreachable(err)),
+        }
+    }
+
+    /// Posts a carrier's reply to `POST /api/orders/{order_id}/reponses`. Every attempt of one
+    /// reply carries the same `Idempotency-Key`, so a post whose answer was lost and is sent
+    /// again is taken once.
+    pub async fn post_reply(
+        &self,
+        order_id: i64,
+        idempotency_key: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), ForwardError> {
+        let url = self
+            .base
+            .join(&format!("api/orders/{order_id}/reponses"))
+            .map_err(|err| ForwardError::Refused(format!("adresse invalide : {err}")))?;
+        let mut request = self
+            .http
+            .post(url)
+            .header("Idempotency-Key", idempotency_key)
+            .json(body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.expose_secret());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|err| ForwardError::Transient(unreachable(err).to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = match read_capped(response, MAX_ERROR_BODY_BYTES).await {
+            Ok(body) | Err(Cut::TooLarge(body)) => body,
+            Err(Cut::Broken(_)) => bytes::BytesMut::new(),
+        };
+        let said = ApiError::Status {
+            status: status.as_u16(),
+            body: String::from_utf8_lossy(&body).chars().take(200).collect(),
+        }
+        .to_string();
+        if status == StatusCode::REQUEST_TIMEOUT
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status.is_server_error()
+        {
+            Err(ForwardError::Transient(said))
+        } else {
+            Err(ForwardError::Refused(said))
         }
     }
 

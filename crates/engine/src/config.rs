@@ -89,6 +89,24 @@ pub struct CloudApiSettings {
     pub template_lang: String,
     pub verify_token: Option<SecretString>,
     pub app_secret: Option<SecretString>,
+    /// The index of the approved template's quick-reply button that gets the payload
+    /// `INTERESSE:<order id>` (`WHATSAPP_TEMPLATE_INTEREST_BUTTON`).
+    pub interest_button: Option<u32>,
+}
+
+/// Carriers' replies: what counts as interest, which order a reply is about, and their
+/// forward to CamionBack.
+#[derive(Debug, Clone)]
+pub struct ReplySettings {
+    /// `RELAY_INTEREST_WORDS` as given (comma-separated; at least one word).
+    pub interest_words: String,
+    /// A reply naming no order is about the last order sent to that carrier this recently.
+    pub window: Duration,
+    /// `RELAY_FORWARD_REPLIES`.
+    pub forward: bool,
+    /// The first wait after a failed forward (then doubling up to an hour): not a setting staff
+    /// change (no key reads it); tests shorten it.
+    pub forward_first_retry: Duration,
 }
 
 /// The Twilio channel (Twilio's WhatsApp API).
@@ -134,6 +152,7 @@ pub struct Settings {
     pub public_url: Option<Url>,
     /// A `sent` delivery with no delivery receipt after this long is shown as unconfirmed.
     pub unconfirmed_after: Duration,
+    pub replies: ReplySettings,
     /// How the database is opened: not a setting staff change (no key reads it); tests and
     /// benches shorten the busy timeout or slide a failing disk under it.
     pub store: crate::store::StoreOptions,
@@ -196,6 +215,7 @@ impl Settings {
                 template_lang: values.text("WHATSAPP_TEMPLATE_LANG")?.unwrap_or_default(),
                 verify_token: values.secret("WHATSAPP_VERIFY_TOKEN"),
                 app_secret: values.secret("WHATSAPP_APP_SECRET"),
+                interest_button: values.optional_index("WHATSAPP_TEMPLATE_INTEREST_BUTTON")?,
             },
             whatsapp_web: WhatsAppWebConfig {
                 url: values.ws_url("WHATSAPP_WEB_URL")?,
@@ -219,6 +239,14 @@ impl Settings {
             unconfirmed_after: Duration::from_secs(
                 3600 * values.number("RELAY_UNCONFIRMED_HOURS")?,
             ),
+            replies: ReplySettings {
+                interest_words: values.words("RELAY_INTEREST_WORDS")?,
+                window: Duration::from_secs(
+                    3600 * values.hours_up_to_a_year("RELAY_REPLY_WINDOW_HOURS")?,
+                ),
+                forward: values.flag("RELAY_FORWARD_REPLIES")?,
+                forward_first_retry: crate::replies::forward::FIRST_RETRY_DELAY,
+            },
             store: crate::store::StoreOptions::default(),
             data_dir,
         };
@@ -387,6 +415,46 @@ impl Values {
                 )
             }),
         }
+    }
+
+    /// A number of hours, a year at most (more is a typo, and would overflow as seconds).
+    fn hours_up_to_a_year(&self, key: &'static str) -> Result<u64, ConfigError> {
+        let hours = self.number(key)?;
+        if hours > 8_760 {
+            let origin = self.get_or_default(key).map_or("défaut", |(_, o)| o);
+            return Err(self.invalid(key, origin, format!("« {hours} » : au plus 8760 h (un an)")));
+        }
+        Ok(hours)
+    }
+
+    /// A button index (0 to 9, as Meta numbers a template's buttons), or none when unset.
+    fn optional_index(&self, key: &'static str) -> Result<Option<u32>, ConfigError> {
+        let Some((value, origin)) = self.get_or_default(key) else {
+            return Ok(None);
+        };
+        match value.parse::<u32>() {
+            Ok(index) if index <= 9 => Ok(Some(index)),
+            _ => Err(self.invalid(
+                key,
+                origin,
+                format!("« {value} » : numéro de bouton de 0 à 9 attendu"),
+            )),
+        }
+    }
+
+    /// A comma-separated list of words, at least one.
+    fn words(&self, key: &'static str) -> Result<String, ConfigError> {
+        let Some((value, origin)) = self.get_or_default(key) else {
+            return Ok(String::new());
+        };
+        if crate::replies::parse_words(value).is_empty() {
+            return Err(self.invalid(
+                key,
+                origin,
+                format!("« {value} » : au moins un mot attendu (séparés par des virgules)"),
+            ));
+        }
+        Ok(value.to_string())
     }
 
     fn parse<T: std::str::FromStr>(
@@ -572,6 +640,42 @@ mod tests {
             load(dir.path(), &[]),
             Err(ConfigError::Toml { .. })
         ));
+    }
+
+    #[test]
+    fn reply_settings_are_checked_and_named_when_wrong() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings = load(
+            dir.path(),
+            &[
+                ("RELAY_INTEREST_WORDS", "partant, OK"),
+                ("RELAY_REPLY_WINDOW_HOURS", "48"),
+                ("RELAY_FORWARD_REPLIES", "0"),
+                ("WHATSAPP_TEMPLATE_INTEREST_BUTTON", "2"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(settings.replies.interest_words, "partant, OK");
+        assert_eq!(settings.replies.window, Duration::from_secs(48 * 3600));
+        assert!(!settings.replies.forward);
+        assert_eq!(settings.cloud_api.interest_button, Some(2));
+        let defaults = load(dir.path(), &[]).expect("defaults");
+        assert!(defaults.replies.forward);
+        assert_eq!(defaults.cloud_api.interest_button, None);
+        for (key, value, said) in [
+            ("RELAY_INTEREST_WORDS", " , ,", "au moins un mot"),
+            ("RELAY_REPLY_WINDOW_HOURS", "un jour", "nombre entier"),
+            ("RELAY_REPLY_WINDOW_HOURS", "100000", "un an"),
+            ("RELAY_FORWARD_REPLIES", "peut-être", "1 ou 0"),
+            ("WHATSAPP_TEMPLATE_INTEREST_BUTTON", "10", "de 0 à 9"),
+            ("WHATSAPP_TEMPLATE_INTEREST_BUTTON", "premier", "de 0 à 9"),
+        ] {
+            let err = load(dir.path(), &[(key, value)]).unwrap_err().to_string();
+            assert!(
+                err.contains(key) && err.contains(said),
+                "{key}={value}: {err}"
+            );
+        }
     }
 
     #[test]

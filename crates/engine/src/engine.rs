@@ -26,6 +26,7 @@ use crate::intake::order_check::OrderCheck;
 use crate::intake::poller::Poller;
 use crate::lock::{InstanceLock, LockError};
 use crate::ops::Ops;
+use crate::replies::forward::Forwarder;
 use crate::server::{self, ServerStats};
 use crate::store::{StateKey, Store, StoreError};
 
@@ -168,6 +169,7 @@ impl Engine {
         stop: CancellationToken,
     ) -> Result<Self, EngineError> {
         // Checked before anything is opened: a bad channel setting changes nothing.
+        let mut cloud_client = None;
         let cloud_api: Option<Arc<dyn Channel>> = match (&choice, settings.dispatch.channel) {
             (ChannelChoice::FromSettings, ChannelKind::CloudApi) => {
                 let cloud_api = CloudApi::new(&settings.cloud_api, settings.dispatch.send_timeout)?;
@@ -177,7 +179,9 @@ impl Engine {
                 ) {
                     tracing::warn!("{warning}");
                 }
-                Some(Arc::new(cloud_api))
+                let cloud_api = Arc::new(cloud_api);
+                cloud_client = Some(cloud_api.clone());
+                Some(cloud_api)
             }
             (ChannelChoice::FromSettings, ChannelKind::Twilio) => {
                 let twilio = Twilio::new(
@@ -201,10 +205,12 @@ impl Engine {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let (lock, store) = open_data_dir(&settings).await?;
+        // Before any task takes a handle: they all share these rules.
+        let store = store.with_reply_rules(crate::replies::ReplyRules::of(&settings));
         let launched = Self::launch(
             settings,
             choice,
-            cloud_api,
+            (cloud_api, cloud_client),
             store.clone(),
             &stop,
             cancel.clone(),
@@ -244,7 +250,7 @@ impl Engine {
     async fn launch(
         settings: Settings,
         choice: ChannelChoice,
-        cloud_api: Option<Arc<dyn Channel>>,
+        (cloud_api, cloud_client): (Option<Arc<dyn Channel>>, Option<Arc<CloudApi>>),
         store: Store,
         stop: &CancellationToken,
         cancel: CancellationToken,
@@ -340,6 +346,7 @@ impl Engine {
                 }),
             new_order: broadcaster.new_order.clone(),
             channel: channel.name(),
+            cloud_api: cloud_client,
             whatsapp: whatsapp.as_ref().map(WhatsAppWeb::state),
             outbox: outbox_health.clone(),
             server: server_stats.clone(),
@@ -363,6 +370,19 @@ impl Engine {
                     cancel.child_token(),
                 ));
             }
+        }
+        match (&api, store.reply_rules().forward) {
+            (Some(api), true) => {
+                let forwarder = Forwarder::new(
+                    store.clone(),
+                    api.clone(),
+                    settings.replies.forward_first_retry,
+                );
+                tracker.spawn(forwarder.run_until_stopped(cancel.child_token()));
+            }
+            _ => tracing::info!(
+                "réponses des transporteurs non transmises à CamionBack (RELAY_FORWARD_REPLIES=0 ou pas d'API)"
+            ),
         }
         if let Some(api) = api {
             // The first sync runs before any broadcast is attempted; later ones on a timer. A

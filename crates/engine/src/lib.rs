@@ -18,6 +18,7 @@ pub(crate) mod http;
 pub(crate) mod intake;
 pub mod lock;
 pub mod ops;
+pub mod replies;
 pub mod server;
 pub(crate) mod signature;
 pub mod store;

@@ -1,5 +1,7 @@
 //! A fake CamionBack API: `GET /api/orders`, `GET /api/orders/{id}` and `GET /api/transporteurs`,
-//! with a bearer token, orders and carriers the test adds, and switches to make it fail.
+//! with a bearer token, orders and carriers the test adds, and switches to make it fail; and
+//! `POST /api/orders/{id}/reponses`, the carriers' replies the relay forwards, each post
+//! recorded with its headers and body, answered 201 or as the test tells it to.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,6 +37,66 @@ struct State {
     carriers_delay: Option<Duration>,
     order_queries: Vec<String>,
     carrier_requests: usize,
+    reply_posts: Vec<ReplyPost>,
+    /// What `POST …/reponses` answers instead of 201, while set.
+    replies_status: Option<u16>,
+}
+
+/// One `POST /api/orders/{id}/reponses` as the fake received it.
+#[derive(Debug, Clone)]
+pub struct ReplyPost {
+    pub order_id: i64,
+    pub idempotency_key: Option<String>,
+    /// The bearer token was ours.
+    pub authorized: bool,
+    pub body: Value,
+    /// What the fake answered.
+    pub answered: u16,
+}
+
+impl ReplyPost {
+    pub fn accepted(&self) -> bool {
+        (200..300).contains(&self.answered)
+    }
+}
+
+struct Replies(Arc<Mutex<State>>);
+
+impl Respond for Replies {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut state = self.0.lock().expect("fake state");
+        let order_id = request
+            .url
+            .path()
+            .trim_start_matches("/api/orders/")
+            .trim_end_matches("/reponses")
+            .parse()
+            .unwrap_or(0);
+        let authorized = authorized(request);
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let answered = match (authorized, state.replies_status) {
+            (false, _) => 401,
+            (true, Some(status)) => status,
+            (true, None) => 201,
+        };
+        state.reply_posts.push(ReplyPost {
+            order_id,
+            idempotency_key: request
+                .headers
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            authorized,
+            body,
+            answered,
+        });
+        match answered {
+            201 => ResponseTemplate::new(201).set_body_json(json!({ "status": "recorded" })),
+            400 => ResponseTemplate::new(400)
+                .set_body_json(json!({ "error": "transporteur inconnu pour cette commande" })),
+            status => ResponseTemplate::new(status).set_body_string("indisponible"),
+        }
+    }
 }
 
 pub struct FakeCamionBack {
@@ -176,6 +238,11 @@ impl FakeCamionBack {
             .respond_with(Carriers(state.clone()))
             .mount(&server)
             .await;
+        Mock::given(method("POST"))
+            .and(path_regex(r"^/api/orders/[0-9]+/reponses$"))
+            .respond_with(Replies(state.clone()))
+            .mount(&server)
+            .await;
         let lookups = mount_order_lookup(&server, state.clone()).await;
         Self {
             server,
@@ -257,6 +324,28 @@ impl FakeCamionBack {
 
     pub fn carrier_requests(&self) -> usize {
         self.with(|s| s.carrier_requests)
+    }
+
+    /// From now on `POST …/reponses` answers `status` (503: down; 400: refused); `None`:
+    /// 201 again.
+    pub fn set_replies_status(&self, status: Option<u16>) {
+        self.with(|s| s.replies_status = status);
+    }
+
+    /// Every reply post, in order, whatever it was answered.
+    pub fn reply_posts(&self) -> Vec<ReplyPost> {
+        self.with(|s| s.reply_posts.clone())
+    }
+
+    /// The reply posts answered 2xx.
+    pub fn accepted_replies(&self) -> Vec<ReplyPost> {
+        self.with(|s| {
+            s.reply_posts
+                .iter()
+                .filter(|p| p.accepted())
+                .cloned()
+                .collect()
+        })
     }
 }
 

@@ -82,14 +82,47 @@ async fn login_links_once_then_serve_sends_through_that_session() {
 
     sim.send_text_from("212612345601", "Disponible demain")
         .await;
+    sim.send_text_from("212612345601", "Disponible").await;
+    // Both are about the order last sent to that carrier, and forwarded to CamionBack.
     let replies = eventually(Duration::from_secs(10), || {
         let output = world.run(&["replies", "--json"]);
         let replies: Vec<Value> = serde_json::from_slice(&output.stdout).ok()?;
-        (replies.len() == 1).then_some(replies)
+        (replies.len() == 2 && replies.iter().all(|r| r["forwarded"] == "done")).then_some(replies)
     })
     .await;
-    assert_eq!(replies[0]["text"], "Disponible demain");
-    assert_eq!(replies[0]["carrier_name"], "Transporteur 1");
+    let by_text = |text: &str| {
+        replies
+            .iter()
+            .find(|r| r["text"] == text)
+            .unwrap_or_else(|| panic!("« {text} » listed: {replies:?}"))
+    };
+    let (interest, question) = (by_text("Disponible"), by_text("Disponible demain"));
+    assert_eq!(question["text"], "Disponible demain");
+    assert_eq!(question["carrier_name"], "Transporteur 1");
+    assert_eq!(question["channel"], "whatsapp-web");
+    assert_eq!(question["order_id"], 42);
+    assert_eq!(question["interested"], false);
+    assert_eq!(interest["text"], "Disponible");
+    assert_eq!(interest["interested"], true, "an interest word");
+    assert_eq!(interest["order_id"], 42);
+    let posts = world.camionback.accepted_replies();
+    assert_eq!(posts.len(), 2, "each reply posted once");
+    assert!(
+        posts
+            .iter()
+            .all(|p| p.order_id == 42 && p.body["canal"] == "whatsapp-web")
+    );
+    let only_interested = world.run(&[
+        "replies",
+        "--interested",
+        "--order",
+        "CMD-2025-42",
+        "--json",
+    ]);
+    let only_interested: Vec<Value> =
+        serde_json::from_slice(&only_interested.stdout).expect("replies --json");
+    assert_eq!(only_interested.len(), 1);
+    assert_eq!(only_interested[0]["text"], "Disponible");
     assert!(relay.terminate().status.success());
 
     let rows = world.history("42");

@@ -595,6 +595,59 @@ pub const SETTINGS: &[SettingSpec] = &[
     },
     // Not on the form.
     SettingSpec {
+        key: "RELAY_INTEREST_WORDS",
+        kind: SettingKind::Text,
+        default: SettingDefault::Value(
+            "1,oui,ok,interesse,intéressé,dispo,disponible,wakha,نعم,مهتم",
+        ),
+        bounds: None,
+        channel: None,
+        scope: Scope::FileOrEnv,
+        group: None,
+        label: "Mots qui disent « intéressé »",
+        hint: Some("séparés par des virgules ; comparés sans majuscules ni accents"),
+        shown: |s| text(&s.replies.interest_words),
+    },
+    SettingSpec {
+        key: "RELAY_REPLY_WINDOW_HOURS",
+        kind: SettingKind::Number { unit: Some("h") },
+        default: SettingDefault::Value("24"),
+        bounds: None,
+        channel: None,
+        scope: Scope::FileOrEnv,
+        group: None,
+        label: "Une réponse vaut pour la dernière commande envoyée depuis",
+        hint: None,
+        shown: |s| text(s.replies.window.as_secs() / 3600),
+    },
+    SettingSpec {
+        key: "RELAY_FORWARD_REPLIES",
+        kind: SettingKind::Flag,
+        default: SettingDefault::Value("1"),
+        bounds: None,
+        channel: None,
+        scope: Scope::FileOrEnv,
+        group: None,
+        label: "Transmettre les réponses à CamionBack",
+        hint: None,
+        shown: |s| text(if s.replies.forward { "1" } else { "0" }),
+    },
+    SettingSpec {
+        key: "WHATSAPP_TEMPLATE_INTEREST_BUTTON",
+        kind: SettingKind::Number { unit: None },
+        default: SettingDefault::Unset,
+        bounds: Some(Bounds {
+            range: 0..=9,
+            what: "le numéro du bouton « intéressé »",
+        }),
+        channel: Some(ChannelKind::CloudApi),
+        scope: Scope::FileOrEnv,
+        group: None,
+        label: "Bouton « intéressé » du modèle approuvé",
+        hint: Some("numéro (à partir de 0) du bouton de réponse rapide ; vide : aucun"),
+        shown: |s| Shown::Text(s.cloud_api.interest_button.map(|i| i.to_string())),
+    },
+    SettingSpec {
         key: "RELAY_UNCONFIRMED_HOURS",
         kind: SettingKind::Number { unit: Some("h") },
         default: SettingDefault::Value("24"),
@@ -679,7 +732,7 @@ pub fn secret_keys() -> impl Iterator<Item = &'static str> {
 }
 
 /// The default text the loader reads for `key` when it is not given.
-pub(super) fn default_value(key: &str) -> Option<&'static str> {
+pub(crate) fn default_value(key: &str) -> Option<&'static str> {
     match spec(key)?.default {
         SettingDefault::Value(value) => Some(value),
         SettingDefault::Unset | SettingDefault::Computed(_) => None,

@@ -26,6 +26,8 @@ pub struct HttpState {
     /// What checks Twilio's callbacks: both the auth token and `RELAY_PUBLIC_URL`, else
     /// every Twilio callback is refused.
     pub twilio: Option<TwilioHooks>,
+    /// The Cloud API, when that is the channel: it confirms an opt-out received there.
+    pub cloud_api: Option<Arc<crate::channel::cloud_api::CloudApi>>,
     /// The WhatsApp Web connection, when that is the channel.
     pub whatsapp: Option<watch::Receiver<ConnectionState>>,
     /// Whether the outbox can record its outcomes (in memory: the database may be failing).

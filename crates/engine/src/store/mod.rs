@@ -7,6 +7,7 @@ mod file;
 mod history;
 mod orders;
 mod outbox;
+mod replies;
 mod reports;
 mod state;
 mod ui;
@@ -27,10 +28,13 @@ pub use history::{
 };
 pub use orders::{FanOut, OrderSource, StoredOrder};
 pub use outbox::{Claim, Outcome, RelaunchCounts, RelaunchMode};
+pub use replies::{
+    Attribution, ForwardJob, ForwardState, InboundReply, ReplyFilter, ReplyOutcome, ReplyRow,
+};
 pub use reports::{ReportOutcome, ReportedError};
 pub use state::{StateKey, TimedProblem};
 pub use ui::{BatchProgress, OrderCounters, OrderSummary};
-pub use whatsapp::{NUMBER_CHECK_TTL_MS, ReplyOutcome, ReplyRow};
+pub use whatsapp::NUMBER_CHECK_TTL_MS;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
@@ -88,6 +92,14 @@ impl Default for StoreOptions {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// How replies are read and whether they are forwarded, shared by every handle.
+    replies: std::sync::Arc<RepliesShared>,
+}
+
+#[derive(Debug, Default)]
+struct RepliesShared {
+    rules: crate::replies::ReplyRules,
+    forward_wake: tokio::sync::Notify,
 }
 
 impl Store {
@@ -127,7 +139,10 @@ impl Store {
             Ok::<_, StoreError>(pool)
         };
         let pool = opened.await.map_err(|err| file::opening(path, err))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            replies: std::sync::Arc::default(),
+        })
     }
 
     /// A transaction that takes SQLite's write lock at once. A deferred one that reads first

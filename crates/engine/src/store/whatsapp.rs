@@ -1,33 +1,10 @@
-//! What the WhatsApp Web channel keeps in the relay's database: the number check cache, the
-//! carriers' replies, and opt-outs.
+//! What the WhatsApp Web channel keeps in the relay's database: the number check cache, and
+//! opt-outs the provider reports (carriers' replies are `replies`).
 
 use super::{Store, StoreError};
 
 /// How long an "is on WhatsApp" answer is trusted.
 pub const NUMBER_CHECK_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ReplyRow {
-    pub id: i64,
-    pub phone: String,
-    pub carrier_id: Option<i64>,
-    pub carrier_name: Option<String>,
-    pub text: String,
-    pub received_at: i64,
-    pub opt_out: bool,
-    /// The order whose broadcast the reply quotes, and its reference.
-    pub order_id: Option<i64>,
-    pub order_reference: Option<String>,
-}
-
-/// What storing a reply did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplyOutcome {
-    /// False when the same message was already stored (redelivery).
-    pub stored: bool,
-    /// True when this reply opted a carrier out who was not already.
-    pub newly_opted_out: bool,
-}
 
 impl Store {
     /// Cached answers younger than the TTL, by E.164 number.
@@ -93,69 +70,6 @@ impl Store {
         .await?)
     }
 
-    /// Stores a carrier's message; with `opt_out`, the carrier (found by number) receives no
-    /// more broadcasts.
-    pub async fn store_reply(
-        &self,
-        message_id: &str,
-        phone: &str,
-        text: &str,
-        opt_out: bool,
-        quoted_message_id: Option<&str>,
-        now: i64,
-    ) -> Result<ReplyOutcome, StoreError> {
-        let mut tx = self.write_transaction().await?;
-        let carrier: Option<(i64,)> =
-            sqlx::query_as("SELECT id FROM carriers WHERE phone = ? ORDER BY id LIMIT 1")
-                .bind(phone)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let quoted_order: Option<(i64,)> = match quoted_message_id {
-            Some(quoted) => {
-                sqlx::query_as("SELECT order_id FROM deliveries WHERE message_id = ?")
-                    .bind(quoted)
-                    .fetch_optional(&mut *tx)
-                    .await?
-            }
-            None => None,
-        };
-        let stored = sqlx::query(
-            "INSERT INTO replies (message_id, phone, carrier_id, text, received_at, opt_out,
-                                  quoted_message_id, order_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
-        )
-        .bind(message_id)
-        .bind(phone)
-        .bind(carrier.map(|c| c.0))
-        .bind(text)
-        .bind(now)
-        .bind(opt_out)
-        .bind(quoted_message_id)
-        .bind(quoted_order.map(|o| o.0))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        let newly_opted_out = if stored && opt_out {
-            sqlx::query(
-                "UPDATE carriers SET opted_out_at = ? WHERE phone = ? AND opted_out_at IS NULL",
-            )
-            .bind(now)
-            .bind(phone)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                > 0
-        } else {
-            false
-        };
-        tx.commit().await?;
-        Ok(ReplyOutcome {
-            stored,
-            newly_opted_out,
-        })
-    }
-
     /// The carrier at `phone` receives no more broadcasts (the provider says they opted out);
     /// true when they had not already.
     pub async fn opt_out_phone(&self, phone: &str, now: i64) -> Result<bool, StoreError> {
@@ -168,19 +82,5 @@ impl Store {
         .await?
         .rows_affected()
             > 0)
-    }
-
-    /// Newest first.
-    pub async fn replies(&self, limit: u32) -> Result<Vec<ReplyRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT r.id, r.phone, r.carrier_id, c.name AS carrier_name, r.text, r.received_at,
-                    r.opt_out, r.order_id, o.reference AS order_reference
-             FROM replies r LEFT JOIN carriers c ON c.id = r.carrier_id
-                            LEFT JOIN orders o ON o.id = r.order_id
-             ORDER BY r.id DESC LIMIT ?",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
     }
 }

@@ -18,6 +18,7 @@ mod order_closing;
 mod outbox;
 mod polling;
 mod relaunch;
+mod replies;
 mod sending;
 mod settings_edit;
 mod settings_table;

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use relay_domain::{ChannelKind, DeliveryStatus, error_help};
+use relay_engine::store::Attribution;
 use relay_test_support::signing::twilio_signature;
 use relay_test_support::twilio::{self as fake, FakeTwilio, Reply};
 
@@ -712,7 +713,8 @@ async fn a_reply_that_quotes_a_broadcast_is_about_that_order() {
 
     for (sid, quoted) in [
         ("SMquote1", broadcast.as_str()),
-        // Quoting a message that is not one of our broadcasts says nothing of an order.
+        // Quoting a message that is not one of our broadcasts says nothing of an order: the
+        // reply is about the last order sent to that carrier (within the window).
         ("SMquote2", "SMsomethingelse"),
     ] {
         let answer = w
@@ -736,5 +738,22 @@ async fn a_reply_that_quotes_a_broadcast_is_about_that_order() {
     assert_eq!(about_order.order_id, Some(7));
     assert_eq!(about_order.order_reference.as_deref(), Some("CMD-2025-7"));
     assert_eq!(about_order.carrier_id, Some(2));
-    assert_eq!(other.order_id, None);
+    assert_eq!(about_order.attributed_by, Some(Attribution::Quote));
+    assert_eq!(about_order.channel.as_deref(), Some("twilio"));
+    assert!(about_order.interested, "« Intéressé » is an interest word");
+    assert_eq!(other.order_id, Some(7));
+    assert_eq!(other.attributed_by, Some(Attribution::Window));
+
+    // Both are about order 7: each is posted to CamionBack once, with Twilio's sid as its key.
+    let posts = eventually(Duration::from_secs(10), || async {
+        let posts = w.app.camionback.accepted_replies();
+        (posts.len() == 2).then_some(posts)
+    })
+    .await;
+    for (post, sid) in posts.iter().zip(["SMquote1", "SMquote2"]) {
+        assert_eq!(post.order_id, 7);
+        assert_eq!(post.idempotency_key.as_deref(), Some(sid));
+        assert_eq!(post.body["canal"], serde_json::json!("twilio"));
+        assert_eq!(post.body["transporteur_id"], serde_json::json!(2));
+    }
 }

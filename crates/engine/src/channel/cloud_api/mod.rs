@@ -50,6 +50,8 @@ pub struct CloudApi {
     endpoint: Url,
     token: SecretString,
     template: Option<(String, String)>,
+    /// The template's quick-reply button that carries `INTERESSE:<order id>`.
+    interest_button: Option<u32>,
 }
 
 impl CloudApi {
@@ -88,7 +90,67 @@ impl CloudApi {
                 .template
                 .clone()
                 .map(|name| (name, settings.template_lang.clone())),
+            interest_button: settings.interest_button,
         })
+    }
+
+    /// Sends a free-text message to a carrier who just wrote (the 24-hour window is open): the
+    /// opt-out confirmation. Best effort: its failure is the caller's to log.
+    pub async fn send_text(&self, to_digits: &str, text: &str) -> Result<(), SendError> {
+        let response = self
+            .http
+            .post(self.endpoint.clone())
+            .bearer_auth(self.token.expose_secret())
+            .json(&json!({
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": to_digits,
+                "type": "text",
+                "text": { "preview_url": false, "body": text },
+            }))
+            .send()
+            .await
+            .map_err(|err| request_error(&err, &CLOUD_API))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body: String = response
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect();
+        Err(classify(status, None, body, None))
+    }
+
+    /// The template's components: its body parameters, and the interest button's payload
+    /// when one is set.
+    fn template_components(&self, message: &OutgoingMessage<'_>) -> serde_json::Value {
+        let mut components = vec![json!({
+            "type": "body",
+            "parameters": message.fields.template_parameters()
+                .iter()
+                .map(|text| json!({ "type": "text", "text": text }))
+                .collect::<Vec<_>>(),
+        })];
+        if let Some(index) = self.interest_button {
+            components.push(json!({
+                "type": "button",
+                "sub_type": "quick_reply",
+                "index": index.to_string(),
+                "parameters": [{
+                    "type": "payload",
+                    "payload": format!(
+                        "{}:{}",
+                        crate::replies::INTEREST_PAYLOAD,
+                        message.fields.order_id.0
+                    ),
+                }],
+            }));
+        }
+        serde_json::Value::Array(components)
     }
 
     fn body(&self, message: &OutgoingMessage<'_>) -> serde_json::Value {
@@ -112,13 +174,7 @@ impl CloudApi {
                 "template": {
                     "name": name,
                     "language": { "code": lang },
-                    "components": [{
-                        "type": "body",
-                        "parameters": message.fields.template_parameters()
-                            .iter()
-                            .map(|text| json!({ "type": "text", "text": text }))
-                            .collect::<Vec<_>>(),
-                    }],
+                    "components": self.template_components(message),
                 },
             }),
         }

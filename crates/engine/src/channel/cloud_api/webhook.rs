@@ -1,7 +1,10 @@
-//! Meta's webhooks for the Cloud API: the subscription check (`GET`) and the status reports
-//! (`POST`, signed with the app secret) that move deliveries to delivered, read or failed. A
-//! report for a message id the relay never stored (its send answer was lost) still settles
-//! the delivery its `biz_opaque_callback_data` names, if that one is in doubt.
+//! Meta's webhooks for the Cloud API: the subscription check (`GET`), and the notifications
+//! (`POST`, signed with the app secret): status reports that move deliveries to delivered, read
+//! or failed, and carriers' messages (`text`, a template button tap `button`, an interactive
+//! `button_reply`) stored with every channel's replies through `Store::record_reply`, STOP
+//! included (confirmed once, by a free-text message: the carrier just wrote, the 24-hour window
+//! is open). A report for a message id the relay never stored (its send answer was lost) still
+//! settles the delivery its `biz_opaque_callback_data` names, if that one is in doubt.
 
 use std::collections::HashMap;
 
@@ -15,9 +18,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::clock::now_ms;
+use crate::config::ChannelKind;
 use crate::http::state::{HttpState, Problem};
 use crate::signature::{self, SignatureError};
-use crate::store::{ReportOutcome, ReportedError};
+use crate::store::{InboundReply, ReportOutcome, ReportedError};
 
 pub const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
 /// Meta batches many statuses in one call; far above any real batch, far below harm.
@@ -71,6 +75,101 @@ struct Change {
 struct ChangeValue {
     #[serde(default)]
     statuses: Vec<StatusJson>,
+    #[serde(default)]
+    contacts: Vec<ContactJson>,
+    #[serde(default)]
+    messages: Vec<MessageJson>,
+}
+
+#[derive(Deserialize)]
+struct ContactJson {
+    #[serde(default)]
+    wa_id: Option<String>,
+    /// The business-scoped user id.
+    #[serde(default)]
+    user_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MessageJson {
+    id: String,
+    /// The sender's phone number (digits); absent when they share only a username.
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    from_user_id: Option<String>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    text: Option<TextJson>,
+    #[serde(default)]
+    button: Option<ButtonJson>,
+    #[serde(default)]
+    interactive: Option<InteractiveJson>,
+    /// The message this one answers (a quoted reply, or the template a button belongs to).
+    #[serde(default)]
+    context: Option<ContextJson>,
+}
+
+#[derive(Deserialize)]
+struct TextJson {
+    #[serde(default)]
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct ButtonJson {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    payload: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct InteractiveJson {
+    #[serde(default)]
+    button_reply: Option<ReplyJson>,
+    #[serde(default)]
+    list_reply: Option<ReplyJson>,
+}
+
+#[derive(Deserialize)]
+struct ReplyJson {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ContextJson {
+    #[serde(default)]
+    id: Option<String>,
+}
+
+impl MessageJson {
+    /// What the carrier wrote or tapped, and the tap's payload.
+    fn content(&self) -> (String, Option<String>) {
+        if let Some(text) = &self.text {
+            return (text.body.clone(), None);
+        }
+        if let Some(button) = &self.button {
+            return (
+                button.text.clone().unwrap_or_default(),
+                button.payload.clone(),
+            );
+        }
+        if let Some(reply) = self
+            .interactive
+            .as_ref()
+            .and_then(|i| i.button_reply.as_ref().or(i.list_reply.as_ref()))
+        {
+            return (reply.title.clone().unwrap_or_default(), reply.id.clone());
+        }
+        // An image, a voice note, a location…: kept so staff see the carrier wrote.
+        let kind = self.kind.as_deref().unwrap_or("inconnu");
+        (format!("[message {kind}]"), None)
+    }
 }
 
 #[derive(Deserialize)]
@@ -124,7 +223,7 @@ pub async fn receive(State(state): State<HttpState>, headers: HeaderMap, body: B
             )
         });
     if let Err(err) = checked {
-        tracing::warn!("webhook de statut WhatsApp refusé : {err}");
+        tracing::warn!("webhook WhatsApp refusé : {err}");
         return Problem::new(StatusCode::UNAUTHORIZED, "bad_signature", err.to_string())
             .into_response();
     }
@@ -140,12 +239,23 @@ pub async fn receive(State(state): State<HttpState>, headers: HeaderMap, body: B
         }
     };
     let mut applied = 0;
-    for status in notification
+    let mut stored = 0;
+    let values: Vec<ChangeValue> = notification
         .entry
         .into_iter()
         .flat_map(|e| e.changes)
-        .flat_map(|c| c.value.statuses)
-    {
+        .map(|c| c.value)
+        .collect();
+    for value in &values {
+        for message in &value.messages {
+            match store_message(&state, message, &value.contacts).await {
+                Ok(true) => stored += 1,
+                Ok(false) => {}
+                Err(answer) => return answer,
+            }
+        }
+    }
+    for status in values.into_iter().flat_map(|v| v.statuses) {
         let report = match status.status.as_str() {
             "sent" => DeliveryStatus::Sent,
             "delivered" => DeliveryStatus::Delivered,
@@ -211,5 +321,118 @@ pub async fn receive(State(state): State<HttpState>, headers: HeaderMap, body: B
             }
         }
     }
-    (StatusCode::OK, axum::Json(json!({ "applied": applied }))).into_response()
+    (
+        StatusCode::OK,
+        axum::Json(json!({ "applied": applied, "replies": stored })),
+    )
+        .into_response()
+}
+
+/// Stores one carrier's message; true when it was new. A storage failure is the answer to
+/// give (503: Meta delivers the notification again, and what was stored is not stored twice).
+async fn store_message(
+    state: &HttpState,
+    message: &MessageJson,
+    contacts: &[ContactJson],
+) -> Result<bool, Response> {
+    let from = message.from.as_deref().and_then(digits_of);
+    // The contact of this message: the one with its number, or the only one when it has none.
+    let contact = match from {
+        Some(from) => contacts
+            .iter()
+            .find(|c| c.wa_id.as_deref().and_then(digits_of) == Some(from)),
+        None => contacts.first().filter(|_| contacts.len() == 1),
+    };
+    let user_id = message
+        .from_user_id
+        .as_deref()
+        .or_else(|| contact.and_then(|c| c.user_id.as_deref()));
+    let from = from.or_else(|| contact.and_then(|c| c.wa_id.as_deref()).and_then(digits_of));
+    // A carrier who shares only a username comes without a number: the one an earlier message
+    // of theirs came with, under the same business-scoped id, is theirs.
+    let known_phone = match (from, user_id) {
+        (None, Some(user_id)) => match state.store.phone_of_user_id(user_id).await {
+            Ok(phone) => phone,
+            Err(err) => {
+                tracing::error!("réponse d'un transporteur (API Cloud) non enregistrée : {err}");
+                return Err(storage_unavailable());
+            }
+        },
+        _ => None,
+    };
+    let digits = match (from, &known_phone) {
+        (Some(digits), _) => digits,
+        (None, Some(phone)) => phone.trim_start_matches('+'),
+        (None, None) => {
+            tracing::warn!("message WhatsApp reçu sans numéro d'expéditeur connu : ignoré");
+            return Ok(false);
+        }
+    };
+    let phone = format!("+{digits}");
+    let (text, payload) = message.content();
+    let recorded = state
+        .store
+        .record_reply(&InboundReply {
+            channel: ChannelKind::CloudApi,
+            message_id: &message.id,
+            phone: &phone,
+            user_id,
+            text: &text,
+            button_payload: payload.as_deref(),
+            quoted_message_id: message.context.as_ref().and_then(|c| c.id.as_deref()),
+            received_at: now_ms(),
+        })
+        .await;
+    match recorded {
+        Ok(outcome) => {
+            if outcome.newly_opted_out {
+                tracing::info!(
+                    "{} ne recevra plus de diffusions (désinscription par message)",
+                    relay_domain::mask_phone(&phone)
+                );
+                confirm_opt_out(state, digits.to_string());
+            }
+            Ok(outcome.stored)
+        }
+        Err(err) => {
+            tracing::error!("réponse d'un transporteur (API Cloud) non enregistrée : {err}");
+            Err(storage_unavailable())
+        }
+    }
+}
+
+/// A WhatsApp number as Meta writes it (digits, sometimes after a `+`); anything else is no
+/// number.
+fn digits_of(raw: &str) -> Option<&str> {
+    let digits = raw.trim().trim_start_matches('+');
+    (!digits.is_empty() && digits.len() <= 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(digits)
+}
+
+fn storage_unavailable() -> Response {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        "message non enregistré, réessayez".to_string(),
+    )
+    .into_response()
+}
+
+/// Tells the carrier their STOP was heard, without holding Meta's notification: Meta wants
+/// its answer quickly, and the opt-out is already stored.
+fn confirm_opt_out(state: &HttpState, digits: String) {
+    let Some(api) = state.cloud_api.clone() else {
+        tracing::warn!(
+            "désinscription reçue par l'API Cloud alors que le canal n'est pas l'API Cloud : pas de confirmation envoyée"
+        );
+        return;
+    };
+    tokio::spawn(async move {
+        if let Err(err) = api
+            .send_text(&digits, crate::channel::OPT_OUT_CONFIRMATION)
+            .await
+        {
+            tracing::warn!("confirmation de désinscription non envoyée : {err}");
+        }
+    });
 }

@@ -13,9 +13,10 @@ use secrecy::ExposeSecret;
 
 use super::{DELIVERY_PARAM, INCOMING_PATH, STATUS_PATH, callback_url};
 use crate::clock::now_ms;
+use crate::config::ChannelKind;
 use crate::http::state::{HttpState, Problem};
 use crate::signature::{self, SignatureError};
-use crate::store::{ReportOutcome, ReportedError};
+use crate::store::{InboundReply, ReportOutcome, ReportedError};
 
 pub const SIGNATURE_HEADER: &str = "X-Twilio-Signature";
 /// A callback is a few dozen short fields; far above any real one, far below harm.
@@ -200,15 +201,22 @@ pub async fn incoming(
     let text = param(&params, "Body")
         .or_else(|| param(&params, "ButtonText"))
         .unwrap_or_default();
-    let opt_out = crate::channel::is_opt_out(text)
-        || param(&params, "ButtonPayload").is_some_and(crate::channel::is_opt_out);
-    // A quoted reply names the broadcast it answers: the reply is about that order.
-    let quoted = param(&params, "OriginalRepliedMessageSid");
-    match state
+    // A quoted reply names the broadcast it answers; a button tap names what its template
+    // defined: the store finds the order from either, STOP included.
+    let recorded = state
         .store
-        .store_reply(sid, &phone, text, opt_out, quoted, now_ms())
-        .await
-    {
+        .record_reply(&InboundReply {
+            channel: ChannelKind::Twilio,
+            message_id: sid,
+            phone: &phone,
+            user_id: None,
+            text,
+            button_payload: param(&params, "ButtonPayload"),
+            quoted_message_id: param(&params, "OriginalRepliedMessageSid"),
+            received_at: now_ms(),
+        })
+        .await;
+    match recorded {
         Ok(outcome) => {
             let answer = if outcome.newly_opted_out {
                 tracing::info!(
