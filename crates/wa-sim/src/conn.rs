@@ -17,6 +17,7 @@ use wa_rs_proto::whatsapp as wa;
 
 use crate::handshake::{FrameCipher, ServerHandshake, Step};
 use crate::pair_code::{self, LinkCodeRequest};
+use crate::privacy::phone_of;
 use crate::signal::{PeerBundle, SimDevice};
 use crate::{
     Account, Cmd, CompanionDevice, ConnHandle, PairCodeRequest, ReceivedText, Session, Shared,
@@ -472,29 +473,50 @@ impl Conn<'_> {
                 let usync = self.usync(node).await;
                 Reply::one(result(usync.into_iter().collect()))
             }
-            ("abt", "props") => Reply::one(result(vec![
-                NodeBuilder::new("props")
-                    .attr("protocol", "1")
-                    .attr("hash", "sim")
-                    .attr("refresh", "86400")
-                    .build(),
-            ])),
+            ("abt", "props") => {
+                let migrated = self.shared.state().privacy.lid_migrated;
+                Reply::one(result(vec![crate::privacy::ab_props(migrated)]))
+            }
             ("privacy", _) => Reply::one(result(vec![NodeBuilder::new("privacy").build()])),
             // App state: the account has no chats, contacts or settings to sync, so every
-            // collection asked for is answered at the version asked, with no patches.
-            // whatsapp-rust 0.7 announces `Connected` only once the critical collections
-            // have synced; wa-rs 0.2.0 reads the same answer.
+            // collection asked for is answered at the version asked, with no patches — except
+            // `regular_high` from version 0 once the phone shared its app-state key: one patch
+            // with the account's `nct_salt_sync` (see `appstate.rs`). whatsapp-rust 0.7
+            // announces `Connected` only once the critical collections have synced; wa-rs 0.2.0
+            // reads the same answer.
             ("w:sync:app:state", "sync") => {
+                let (key, salt) = {
+                    let st = self.shared.state();
+                    (st.app_state_key.clone(), st.privacy.nct_salt.clone())
+                };
                 let collections: Vec<Node> = children[0]
                     .children()
                     .unwrap_or_default()
                     .iter()
                     .filter(|c| c.tag == "collection")
                     .map(|c| {
-                        NodeBuilder::new("collection")
-                            .attr("name", attr(c, "name").unwrap_or_default())
-                            .attr("version", attr(c, "version").unwrap_or_else(|| "0".into()))
-                            .build()
+                        let name = attr(c, "name").unwrap_or_default();
+                        let version = attr(c, "version").unwrap_or_else(|| "0".into());
+                        match &key {
+                            Some((key_id, key_data))
+                                if name == crate::appstate::NCT_SALT_COLLECTION
+                                    && version == "0" =>
+                            {
+                                let patch =
+                                    crate::appstate::nct_salt_patch(key_id, key_data, &salt);
+                                NodeBuilder::new("collection")
+                                    .attr("name", name)
+                                    .attr("version", "1")
+                                    .children([NodeBuilder::new("patches")
+                                        .children([NodeBuilder::new("patch").bytes(patch).build()])
+                                        .build()])
+                                    .build()
+                            }
+                            _ => NodeBuilder::new("collection")
+                                .attr("name", name)
+                                .attr("version", version)
+                                .build(),
+                        }
                     })
                     .collect();
                 Reply::one(result(vec![
@@ -700,10 +722,8 @@ impl Conn<'_> {
             };
             let jid: Option<Jid> = jid_attr.parse().ok();
             match jid {
-                Some(jid) if jid.device == 0 && registered.contains(&jid.user) => {
-                    let dev = phones
-                        .entry(jid.user.clone())
-                        .or_insert_with(SimDevice::new);
+                Some(jid) if jid.device == 0 && registered.contains(&phone_of(&jid)) => {
+                    let dev = phones.entry(phone_of(&jid)).or_insert_with(SimDevice::new);
                     users.push(dev.bundle_node(&jid_attr));
                 }
                 _ => users.push(
@@ -733,9 +753,11 @@ impl Conn<'_> {
             (st.registered.clone(), own)
         };
         let mut users = Vec::new();
+        let wants_lid = query.get_optional_child("lid").is_some();
         for user in list.get_children_by_tag("user") {
-            let phone: String = match attr(user, "jid").and_then(|j| j.parse::<Jid>().ok()) {
-                Some(jid) => jid.user,
+            let asked = attr(user, "jid").and_then(|j| j.parse::<Jid>().ok());
+            let phone: String = match &asked {
+                Some(jid) => phone_of(jid),
                 None => match bytes_of(user.get_optional_child("contact")) {
                     Some(b) => String::from_utf8_lossy(b)
                         .chars()
@@ -744,7 +766,11 @@ impl Conn<'_> {
                     None => continue,
                 },
             };
-            let jid = format!("{phone}@s.whatsapp.net");
+            // Answered under the address asked (a LID query gets its LID back).
+            let jid = match &asked {
+                Some(j) if j.server == "lid" => format!("{}@lid", j.user),
+                _ => format!("{phone}@s.whatsapp.net"),
+            };
             let mut children = Vec::new();
             if wants_devices {
                 let devices: Vec<Node> = match &own {
@@ -772,6 +798,14 @@ impl Conn<'_> {
                     "out"
                 };
                 children.push(NodeBuilder::new("contact").attr("type", kind).build());
+            }
+            // The real server gives every account a LID and says it when asked.
+            if wants_lid && (registered.contains(&phone) || own.as_ref().is_some_and(|o| o.0 == phone)) {
+                children.push(
+                    NodeBuilder::new("lid")
+                        .attr("val", format!("{}@lid", lid_for(&phone)))
+                        .build(),
+                );
             }
             let mut b = NodeBuilder::new("user").attr("jid", jid);
             if !children.is_empty() {
@@ -829,10 +863,13 @@ impl Conn<'_> {
             }
         }
 
-        let nack = to
-            .parse::<Jid>()
-            .ok()
-            .and_then(|jid| self.shared.state().nack_to.get(&jid.user).copied());
+        let nack = to.parse::<Jid>().ok().and_then(|jid| {
+            let mut st = self.shared.state();
+            st.nack_to
+                .get(&phone_of(&jid))
+                .copied()
+                .or_else(|| crate::privacy::check_message(&mut st, node, &id, &jid))
+        });
         if let Some(code) = nack {
             self.shared.state().nacked.push((id.clone(), code));
             let mut ack = NodeBuilder::new("ack")
@@ -849,7 +886,7 @@ impl Conn<'_> {
         {
             let mut phones = self.shared.phones.lock().await;
             for (jid, enc_type, ct) in encs {
-                let Some(dev) = phones.get_mut(&jid.user).filter(|_| jid.device == 0) else {
+                let Some(dev) = phones.get_mut(&phone_of(&jid)).filter(|_| jid.device == 0) else {
                     continue;
                 };
                 match dev.decrypt(&sender, &enc_type, &ct).await {
@@ -860,7 +897,7 @@ impl Conn<'_> {
                                 .or_else(|| m.extended_text_message.and_then(|e| e.text))
                         });
                         if let Some(text) = text {
-                            texts.push((jid.user.clone(), text));
+                            texts.push((phone_of(&jid), text));
                         }
                     }
                     Err(e) => {

@@ -121,8 +121,11 @@
 
 mod conn;
 mod handshake;
+mod appstate;
 mod pair_code;
 mod pairing;
+mod phone;
+mod privacy;
 mod signal;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -134,13 +137,29 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 use wa_rs_binary::builder::NodeBuilder;
-use wa_rs_binary::jid::Jid;
 use wa_rs_binary::node::Node;
 
 pub use wa_rs_binary::node::Node as Stanza;
 
 use handshake::ServerIdentity;
 use signal::{PeerBundle, SimDevice};
+
+pub use privacy::{PrivacyToken, TokenCheck};
+
+/// Which certificate chain the simulator's Noise handshake presents (see `handshake.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CertChain {
+    /// Well formed and really signed: the intermediate by the simulator's test root key
+    /// ([`WaSim::test_root_public_key`]), the leaf (the server's static key) by the intermediate.
+    /// whatsapp-rust 0.7 refuses it (the root is not WhatsApp's) unless built with
+    /// `danger-skip-cert-chain-verify`; wa-rs 0.2.0 accepts it.
+    #[default]
+    TestRootSigned,
+    /// Signed the same way, but the leaf certifies another key than the static key the server
+    /// uses in the handshake: a structural fault that every client refuses, even one built with
+    /// `danger-skip-cert-chain-verify` (that feature skips the signature checks only).
+    LeafKeyMismatch,
+}
 
 /// A text the client sent, decrypted by the recipient's simulated phone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,6 +321,10 @@ pub(crate) struct State {
     pub(crate) nacked: Vec<(String, u16)>,
     /// The account's reach-out time lock, as the MEX query answers it.
     pub(crate) reachout: ReachoutTimelock,
+    /// Privacy tokens, LIDs and the account's LID migration (see `privacy.rs`).
+    pub(crate) privacy: privacy::PrivacyState,
+    /// The app-state sync key the account's phone shared, if any: (key id, key data).
+    pub(crate) app_state_key: Option<(Vec<u8>, [u8; 32])>,
 }
 
 /// The account's reach-out time lock (WhatsApp forbids starting new chats while active), as the
@@ -422,14 +445,20 @@ pub(crate) async fn pair_success(
 }
 
 impl WaSim {
-    /// Starts a simulator on `127.0.0.1` with a random free port.
+    /// Starts a simulator on `127.0.0.1` with a random free port, presenting a certificate
+    /// chain signed with the test root key ([`CertChain::TestRootSigned`]).
     pub async fn start() -> Self {
+        Self::start_with_cert_chain(CertChain::TestRootSigned).await
+    }
+
+    /// [`WaSim::start`] presenting the certificate chain `chain` in every handshake.
+    pub async fn start_with_cert_chain(chain: CertChain) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared {
-            identity: ServerIdentity::generate(),
+            identity: ServerIdentity::generate(chain),
             state: Mutex::new(State {
                 connections: 0,
                 next_id: 0,
@@ -454,6 +483,8 @@ impl WaSim {
                 nack_to: HashMap::new(),
                 nacked: Vec::new(),
                 reachout: ReachoutTimelock::default(),
+                privacy: privacy::PrivacyState::default(),
+                app_state_key: None,
             }),
             phones: tokio::sync::Mutex::new(HashMap::new()),
             changed: watch::channel(0).0,
@@ -477,6 +508,13 @@ impl WaSim {
             addr,
             accept,
         }
+    }
+
+    /// The public half of the test root key (Curve25519, 32 bytes) that signs the intermediate
+    /// certificate of every simulator's chain; the same for all simulators. WhatsApp's root key
+    /// is another one, so a client that verifies the chain refuses this server.
+    pub fn test_root_public_key() -> [u8; 32] {
+        handshake::test_root_public_key()
     }
 
     /// `ws://127.0.0.1:PORT/ws/chat`, for `TokioWebSocketTransportFactory::with_url`.
@@ -921,158 +959,5 @@ impl WaSim {
         .await
         .ok()
         .flatten()
-    }
-
-    /// Sends a receipt for a received message, from its recipient. Queued while the client
-    /// is offline. Panics if `message_id` was never received.
-    pub async fn send_receipt(&self, message_id: &str, kind: ReceiptKind) {
-        let to = self
-            .shared
-            .state()
-            .received
-            .iter()
-            .find(|r| r.message_id == message_id)
-            .map(|r| r.to.clone())
-            .unwrap_or_else(|| panic!("send_receipt: message {message_id} was not received"));
-        let mut b = NodeBuilder::new("receipt")
-            .attr("from", format!("{to}@s.whatsapp.net"))
-            .attr("id", message_id)
-            .attr("t", now_secs().to_string());
-        match kind {
-            ReceiptKind::Delivery => {}
-            ReceiptKind::Read => b = b.attr("type", "read"),
-            ReceiptKind::Played => b = b.attr("type", "played"),
-        }
-        self.deliver(b.build()).await;
-    }
-
-    /// A carrier (`phone`, digits) writes `text` to the linked account: encrypted by that
-    /// phone's Signal session with the companion (or from the pre-keys the companion uploaded).
-    /// Queued while the client is offline. Returns the message id. Panics if nothing is
-    /// linked, or if the companion never uploaded pre-keys and never wrote to `phone`.
-    pub async fn send_text_from(&self, phone: &str, text: &str) -> String {
-        let message = wa_rs_proto::whatsapp::Message {
-            conversation: Some(text.to_string()),
-            ..Default::default()
-        };
-        self.send_message_from(phone, &message, "text").await
-    }
-
-    /// `message`, end-to-end encrypted from the phone `phone` to the linked companion, as a
-    /// `<message type=TYPE>`; returns its id.
-    async fn send_message_from(
-        &self,
-        phone: &str,
-        message: &wa_rs_proto::whatsapp::Message,
-        typ: &str,
-    ) -> String {
-        let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
-        let (companion, bundle) = {
-            let st = self.shared.state();
-            let account = st
-                .accounts
-                .values()
-                .next()
-                .expect("send_text_from: no linked account");
-            let key = (account.phone.clone(), account.device);
-            (
-                Jid::pn_device(account.phone.clone(), account.device as u16),
-                st.companions.get(&key).cloned(),
-            )
-        };
-        let plain = pad(prost::Message::encode_to_vec(message));
-        let (enc_type, ciphertext) = {
-            let mut phones = self.shared.phones.lock().await;
-            let dev = phones.entry(phone.clone()).or_insert_with(SimDevice::new);
-            dev.encrypt(&companion, bundle.as_ref(), &plain)
-                .await
-                .expect("send_text_from: encrypt")
-        };
-        if enc_type == "pkmsg" {
-            // The one-time pre-key is used up.
-            let mut st = self.shared.state();
-            if let Some(b) = st
-                .companions
-                .get_mut(&(companion.user.clone(), u32::from(companion.device)))
-                && !b.prekeys.is_empty()
-            {
-                b.prekeys.remove(0);
-            }
-        }
-        let id = message_id();
-        let node = NodeBuilder::new("message")
-            .attr("from", format!("{phone}@s.whatsapp.net"))
-            .attr("id", id.as_str())
-            .attr("type", typ)
-            .attr("t", now_secs().to_string())
-            .attr("notify", format!("+{phone}"))
-            .children([NodeBuilder::new("enc")
-                .attr("v", "2")
-                .attr("type", enc_type)
-                .bytes(ciphertext)
-                .build()])
-            .build();
-        self.deliver(node).await;
-        id
-    }
-
-    /// The account's own phone shares an app-state sync key with the linked companion (a
-    /// `protocolMessage` APP_STATE_SYNC_KEY_SHARE, end-to-end encrypted from the phone, as after
-    /// a real linking). whatsapp-rust 0.7 waits up to 10 s for it before its initial app-state
-    /// sync, so tests call this right after the login to reach `Connected` at once. Returns the
-    /// message's id.
-    pub async fn share_app_state_key(&self) -> String {
-        use wa_rs_proto::whatsapp::message::{
-            AppStateSyncKey, AppStateSyncKeyData, AppStateSyncKeyFingerprint, AppStateSyncKeyId,
-            AppStateSyncKeyShare, ProtocolMessage, protocol_message,
-        };
-        let own = {
-            let st = self.shared.state();
-            st.accounts
-                .values()
-                .next()
-                .expect("share_app_state_key: no linked account")
-                .phone
-                .clone()
-        };
-        let key = AppStateSyncKey {
-            key_id: Some(AppStateSyncKeyId {
-                key_id: Some(vec![0, 0, 0, 1, 0, 1]),
-            }),
-            key_data: Some(AppStateSyncKeyData {
-                key_data: Some(rand::random::<[u8; 32]>().to_vec()),
-                fingerprint: Some(AppStateSyncKeyFingerprint {
-                    raw_id: Some(rand::random()),
-                    current_index: Some(1),
-                    device_indexes: vec![0, 1],
-                }),
-                timestamp: Some(i64::try_from(now_secs() * 1000).unwrap_or(i64::MAX)),
-            }),
-        };
-        let message = wa_rs_proto::whatsapp::Message {
-            protocol_message: Some(Box::new(ProtocolMessage {
-                r#type: Some(protocol_message::Type::AppStateSyncKeyShare as i32),
-                app_state_sync_key_share: Some(AppStateSyncKeyShare { keys: vec![key] }),
-                ..Default::default()
-            })),
-            ..Default::default()
-        };
-        self.send_message_from(&own, &message, "protocol").await
-    }
-
-    /// Sends to the logged-in client (if any) and keeps the stanza until the client acks it.
-    async fn deliver(&self, node: Node) {
-        let tx = {
-            let mut st = self.shared.state();
-            st.unacked.push(node.clone());
-            match st.current.as_ref().filter(|c| c.logged_in) {
-                Some(c) => c.tx.clone(),
-                None => return,
-            }
-        };
-        let (done, wait) = oneshot::channel();
-        if tx.send(Cmd::Send(vec![node], done)).is_ok() {
-            let _ = wait.await;
-        }
     }
 }

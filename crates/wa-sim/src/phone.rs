@@ -1,0 +1,189 @@
+//! The contacts' phones and the account's own phone writing to the linked companion: receipts,
+//! texts, the app-state key share; all queued like the real server's offline queue until the
+//! client acknowledges them.
+
+use tokio::sync::oneshot;
+use wa_rs_binary::builder::NodeBuilder;
+use wa_rs_binary::jid::Jid;
+use wa_rs_binary::node::Node;
+
+use crate::signal::SimDevice;
+use crate::{Cmd, ReceiptKind, WaSim, message_id, now_secs, pad};
+
+impl WaSim {
+    /// Sends a receipt for a received message, from its recipient. Queued while the client
+    /// is offline. Panics if `message_id` was never received.
+    pub async fn send_receipt(&self, message_id: &str, kind: ReceiptKind) {
+        let to = self
+            .shared
+            .state()
+            .received
+            .iter()
+            .find(|r| r.message_id == message_id)
+            .map(|r| r.to.clone())
+            .unwrap_or_else(|| panic!("send_receipt: message {message_id} was not received"));
+        let mut b = NodeBuilder::new("receipt")
+            .attr("from", format!("{to}@s.whatsapp.net"))
+            .attr("id", message_id)
+            .attr("t", now_secs().to_string());
+        match kind {
+            ReceiptKind::Delivery => {}
+            ReceiptKind::Read => b = b.attr("type", "read"),
+            ReceiptKind::Played => b = b.attr("type", "played"),
+        }
+        self.deliver(b.build()).await;
+    }
+
+    /// A carrier (`phone`, digits) writes `text` to the linked account: encrypted by that
+    /// phone's Signal session with the companion (or from the pre-keys the companion uploaded).
+    /// Queued while the client is offline. Returns the message id. Panics if nothing is
+    /// linked, or if the companion never uploaded pre-keys and never wrote to `phone`.
+    pub async fn send_text_from(&self, phone: &str, text: &str) -> String {
+        let message = wa_rs_proto::whatsapp::Message {
+            conversation: Some(text.to_string()),
+            ..Default::default()
+        };
+        self.send_message_from(phone, &message, "text").await
+    }
+
+    /// `message`, end-to-end encrypted from the phone `phone` to the linked companion, as a
+    /// `<message type=TYPE>`; returns its id.
+    async fn send_message_from(
+        &self,
+        phone: &str,
+        message: &wa_rs_proto::whatsapp::Message,
+        typ: &str,
+    ) -> String {
+        let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
+        let (companion, bundle) = {
+            let mut st = self.shared.state();
+            // A contact who wrote to the account is no longer cold (see `privacy.rs`).
+            st.privacy.warm.insert(phone.clone());
+            let account = st
+                .accounts
+                .values()
+                .next()
+                .expect("send_text_from: no linked account");
+            let key = (account.phone.clone(), account.device);
+            (
+                Jid::pn_device(account.phone.clone(), account.device as u16),
+                st.companions.get(&key).cloned(),
+            )
+        };
+        let plain = pad(prost::Message::encode_to_vec(message));
+        let (enc_type, ciphertext) = {
+            let mut phones = self.shared.phones.lock().await;
+            let dev = phones.entry(phone.clone()).or_insert_with(SimDevice::new);
+            dev.encrypt(&companion, bundle.as_ref(), &plain)
+                .await
+                .expect("send_text_from: encrypt")
+        };
+        if enc_type == "pkmsg" {
+            // The one-time pre-key is used up.
+            let mut st = self.shared.state();
+            if let Some(b) = st
+                .companions
+                .get_mut(&(companion.user.clone(), u32::from(companion.device)))
+                && !b.prekeys.is_empty()
+            {
+                b.prekeys.remove(0);
+            }
+        }
+        let id = message_id();
+        let node = NodeBuilder::new("message")
+            .attr("from", format!("{phone}@s.whatsapp.net"))
+            .attr("id", id.as_str())
+            .attr("type", typ)
+            .attr("t", now_secs().to_string())
+            .attr("notify", format!("+{phone}"))
+            .children([NodeBuilder::new("enc")
+                .attr("v", "2")
+                .attr("type", enc_type)
+                .bytes(ciphertext)
+                .build()])
+            .build();
+        self.deliver(node).await;
+        id
+    }
+
+    /// The account's own phone shares an app-state sync key with the linked companion (a
+    /// `protocolMessage` APP_STATE_SYNC_KEY_SHARE, end-to-end encrypted from the phone, as after
+    /// a real linking). whatsapp-rust 0.7 waits up to 10 s for it before its initial app-state
+    /// sync, so tests call this right after the login to reach `Connected` at once. The key also
+    /// opens the account's `nct_salt_sync` record that the server then serves (and announces
+    /// with a `server_sync` notification): whatsapp-rust 0.7 needs that salt for cstokens.
+    /// Returns the message's id.
+    pub async fn share_app_state_key(&self) -> String {
+        use wa_rs_proto::whatsapp::message::{
+            AppStateSyncKey, AppStateSyncKeyData, AppStateSyncKeyFingerprint, AppStateSyncKeyId,
+            AppStateSyncKeyShare, ProtocolMessage, protocol_message,
+        };
+        let own = {
+            let st = self.shared.state();
+            st.accounts
+                .values()
+                .next()
+                .expect("share_app_state_key: no linked account")
+                .phone
+                .clone()
+        };
+        let key_id = vec![0, 0, 0, 1, 0, 1];
+        let key_data: [u8; 32] = rand::random();
+        // Kept: the server side of app state (the `nct_salt_sync` patch) is encrypted with it.
+        self.shared.state().app_state_key = Some((key_id.clone(), key_data));
+        let key = AppStateSyncKey {
+            key_id: Some(AppStateSyncKeyId {
+                key_id: Some(key_id),
+            }),
+            key_data: Some(AppStateSyncKeyData {
+                key_data: Some(key_data.to_vec()),
+                fingerprint: Some(AppStateSyncKeyFingerprint {
+                    raw_id: Some(rand::random()),
+                    current_index: Some(1),
+                    device_indexes: vec![0, 1],
+                }),
+                timestamp: Some(i64::try_from(now_secs() * 1000).unwrap_or(i64::MAX)),
+            }),
+        };
+        let message = wa_rs_proto::whatsapp::Message {
+            protocol_message: Some(Box::new(ProtocolMessage {
+                r#type: Some(protocol_message::Type::AppStateSyncKeyShare as i32),
+                app_state_sync_key_share: Some(AppStateSyncKeyShare { keys: vec![key] }),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let id = self.send_message_from(&own, &message, "protocol").await;
+        // The phone then writes the account's `nct_salt_sync` to app state: the server tells
+        // the companion that `regular_high` moved on (a client that already synced it with no
+        // key fetches it again and gets the salt; see `appstate.rs`).
+        let node = NodeBuilder::new("notification")
+            .attr("from", "s.whatsapp.net")
+            .attr("type", "server_sync")
+            .attr("id", format!("sim-ss-{}", rand::random::<u32>()))
+            .attr("t", now_secs().to_string())
+            .children([NodeBuilder::new("collection")
+                .attr("name", crate::appstate::NCT_SALT_COLLECTION)
+                .attr("version", "1")
+                .build()])
+            .build();
+        self.deliver(node).await;
+        id
+    }
+
+    /// Sends to the logged-in client (if any) and keeps the stanza until the client acks it.
+    pub(crate) async fn deliver(&self, node: Node) {
+        let tx = {
+            let mut st = self.shared.state();
+            st.unacked.push(node.clone());
+            match st.current.as_ref().filter(|c| c.logged_in) {
+                Some(c) => c.tx.clone(),
+                None => return,
+            }
+        };
+        let (done, wait) = oneshot::channel();
+        if tx.send(Cmd::Send(vec![node], done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
