@@ -404,13 +404,30 @@ impl Conn<'_> {
             "iq" => self.handle_iq(&node).await,
             "message" => self.handle_message(&node).await,
             "ack" => {
-                let key = |n: &Node| (n.tag.clone(), attr(n, "id"), attr(n, "type"));
-                let acked = (
-                    attr(&node, "class").unwrap_or_default(),
-                    attr(&node, "id"),
-                    attr(&node, "type"),
-                );
-                self.shared.state().unacked.retain(|n| key(n) != acked);
+                let class = attr(&node, "class").unwrap_or_default();
+                let id = attr(&node, "id");
+                let typ = attr(&node, "type");
+                // An ack that names no `type` (whatsapp-rust 0.7 acking a `type="protocol"`
+                // message) still confirms the stanza with that id.
+                self.shared.state().unacked.retain(|n| {
+                    !(n.tag == class
+                        && attr(n, "id") == id
+                        && (typ.is_none() || attr(n, "type") == typ))
+                });
+                Reply::default()
+            }
+            // whatsapp-rust 0.7 confirms a 1:1 message with its `<receipt>` (delivery, or
+            // `peer_msg`/`sender` for the account's own phone), not an `<ack>`, as WhatsApp Web
+            // does: the server stops redelivering it then.
+            "receipt" => {
+                let mut ids: Vec<String> = attr(&node, "id").into_iter().collect();
+                if let Some(list) = node.get_optional_child("list") {
+                    ids.extend(list.get_children_by_tag("item").filter_map(|i| attr(i, "id")));
+                }
+                self.shared
+                    .state()
+                    .unacked
+                    .retain(|n| n.tag != "message" || !attr(n, "id").is_some_and(|id| ids.contains(&id)));
                 Reply::default()
             }
             _ => Reply::default(),
