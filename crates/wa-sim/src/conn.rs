@@ -18,7 +18,7 @@ use wa_rs_proto::whatsapp as wa;
 use crate::handshake::{FrameCipher, ServerHandshake, Step};
 use crate::pair_code::{self, LinkCodeRequest};
 use crate::privacy::phone_of;
-use crate::signal::{PeerBundle, SimDevice};
+use crate::signal::PeerBundle;
 use crate::{
     Account, Cmd, CompanionDevice, ConnHandle, PairCodeRequest, ReceivedText, Session, Shared,
     lid_for, now_secs, unpad,
@@ -71,7 +71,7 @@ fn reachout_json(lock: &crate::ReachoutTimelock) -> Vec<u8> {
     .into_bytes()
 }
 
-fn bytes_of(node: Option<&Node>) -> Option<&[u8]> {
+pub(crate) fn bytes_of(node: Option<&Node>) -> Option<&[u8]> {
     match node?.content.as_ref()? {
         NodeContent::Bytes(b) => Some(b),
         NodeContent::String(s) => Some(s.as_bytes()),
@@ -79,7 +79,7 @@ fn bytes_of(node: Option<&Node>) -> Option<&[u8]> {
     }
 }
 
-fn attr(node: &Node, key: &str) -> Option<String> {
+pub(crate) fn attr(node: &Node, key: &str) -> Option<String> {
     node.attrs.get(key).map(|v| v.to_string_value())
 }
 
@@ -477,17 +477,33 @@ impl Conn<'_> {
                 ]))
             }
             ("encrypt", "key") => {
-                let users = self.prekey_bundles(&children[0]).await;
+                let users = crate::usync::prekey_bundles(self.shared, &children[0]).await;
                 Reply::one(result(vec![
                     NodeBuilder::new("list").children(users).build(),
                 ]))
             }
             ("encrypt", "registration") => {
                 self.store_upload(node);
-                Reply::one(result(Vec::new()))
+                let mut nodes = vec![result(Vec::new())];
+                // Right after a linking the phone shares its app-state key, encrypted from the
+                // pre-keys the companion has just uploaded (see `WaSim::set_auto_key_share`).
+                let due = self.own().filter(|own| {
+                    let mut st = self.shared.state();
+                    st.auto_key_share && st.key_share_due.remove(own)
+                });
+                if due.is_some() {
+                    let (_, share) = crate::phone::app_state_key_share(self.shared, false).await;
+                    self.shared.state().unacked.extend(share.iter().cloned());
+                    nodes.extend(share);
+                }
+                Reply {
+                    delay: None,
+                    nodes,
+                    close: false,
+                }
             }
             ("usync", _) => {
-                let usync = self.usync(node).await;
+                let usync = crate::usync::usync(self.shared, self.own(), node);
                 Reply::one(result(usync.into_iter().collect()))
             }
             ("abt", "props") => {
@@ -521,6 +537,7 @@ impl Conn<'_> {
                             {
                                 let patch =
                                     crate::appstate::nct_salt_patch(key_id, key_data, &salt);
+                                self.shared.state().privacy.salt_served += 1;
                                 NodeBuilder::new("collection")
                                     .attr("name", name)
                                     .attr("version", "1")
@@ -650,7 +667,7 @@ impl Conn<'_> {
                     return Reply::one(result);
                 };
                 let success =
-                    crate::pair_success(self.shared, &request.phone, bundle, &finished.adv_secret)
+                    crate::pairing::pair_success(self.shared, &request.phone, bundle, &finished.adv_secret)
                         .await;
                 let mut st = self.shared.state();
                 st.link_code = None;
@@ -678,6 +695,8 @@ impl Conn<'_> {
             },
         );
         st.removed.remove(&(pending.phone.clone(), pending.device));
+        st.key_share_due
+            .insert((pending.phone.clone(), pending.device));
         st.companions
             .insert((pending.phone, pending.device), pending.bundle);
         // wa-rs marks the disconnect as expected only after it has sent `pair-device-sign`
@@ -727,121 +746,6 @@ impl Conn<'_> {
             prekeys,
         };
         self.shared.state().companions.insert(key, bundle);
-    }
-
-    async fn prekey_bundles(&mut self, key: &Node) -> Vec<Node> {
-        let registered = self.shared.state().registered.clone();
-        let mut phones = self.shared.phones.lock().await;
-        let mut users = Vec::new();
-        for user in key.get_children_by_tag("user") {
-            let Some(jid_attr) = attr(user, "jid") else {
-                continue;
-            };
-            let jid: Option<Jid> = jid_attr.parse().ok();
-            match jid {
-                Some(jid) if jid.device == 0 && registered.contains(&phone_of(&jid)) => {
-                    let dev = phones.entry(phone_of(&jid)).or_insert_with(SimDevice::new);
-                    users.push(dev.bundle_node(&jid_attr));
-                }
-                _ => users.push(
-                    NodeBuilder::new("user")
-                        .attr("jid", jid_attr)
-                        .children([NodeBuilder::new("error")
-                            .attr("code", "404")
-                            .attr("text", "item-not-found")
-                            .build()])
-                        .build(),
-                ),
-            }
-        }
-        users
-    }
-
-    async fn usync(&mut self, iq: &Node) -> Option<Node> {
-        let usync = iq.get_optional_child("usync")?;
-        let query = usync.get_optional_child("query")?;
-        let list = usync.get_optional_child("list")?;
-        let wants_devices = query.get_optional_child("devices").is_some();
-        let (registered, own) = {
-            let st = self.shared.state();
-            let own = self
-                .own()
-                .filter(|(phone, _)| st.accounts.contains_key(phone));
-            (st.registered.clone(), own)
-        };
-        let mut users = Vec::new();
-        let wants_lid = query.get_optional_child("lid").is_some();
-        for user in list.get_children_by_tag("user") {
-            let asked = attr(user, "jid").and_then(|j| j.parse::<Jid>().ok());
-            let phone: String = match &asked {
-                Some(jid) => phone_of(jid),
-                None => match bytes_of(user.get_optional_child("contact")) {
-                    Some(b) => String::from_utf8_lossy(b)
-                        .chars()
-                        .filter(char::is_ascii_digit)
-                        .collect(),
-                    None => continue,
-                },
-            };
-            // Answered under the address asked (a LID query gets its LID back).
-            let jid = match &asked {
-                Some(j) if j.server == "lid" => format!("{}@lid", j.user),
-                _ => format!("{phone}@s.whatsapp.net"),
-            };
-            let mut children = Vec::new();
-            if wants_devices {
-                let devices: Vec<Node> = match &own {
-                    Some((own_phone, own_device)) if *own_phone == phone => vec![
-                        NodeBuilder::new("device")
-                            .attr("id", own_device.to_string())
-                            .attr("key-index", "1")
-                            .build(),
-                    ],
-                    _ if registered.contains(&phone) => {
-                        vec![NodeBuilder::new("device").attr("id", "0").build()]
-                    }
-                    _ => Vec::new(),
-                };
-                let mut dl = NodeBuilder::new("device-list").attr("hash", "2:sim");
-                if !devices.is_empty() {
-                    dl = dl.children(devices);
-                }
-                children.push(NodeBuilder::new("devices").children([dl.build()]).build());
-            }
-            if query.get_optional_child("contact").is_some() {
-                let kind = if registered.contains(&phone) {
-                    "in"
-                } else {
-                    "out"
-                };
-                children.push(NodeBuilder::new("contact").attr("type", kind).build());
-            }
-            // The real server gives every account a LID and says it when asked.
-            if wants_lid && (registered.contains(&phone) || own.as_ref().is_some_and(|o| o.0 == phone)) {
-                children.push(
-                    NodeBuilder::new("lid")
-                        .attr("val", format!("{}@lid", lid_for(&phone)))
-                        .build(),
-                );
-            }
-            let mut b = NodeBuilder::new("user").attr("jid", jid);
-            if !children.is_empty() {
-                b = b.children(children);
-            }
-            users.push(b.build());
-        }
-        let mut attrs: Vec<(String, String)> = Vec::new();
-        for key in ["sid", "mode", "context", "index", "last"] {
-            if let Some(v) = attr(usync, key) {
-                attrs.push((key.to_string(), v));
-            }
-        }
-        Some(
-            NodeBuilder::new("usync")
-                .attrs(attrs)
-                .children([NodeBuilder::new("list").children(users).build()])
-                .build(),
-        )
     }
 
     async fn handle_message(&mut self, node: &Node) -> Reply {

@@ -127,6 +127,7 @@ mod pairing;
 mod phone;
 mod privacy;
 mod signal;
+mod usync;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -325,6 +326,10 @@ pub(crate) struct State {
     pub(crate) privacy: privacy::PrivacyState,
     /// The app-state sync key the account's phone shared, if any: (key id, key data).
     pub(crate) app_state_key: Option<(Vec<u8>, [u8; 32])>,
+    /// Whether the phone shares its app-state key by itself after each linking.
+    pub(crate) auto_key_share: bool,
+    /// Companions just linked whose phone shares the key once they uploaded their pre-keys.
+    pub(crate) key_share_due: HashSet<(String, u32)>,
 }
 
 /// The account's reach-out time lock (WhatsApp forbids starting new chats while active), as the
@@ -390,60 +395,6 @@ pub(crate) fn unpad(plain: &[u8]) -> Option<&[u8]> {
     Some(&plain[..plain.len() - n])
 }
 
-/// The ADV secret, the 4th field of a linking QR code (the server never sees it otherwise).
-fn adv_secret_of(qr: &str) -> Option<[u8; 32]> {
-    use base64::Engine as _;
-    let field = qr.split(',').nth(3)?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(field)
-        .ok()?;
-    bytes.try_into().ok()
-}
-
-/// The `pair-success` IQ the phone `phone` sends to link the companion whose keys are
-/// `bundle`, its device identity signed with the phone's identity key and HMAC'd with
-/// `hmac_key`; the pairing is pending until the client answers `pair-device-sign`.
-pub(crate) async fn pair_success(
-    shared: &Shared,
-    phone: &str,
-    bundle: PeerBundle,
-    hmac_key: &[u8; 32],
-) -> Node {
-    let identity = {
-        let mut phones = shared.phones.lock().await;
-        phones
-            .entry(phone.to_string())
-            .or_insert_with(SimDevice::new)
-            .identity()
-            .clone()
-    };
-    let key_index = 1;
-    let device_identity =
-        pairing::signed_device_identity(&identity, &bundle.identity, key_index, hmac_key);
-    let (id, device) = {
-        let mut st = shared.state();
-        let device = st.accounts.get(phone).map_or(2, |a| a.device + 1);
-        let id = st.next_id("pair-");
-        st.pending_pairs.insert(
-            id.clone(),
-            PendingPair {
-                phone: phone.to_string(),
-                device,
-                bundle,
-            },
-        );
-        (id, device)
-    };
-    let lid = lid_for(phone);
-    pairing::pair_success_iq(
-        &id,
-        device_identity,
-        key_index,
-        &format!("{phone}:{device}@s.whatsapp.net"),
-        &format!("{lid}:{device}@lid"),
-    )
-}
-
 impl WaSim {
     /// Starts a simulator on `127.0.0.1` with a random free port, presenting a certificate
     /// chain signed with the test root key ([`CertChain::TestRootSigned`]).
@@ -485,6 +436,8 @@ impl WaSim {
                 reachout: ReachoutTimelock::default(),
                 privacy: privacy::PrivacyState::default(),
                 app_state_key: None,
+                auto_key_share: true,
+                key_share_due: HashSet::new(),
             }),
             phones: tokio::sync::Mutex::new(HashMap::new()),
             changed: watch::channel(0).0,
@@ -576,7 +529,7 @@ impl WaSim {
     /// refused with `hmac-mismatch`). False if no unlinked client is connected or the code is
     /// not one.
     pub async fn scan_qr_code(&self, phone: &str, qr: &str) -> bool {
-        match adv_secret_of(qr) {
+        match pairing::adv_secret_of(qr) {
             Some(key) => self.scan_with_key(phone, &key).await,
             None => false,
         }
@@ -595,7 +548,7 @@ impl WaSim {
                 _ => return false,
             }
         };
-        let node = pair_success(&self.shared, &phone, bundle, hmac_key).await;
+        let node = pairing::pair_success(&self.shared, &phone, bundle, hmac_key).await;
         let (done, wait) = oneshot::channel();
         if tx.send(Cmd::Send(vec![node], done)).is_ok() {
             let _ = wait.await;
@@ -940,7 +893,7 @@ impl WaSim {
         self.shared.state().log.clone()
     }
 
-    async fn wait_until<T>(
+    pub(crate) async fn wait_until<T>(
         &self,
         timeout: Duration,
         mut check: impl FnMut(&State) -> Option<T>,

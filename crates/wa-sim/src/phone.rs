@@ -8,7 +8,7 @@ use wa_rs_binary::jid::Jid;
 use wa_rs_binary::node::Node;
 
 use crate::signal::SimDevice;
-use crate::{Cmd, ReceiptKind, WaSim, message_id, now_secs, pad};
+use crate::{Cmd, ReceiptKind, Shared, WaSim, message_id, now_secs, pad};
 
 impl WaSim {
     /// Sends a receipt for a received message, from its recipient. Queued while the client
@@ -54,58 +54,10 @@ impl WaSim {
         message: &wa_rs_proto::whatsapp::Message,
         typ: &str,
     ) -> String {
-        let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
-        let (companion, bundle) = {
-            let mut st = self.shared.state();
-            // A contact who wrote to the account is no longer cold (see `privacy.rs`).
-            st.privacy.warm.insert(phone.clone());
-            let account = st
-                .accounts
-                .values()
-                .next()
-                .expect("send_text_from: no linked account");
-            let key = (account.phone.clone(), account.device);
-            (
-                Jid::pn_device(account.phone.clone(), account.device as u16),
-                st.companions.get(&key).cloned(),
-            )
-        };
-        let plain = pad(prost::Message::encode_to_vec(message));
-        let (enc_type, ciphertext) = {
-            let mut phones = self.shared.phones.lock().await;
-            let dev = phones.entry(phone.clone()).or_insert_with(SimDevice::new);
-            dev.encrypt(&companion, bundle.as_ref(), &plain)
-                .await
-                .expect("send_text_from: encrypt")
-        };
-        if enc_type == "pkmsg" {
-            // The one-time pre-key is used up.
-            let mut st = self.shared.state();
-            if let Some(b) = st
-                .companions
-                .get_mut(&(companion.user.clone(), u32::from(companion.device)))
-                && !b.prekeys.is_empty()
-            {
-                b.prekeys.remove(0);
-            }
-        }
-        let id = message_id();
-        let node = NodeBuilder::new("message")
-            .attr("from", format!("{phone}@s.whatsapp.net"))
-            .attr("id", id.as_str())
-            .attr("type", typ)
-            .attr("t", now_secs().to_string())
-            .attr("notify", format!("+{phone}"))
-            .children([NodeBuilder::new("enc")
-                .attr("v", "2")
-                .attr("type", enc_type)
-                .bytes(ciphertext)
-                .build()])
-            .build();
+        let (id, node) = message_from(&self.shared, phone, message, typ).await;
         self.deliver(node).await;
         id
     }
-
     /// The account's own phone shares an app-state sync key with the linked companion (a
     /// `protocolMessage` APP_STATE_SYNC_KEY_SHARE, end-to-end encrypted from the phone, as after
     /// a real linking). whatsapp-rust 0.7 waits up to 10 s for it before its initial app-state
@@ -114,60 +66,10 @@ impl WaSim {
     /// with a `server_sync` notification): whatsapp-rust 0.7 needs that salt for cstokens.
     /// Returns the message's id.
     pub async fn share_app_state_key(&self) -> String {
-        use wa_rs_proto::whatsapp::message::{
-            AppStateSyncKey, AppStateSyncKeyData, AppStateSyncKeyFingerprint, AppStateSyncKeyId,
-            AppStateSyncKeyShare, ProtocolMessage, protocol_message,
-        };
-        let own = {
-            let st = self.shared.state();
-            st.accounts
-                .values()
-                .next()
-                .expect("share_app_state_key: no linked account")
-                .phone
-                .clone()
-        };
-        let key_id = vec![0, 0, 0, 1, 0, 1];
-        let key_data: [u8; 32] = rand::random();
-        // Kept: the server side of app state (the `nct_salt_sync` patch) is encrypted with it.
-        self.shared.state().app_state_key = Some((key_id.clone(), key_data));
-        let key = AppStateSyncKey {
-            key_id: Some(AppStateSyncKeyId {
-                key_id: Some(key_id),
-            }),
-            key_data: Some(AppStateSyncKeyData {
-                key_data: Some(key_data.to_vec()),
-                fingerprint: Some(AppStateSyncKeyFingerprint {
-                    raw_id: Some(rand::random()),
-                    current_index: Some(1),
-                    device_indexes: vec![0, 1],
-                }),
-                timestamp: Some(i64::try_from(now_secs() * 1000).unwrap_or(i64::MAX)),
-            }),
-        };
-        let message = wa_rs_proto::whatsapp::Message {
-            protocol_message: Some(Box::new(ProtocolMessage {
-                r#type: Some(protocol_message::Type::AppStateSyncKeyShare as i32),
-                app_state_sync_key_share: Some(AppStateSyncKeyShare { keys: vec![key] }),
-                ..Default::default()
-            })),
-            ..Default::default()
-        };
-        let id = self.send_message_from(&own, &message, "protocol").await;
-        // The phone then writes the account's `nct_salt_sync` to app state: the server tells
-        // the companion that `regular_high` moved on (a client that already synced it with no
-        // key fetches it again and gets the salt; see `appstate.rs`).
-        let node = NodeBuilder::new("notification")
-            .attr("from", "s.whatsapp.net")
-            .attr("type", "server_sync")
-            .attr("id", format!("sim-ss-{}", rand::random::<u32>()))
-            .attr("t", now_secs().to_string())
-            .children([NodeBuilder::new("collection")
-                .attr("name", crate::appstate::NCT_SALT_COLLECTION)
-                .attr("version", "1")
-                .build()])
-            .build();
-        self.deliver(node).await;
+        let (id, nodes) = app_state_key_share(&self.shared, true).await;
+        for node in nodes {
+            self.deliver(node).await;
+        }
         id
     }
 
@@ -185,5 +87,140 @@ impl WaSim {
         if tx.send(Cmd::Send(vec![node], done)).is_ok() {
             let _ = wait.await;
         }
+    }
+}
+
+/// `message`, end-to-end encrypted from the phone `phone` to the linked companion, as a
+/// `<message type=TYPE>`: its id and the stanza (not sent).
+pub(crate) async fn message_from(
+    shared: &Shared,
+    phone: &str,
+    message: &wa_rs_proto::whatsapp::Message,
+    typ: &str,
+) -> (String, Node) {
+
+    let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
+    let (companion, bundle) = {
+        let mut st = shared.state();
+        // A contact who wrote to the account is no longer cold (see `privacy.rs`).
+        st.privacy.warm.insert(phone.clone());
+        let account = st
+            .accounts
+            .values()
+            .next()
+            .expect("send_text_from: no linked account");
+        let key = (account.phone.clone(), account.device);
+        (
+            Jid::pn_device(account.phone.clone(), account.device as u16),
+            st.companions.get(&key).cloned(),
+        )
+    };
+    let plain = pad(prost::Message::encode_to_vec(message));
+    let (enc_type, ciphertext) = {
+        let mut phones = shared.phones.lock().await;
+        let dev = phones.entry(phone.clone()).or_insert_with(SimDevice::new);
+        dev.encrypt(&companion, bundle.as_ref(), &plain)
+            .await
+            .expect("send_text_from: encrypt")
+    };
+    if enc_type == "pkmsg" {
+        // The one-time pre-key is used up.
+        let mut st = shared.state();
+        if let Some(b) = st
+            .companions
+            .get_mut(&(companion.user.clone(), u32::from(companion.device)))
+            && !b.prekeys.is_empty()
+        {
+            b.prekeys.remove(0);
+        }
+    }
+    let id = message_id();
+    let node = NodeBuilder::new("message")
+        .attr("from", format!("{phone}@s.whatsapp.net"))
+        .attr("id", id.as_str())
+        .attr("type", typ)
+        .attr("t", now_secs().to_string())
+        .attr("notify", format!("+{phone}"))
+        .children([NodeBuilder::new("enc")
+            .attr("v", "2")
+            .attr("type", enc_type)
+            .bytes(ciphertext)
+            .build()])
+        .build();
+    (id, node)
+}
+
+/// The account's phone sharing its app-state key with the linked companion, then the server's
+/// `server_sync` for `regular_high` when `announce` (not needed right after a linking: the
+/// client's first sync waits for the key): the message id and the stanzas (not sent). See
+/// [`WaSim::share_app_state_key`].
+pub(crate) async fn app_state_key_share(shared: &Shared, announce: bool) -> (String, Vec<Node>) {
+    use wa_rs_proto::whatsapp::message::{
+        AppStateSyncKey, AppStateSyncKeyData, AppStateSyncKeyFingerprint, AppStateSyncKeyId,
+        AppStateSyncKeyShare, ProtocolMessage, protocol_message,
+    };
+    let own = {
+        let st = shared.state();
+        st.accounts
+            .values()
+            .next()
+            .expect("share_app_state_key: no linked account")
+            .phone
+            .clone()
+    };
+    // One key per account, kept: the server side of app state (the `nct_salt_sync` patch)
+    // is encrypted with it, and sharing again sends the same key.
+    let (key_id, key_data) = shared
+        .state()
+        .app_state_key
+        .get_or_insert_with(|| (vec![0, 0, 0, 1, 0, 1], rand::random()))
+        .clone();
+    let key = AppStateSyncKey {
+        key_id: Some(AppStateSyncKeyId {
+            key_id: Some(key_id),
+        }),
+        key_data: Some(AppStateSyncKeyData {
+            key_data: Some(key_data.to_vec()),
+            fingerprint: Some(AppStateSyncKeyFingerprint {
+                raw_id: Some(rand::random()),
+                current_index: Some(1),
+                device_indexes: vec![0, 1],
+            }),
+            timestamp: Some(i64::try_from(now_secs() * 1000).unwrap_or(i64::MAX)),
+        }),
+    };
+    let message = wa_rs_proto::whatsapp::Message {
+        protocol_message: Some(Box::new(ProtocolMessage {
+            r#type: Some(protocol_message::Type::AppStateSyncKeyShare as i32),
+            app_state_sync_key_share: Some(AppStateSyncKeyShare { keys: vec![key] }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let (id, share) = message_from(shared, &own, &message, "protocol").await;
+    // The phone then writes the account's `nct_salt_sync` to app state: the server tells
+    // the companion that `regular_high` moved on (a client that already synced it with no
+    // key fetches it again and gets the salt; see `appstate.rs`).
+    let node = NodeBuilder::new("notification")
+        .attr("from", "s.whatsapp.net")
+        .attr("type", "server_sync")
+        .attr("id", format!("sim-ss-{}", rand::random::<u32>()))
+        .attr("t", now_secs().to_string())
+        .children([NodeBuilder::new("collection")
+            .attr("name", crate::appstate::NCT_SALT_COLLECTION)
+            .attr("version", "1")
+            .build()])
+        .build();
+    (id, if announce { vec![share, node] } else { vec![share] })
+}
+
+impl WaSim {
+    /// Whether the account's phone shares its app-state key by itself once a newly linked
+    /// companion uploaded its pre-keys (on by default, as a real phone does after linking; the
+    /// share arrives as a message with no text, then a `server_sync` for `regular_high` that
+    /// leads whatsapp-rust 0.7 to the account's `nct_salt`). Off: only
+    /// [`WaSim::share_app_state_key`] shares it.
+    pub fn set_auto_key_share(&self, on: bool) {
+        self.shared.state().auto_key_share = on;
     }
 }

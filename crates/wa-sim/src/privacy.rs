@@ -86,17 +86,20 @@ pub(crate) struct PrivacyState {
     pub(crate) tc_tokens: HashMap<String, Vec<u8>>,
     pub(crate) lid_migrated: bool,
     pub(crate) checks: Vec<TokenCheck>,
+    /// How many times the `nct_salt_sync` patch was served.
+    pub(crate) salt_served: usize,
 }
 
 impl Default for PrivacyState {
     fn default() -> Self {
         Self {
-            required: false,
+            required: true,
             nct_salt: rand::random::<[u8; 32]>().to_vec(),
             warm: HashSet::new(),
             tc_tokens: HashMap::new(),
             lid_migrated: false,
             checks: Vec::new(),
+            salt_served: 0,
         }
     }
 }
@@ -192,7 +195,12 @@ pub(crate) fn check_message(st: &mut crate::State, node: &Node, id: &str, to: &J
 
 impl WaSim {
     /// Whether the server refuses (463) messages to cold contacts that carry no valid privacy
-    /// token, as WhatsApp does since mid-2026 (see `privacy.rs`). Off by default.
+    /// token, as WhatsApp does since mid-2026 (see `privacy.rs`). On by default: every number
+    /// given to [`WaSim::set_registered`] is cold until it writes or is marked warm.
+    /// whatsapp-rust 0.7 makes valid cstokens once it has the salt, which reaches it after the
+    /// phone's app-state key share (sent by itself after a linking, see
+    /// [`WaSim::set_auto_key_share`]; for a session linked elsewhere call
+    /// [`WaSim::share_app_state_key`]).
     pub fn require_privacy_tokens(&self, required: bool) {
         self.shared.state().privacy.required = required;
     }
@@ -246,6 +254,16 @@ impl WaSim {
     /// The account's `nct_salt` (32 random bytes per simulator), served through app state.
     pub fn nct_salt(&self) -> Vec<u8> {
         self.shared.state().privacy.nct_salt.clone()
+    }
+
+    /// Waits until the server answered an app-state sync with the `nct_salt_sync` patch (the
+    /// client applies it as it reads the answer; whatsapp-rust 0.7 syncs `regular_high` in the
+    /// background right after `Connected`, so a send at that very moment may still lack the
+    /// salt, as against the real server). False on timeout.
+    pub async fn wait_for_nct_salt_served(&self, timeout: std::time::Duration) -> bool {
+        self.wait_until(timeout, |st| (st.privacy.salt_served > 0).then_some(()))
+            .await
+            .is_some()
     }
 
     /// The cstoken a message to `phone` must carry: `HMAC-SHA256(nct_salt, "<LID>@lid")`.

@@ -166,7 +166,7 @@ async fn fresh(sim: &WaSim, client: &Client, rx: &mut Events) -> bool {
     println!("FRESH: qr={}", code.is_some());
     let Some(code) = code else { return false };
     println!("scan ok: {}", sim.scan_qr_code("212600000001", &code).await);
-    share_key_after_upload(sim).await;
+    // The phone shares its app-state key by itself after the linking (`set_auto_key_share`).
     let c = until(rx, 15, |e| matches!(e, Event::Connected(_))).await;
     println!(
         "FRESH: connected={c} logged_in={} connections={}",
@@ -174,12 +174,12 @@ async fn fresh(sim: &WaSim, client: &Client, rx: &mut Events) -> bool {
         sim.connections()
     );
     ok &= c;
-    // Let the client apply the `regular_high` patch (the salt) after `Connected`.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // `regular_high` (the salt) syncs in the background after `Connected`: no wait here, the
+    // first send shows whether the salt made it in time.
 
     let (a, b, c3, d) = ("212611111111", "212622222222", "212633333333", "212644444444");
+    // Tokens are required by default: every registered number is cold.
     sim.set_registered(&[a, b, c3, d]);
-    sim.require_privacy_tokens(true);
 
     // 1. Cold contact, client holds the salt: cstoken, accepted, decrypted, acked.
     let r = send(client, sim, rx, "COLD (cstoken expected)", a, "bonjour").await;
@@ -263,12 +263,16 @@ async fn fixture(sim: &WaSim, client: &Client, rx: &mut Events) -> bool {
         sim.connections()
     );
     let mut ok = ok && sim.connections() == 1;
-    // No key shared, so no salt: a first message to a cold contact goes without a token.
+    sim.set_registered(&["212611111111"]);
     if std::env::var_os("PROBE_KEY_SHARE").is_none() {
-        sim.set_registered(&["212611111111"]);
-        sim.require_privacy_tokens(true);
+        // No key shared, so no salt: a first message to a cold contact goes without a token.
         let r = send(client, sim, rx, "COLD without salt", "212611111111", "bonjour").await;
         ok &= r == Ok(Some("463".into()));
+    } else {
+        // The share's `server_sync` has the client fetch `regular_high` again: the salt.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let r = send(client, sim, rx, "COLD with salt", "212611111111", "bonjour").await;
+        ok &= r == Ok(None);
     }
     ok
 }
