@@ -112,3 +112,95 @@ pub(crate) fn nct_salt_patch(key_id: &[u8], key_data: &[u8; 32], salt: &[u8]) ->
     ));
     patch.encode_to_vec()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wa_rs_core::appstate::processor::process_patch;
+    use wa_rs_core::libsignal::crypto::aes_256_cbc_decrypt_into;
+
+    /// The fields of `SyncActionData` / `SyncActionValue` this test reads (wa-rs-proto 0.2 has
+    /// no field 80).
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Nct {
+        #[prost(bytes = "vec", optional, tag = "1")]
+        salt: Option<Vec<u8>>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Value {
+        #[prost(message, optional, tag = "80")]
+        nct: Option<Nct>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Data {
+        #[prost(bytes = "vec", optional, tag = "1")]
+        index: Option<Vec<u8>>,
+        #[prost(message, optional, tag = "2")]
+        value: Option<Value>,
+    }
+
+    #[test]
+    fn a_client_holding_the_key_reads_the_salt_from_the_patch_with_every_mac_checked() {
+        let key_id = [0, 0, 0, 1, 0, 1];
+        let key_data = [7u8; 32];
+        let salt = [42u8; 32];
+        let patch = wa::SyncdPatch::decode(nct_salt_patch(&key_id, &key_data, &salt).as_slice())
+            .expect("a SyncdPatch");
+        let keys = expand_app_state_keys(&key_data);
+
+        let mut state = HashState::default();
+        let applied = process_patch(
+            &patch,
+            &mut state,
+            |id| {
+                assert_eq!(id, key_id);
+                Ok(expand_app_state_keys(&key_data))
+            },
+            |_| Ok(None),
+            true,
+            NCT_SALT_COLLECTION,
+        )
+        .expect("index, value, snapshot and patch MACs verify");
+        assert_eq!(applied.mutations.len(), 1);
+        assert_eq!(applied.mutations[0].index, vec!["nct_salt_sync"]);
+        assert_eq!(applied.state.version, 1);
+
+        let blob = patch.mutations[0]
+            .record
+            .as_ref()
+            .and_then(|r| r.value.as_ref())
+            .and_then(|v| v.blob.clone())
+            .expect("a value blob");
+        let mut plain = Vec::new();
+        aes_256_cbc_decrypt_into(
+            &blob[16..blob.len() - 32],
+            &keys.value_encryption,
+            &blob[..16],
+            &mut plain,
+        )
+        .expect("decrypts");
+        let data = Data::decode(plain.as_slice()).expect("SyncActionData");
+        assert_eq!(data.index.as_deref(), Some(&br#"["nct_salt_sync"]"#[..]));
+        assert_eq!(
+            data.value.and_then(|v| v.nct).and_then(|n| n.salt),
+            Some(salt.to_vec())
+        );
+    }
+
+    #[test]
+    fn another_key_does_not_open_the_patch() {
+        let key_id = [0, 0, 0, 1, 0, 1];
+        let patch =
+            wa::SyncdPatch::decode(nct_salt_patch(&key_id, &[7u8; 32], &[1u8; 32]).as_slice())
+                .expect("a SyncdPatch");
+        let refused = process_patch(
+            &patch,
+            &mut HashState::default(),
+            |_| Ok(expand_app_state_keys(&[8u8; 32])),
+            |_| Ok(None),
+            true,
+            NCT_SALT_COLLECTION,
+        );
+        assert!(refused.is_err());
+    }
+}

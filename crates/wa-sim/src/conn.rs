@@ -422,12 +422,14 @@ impl Conn<'_> {
             "receipt" => {
                 let mut ids: Vec<String> = attr(&node, "id").into_iter().collect();
                 if let Some(list) = node.get_optional_child("list") {
-                    ids.extend(list.get_children_by_tag("item").filter_map(|i| attr(i, "id")));
+                    ids.extend(
+                        list.get_children_by_tag("item")
+                            .filter_map(|i| attr(i, "id")),
+                    );
                 }
-                self.shared
-                    .state()
-                    .unacked
-                    .retain(|n| n.tag != "message" || !attr(n, "id").is_some_and(|id| ids.contains(&id)));
+                self.shared.state().unacked.retain(|n| {
+                    n.tag != "message" || !attr(n, "id").is_some_and(|id| ids.contains(&id))
+                });
                 Reply::default()
             }
             _ => Reply::default(),
@@ -666,9 +668,13 @@ impl Conn<'_> {
                         .insert(request.pairing_ref, false);
                     return Reply::one(result);
                 };
-                let success =
-                    crate::pairing::pair_success(self.shared, &request.phone, bundle, &finished.adv_secret)
-                        .await;
+                let success = crate::pairing::pair_success(
+                    self.shared,
+                    &request.phone,
+                    bundle,
+                    &finished.adv_secret,
+                )
+                .await;
                 let mut st = self.shared.state();
                 st.link_code = None;
                 st.link_code_results.insert(request.pairing_ref, true);

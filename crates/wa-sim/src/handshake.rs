@@ -300,3 +300,65 @@ impl FrameCipher {
         Ok(wa_rs_binary::marshal::unmarshal_ref(unpacked.as_ref())?.to_owned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wa_rs_core::libsignal::protocol::PublicKey;
+
+    fn details(cert: &NoiseCertificate) -> noise_certificate::Details {
+        noise_certificate::Details::decode(cert.details.as_deref().expect("details"))
+            .expect("certificate details")
+    }
+
+    /// The checks whatsapp-rust 0.7 makes (`wacore-noise`, `verify_server_cert`), with the test
+    /// root in place of WhatsApp's: whether the chain vouches for `static_key`.
+    fn verifies(chain: &[u8], root: &[u8; 32], static_key: &[u8]) -> bool {
+        let chain = CertChain::decode(chain).expect("CertChain");
+        let (Some(intermediate), Some(leaf)) = (chain.intermediate, chain.leaf) else {
+            return false;
+        };
+        let (i, l) = (details(&intermediate), details(&leaf));
+        let signed = |key: &[u8], cert: &NoiseCertificate| {
+            PublicKey::from_djb_public_key_bytes(key).is_ok_and(|k| {
+                k.verify_signature(
+                    cert.details.as_deref().unwrap_or_default(),
+                    cert.signature.as_deref().unwrap_or_default(),
+                )
+            })
+        };
+        i.issuer_serial == Some(0)
+            && signed(root, &intermediate)
+            && l.issuer_serial == i.serial
+            && l.key.as_deref() == Some(static_key)
+            && signed(i.key.as_deref().unwrap_or_default(), &leaf)
+    }
+
+    #[test]
+    fn the_chain_is_really_signed_by_the_test_root_and_only_by_it() {
+        let id = ServerIdentity::generate(crate::CertChain::TestRootSigned);
+        let static_key = id.static_kp.public_key.public_key_bytes().to_vec();
+        assert!(verifies(
+            &id.cert_chain,
+            &test_root_public_key(),
+            &static_key
+        ));
+        let other_root: [u8; 32] = KeyPair::generate(&mut rand::rng())
+            .public_key
+            .public_key_bytes()
+            .try_into()
+            .expect("32 bytes");
+        assert!(!verifies(&id.cert_chain, &other_root, &static_key));
+    }
+
+    #[test]
+    fn the_broken_chain_certifies_another_key_than_the_servers() {
+        let id = ServerIdentity::generate(crate::CertChain::LeafKeyMismatch);
+        let static_key = id.static_kp.public_key.public_key_bytes().to_vec();
+        assert!(!verifies(
+            &id.cert_chain,
+            &test_root_public_key(),
+            &static_key
+        ));
+    }
+}

@@ -1,13 +1,15 @@
-//! A loopback WhatsApp Web server for tests: the real `wa-rs` 0.2.0 client connects to it over
-//! `ws://127.0.0.1:PORT/ws/chat`, completes the Noise handshake, links with a simulated phone,
+//! A loopback WhatsApp Web server for tests: the real client (whatsapp-rust 0.7; wa-rs 0.2.0
+//! still works where noted) connects to it over `ws://127.0.0.1:PORT/ws/chat`, completes the Noise handshake, links with a simulated phone,
 //! logs in, looks numbers up and sends end-to-end encrypted messages that the simulator decrypts
 //! as the recipients' phones would.
 //!
 //! # What it implements
 //!
 //! * **Handshake**: the server side of Noise XX (`Noise_XX_25519_AESGCM_SHA256`, prologue
-//!   `WA 6 3`), with a certificate chain wa-rs accepts (it checks serials and the leaf key only),
-//!   then frames `len24 | AES-256-GCM(counter IV)` over `wa_rs_binary::marshal(node)`. A Noise
+//!   `WA 6 3`), with a certificate chain really signed by a test root key
+//!   ([`WaSim::test_root_public_key`]; [`CertChain`], `handshake.rs`): whatsapp-rust 0.7 refuses
+//!   it unless built with `danger-skip-cert-chain-verify`, and refuses
+//!   [`CertChain::LeafKeyMismatch`] even then; wa-rs 0.2.0 checks the structure only. Then frames `len24 | AES-256-GCM(counter IV)` over `wa_rs_binary::marshal(node)`. A Noise
 //!   IK hello (whatsapp-rust 0.7 reconnecting with the static key it cached) is declined with an
 //!   XX-shaped answer under `Noise_XXfallback_25519_AESGCM_SHA256`, as after a key rotation.
 //! * **Linking**: a client without a session (its `ClientPayload` carries `devicePairingData`) gets
@@ -39,7 +41,7 @@
 //!   at every later login; a ban answers logins with `<failure reason="402">` until it expires.
 //! * **Numbers**: `usync` contact queries answer one `<user jid=…>` per number, with
 //!   `<contact type="in"/>` for the numbers given to [`WaSim::set_registered`], `type="out"` for
-//!   the others. The `jid` attribute travels as a JID value, as from the real server — and
+//!   the others, and `<lid val=…/>` (each number's LID, [`WaSim::lid_of`]) when asked (`usync.rs`). The `jid` attribute travels as a JID value, as from the real server — and
 //!   wa-rs 0.2.0's `contacts().is_on_whatsapp()` reads it with `optional_string`, so it returns an
 //!   empty list for every query; read the same answer with `optional_jid` (see
 //!   `tests/it/usync.rs`).
@@ -47,20 +49,37 @@
 //!   signed pre-key and one-time pre-keys. Device-list queries list it (and, for the account's
 //!   own number, only the linked companion — no primary phone, so no device-sent copies), pre-key
 //!   fetches hand out a fresh bundle, and every `<message>` is decrypted with libsignal as that
-//!   phone, its text recorded ([`WaSim::received`]) and acknowledged with `<ack class="message">`.
+//!   phone, its text recorded ([`WaSim::received`]) and acknowledged with `<ack class="message"
+//!   id=… from=… t=…>` (whatsapp-rust 0.7: `Event::ServerAck { error: None, .. }`, what `sent`
+//!   waits for). Messages may be addressed by phone number or LID.
 //!   Unregistered numbers have no devices: wa-rs then sends a message with no recipients, and
 //!   still returns `Ok(id)`. [`WaSim::nack_messages_to`] makes the server refuse a recipient's
 //!   messages with `<ack class="message" error=CODE>` (463, 400, 479…), undelivered and recorded
 //!   ([`WaSim::nacked`]); whatsapp-rust 0.7 reports it as `Event::ServerAck { error, .. }`.
-//! * **App state**: the sync IQ is answered with each collection at the version asked, no
-//!   patches; [`WaSim::share_app_state_key`] has the account's own phone share a sync key, which
-//!   whatsapp-rust 0.7 waits for (up to 10 s) before `Connected`.
+//!   The real server's ack also carries a participant hash (`phash`); not modelled.
+//! * **Privacy tokens and LIDs** (`privacy.rs`): a message to a cold contact (the default for
+//!   every registered number) needs a valid `<cstoken>` or an issued `<tctoken>`, else 463
+//!   ([`WaSim::require_privacy_tokens`], [`WaSim::set_contact_warm`], [`WaSim::issue_tc_token`],
+//!   [`WaSim::token_checks`]); an account LID-migrated with [`WaSim::set_lid_migrated`] (AB prop
+//!   and `client-props`) gets 400 for a message addressed by phone number. The AB props answer
+//!   turns on the client's token sending.
+//! * **App state** (`appstate.rs`): the sync IQ is answered with each collection at the version
+//!   asked, no patches, except `regular_high` from version 0 once the phone shared its key: one
+//!   patch with the account's `nct_salt_sync` ([`WaSim::nct_salt`]). After each linking the phone
+//!   shares its app-state key by itself once the companion uploaded its pre-keys
+//!   ([`WaSim::set_auto_key_share`]); whatsapp-rust 0.7 waits for it (up to 10 s) before
+//!   `Connected`. [`WaSim::share_app_state_key`] shares it on demand (e.g. for a session linked
+//!   elsewhere) and announces the salt with a `server_sync` notification.
 //! * **Restrictions**: the reach-out time-lock MEX query (`w:mex`, doc id `23983697327930364`,
-//!   whatsapp-rust 0.7's `fetch_reachout_timelock`) answers [`WaSim::set_reachout_timelock`].
+//!   whatsapp-rust 0.7's `fetch_reachout_timelock`) answers [`WaSim::set_reachout_timelock`]:
+//!   `is_active` (false by default), with `time_enforcement_ends` (Unix seconds, as a string) and
+//!   `enforcement_type` when set. The real server also locks by itself after repeated 463s; the
+//!   simulator only when told.
 //! * **Typing**: `<chatstate>` stanzas are only logged, like every client stanza, with the time
 //!   they were read ([`WaSim::client_stanzas_timed`]).
 //! * **Receipts and replies**: [`WaSim::send_receipt`] and [`WaSim::send_text_from`]; they are
-//!   kept until the client acknowledges them (`<ack class=… id=… [type=…]>`) and sent again after
+//!   kept until the client confirms them (`<ack class=… id=… [type=…]>`, or for a message
+//!   whatsapp-rust 0.7's `<receipt>`) and sent again after
 //!   each `<success>`, like the real server's offline queue: one caught by a disconnect may
 //!   arrive twice.
 //!
@@ -90,9 +109,9 @@
 //! The `relay-wa-sim` binary (`src/bin/relay-wa-sim.rs`) runs it as a process driven by stdin
 //! lines, for the desktop end-to-end test written in Python (`tests/e2e/test_whatsapp.py`).
 //!
-//! Not modelled: LID addressing (no `lid` in usync answers), groups, media, app-state data,
-//! history sync, retry receipts, the HMAC of `pair-success` after a QR scan (the server cannot
-//! know the QR's secret; wa-rs 0.2.0 does not check it). `companion_reg_refresh` is sent on
+//! Not modelled: groups, media, app-state data beyond the salt, history sync, retry receipts,
+//! `key-index-list` in device lists (whatsapp-rust 0.7 then skips the account's other companions,
+//! which the simulator does not have anyway). `companion_reg_refresh` is sent on
 //! request ([`WaSim::companion_reg_refresh`]), never by itself.
 //!
 //! # Example
@@ -119,9 +138,9 @@
 // test that drives it, with the message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod appstate;
 mod conn;
 mod handshake;
-mod appstate;
 mod pair_code;
 mod pairing;
 mod phone;

@@ -6,6 +6,8 @@
 //! `accountSignature` = XEdDSA over `[6, 0] ++ details ++ companion identity public key` with
 //! `accountSignatureKey`. `details` is an `ADVDeviceIdentity` whose `keyIndex` is echoed back.
 
+use crate::signal::{PeerBundle, SimDevice};
+use crate::{PendingPair, Shared, lid_for};
 use hmac::{Hmac, Mac};
 use prost::Message as _;
 use rand::Rng;
@@ -15,8 +17,6 @@ use wa_rs_binary::jid::SERVER_JID;
 use wa_rs_binary::node::Node;
 use wa_rs_core::libsignal::protocol::IdentityKeyPair;
 use wa_rs_proto::whatsapp as wa;
-use crate::signal::{PeerBundle, SimDevice};
-use crate::{PendingPair, Shared, lid_for};
 
 const ADV_PREFIX_ACCOUNT_SIGNATURE: &[u8] = &[6, 0];
 
@@ -159,8 +159,7 @@ pub(crate) async fn pair_success(
             .clone()
     };
     let key_index = 1;
-    let device_identity =
-        signed_device_identity(&identity, &bundle.identity, key_index, hmac_key);
+    let device_identity = signed_device_identity(&identity, &bundle.identity, key_index, hmac_key);
     let (id, device) = {
         let mut st = shared.state();
         let device = st.accounts.get(phone).map_or(2, |a| a.device + 1);

@@ -98,7 +98,6 @@ pub(crate) async fn message_from(
     message: &wa_rs_proto::whatsapp::Message,
     typ: &str,
 ) -> (String, Node) {
-
     let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
     let (companion, bundle) = {
         let mut st = shared.state();
@@ -211,7 +210,14 @@ pub(crate) async fn app_state_key_share(shared: &Shared, announce: bool) -> (Str
             .attr("version", "1")
             .build()])
         .build();
-    (id, if announce { vec![share, node] } else { vec![share] })
+    (
+        id,
+        if announce {
+            vec![share, node]
+        } else {
+            vec![share]
+        },
+    )
 }
 
 impl WaSim {

@@ -289,3 +289,88 @@ impl WaSim {
         self.shared.state().privacy.checks.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(to: &str, token: Option<(&str, Vec<u8>)>) -> (Node, Jid) {
+        let mut b = NodeBuilder::new("message").attr("to", to).attr("id", "m1");
+        if let Some((tag, bytes)) = token {
+            b = b.children([NodeBuilder::new(tag).bytes(bytes).build()]);
+        }
+        (b.build(), to.parse().expect("a JID"))
+    }
+
+    fn verdict(sim: &WaSim, to: &str, token: Option<(&str, Vec<u8>)>) -> Option<u16> {
+        let (node, jid) = message(to, token);
+        check_message(&mut sim.shared.state(), &node, "m1", &jid)
+    }
+
+    #[tokio::test]
+    async fn a_cold_contact_needs_the_cstoken_of_its_lid_or_its_issued_tctoken() {
+        let sim = WaSim::start().await;
+        sim.set_registered(&["212611111111", "212622222222"]);
+        let a = "212611111111@s.whatsapp.net";
+        assert_eq!(verdict(&sim, a, None), Some(463));
+        let good = sim.expected_cs_token("212611111111");
+        assert_eq!(verdict(&sim, a, Some(("cstoken", good.clone()))), None);
+        // Another contact's token, or one over its phone number instead of its LID.
+        let other = sim.expected_cs_token("212622222222");
+        assert_eq!(verdict(&sim, a, Some(("cstoken", other))), Some(463));
+        let over_pn = {
+            use hmac::{Hmac, Mac};
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&sim.nct_salt()).expect("key");
+            mac.update(a.as_bytes());
+            mac.finalize().into_bytes().to_vec()
+        };
+        assert_eq!(verdict(&sim, a, Some(("cstoken", over_pn))), Some(463));
+        // By LID, the same token is checked the same way.
+        let by_lid = format!("{}@lid", WaSim::lid_of("212611111111"));
+        assert_eq!(verdict(&sim, &by_lid, Some(("cstoken", good))), None);
+
+        assert_eq!(
+            verdict(&sim, a, Some(("tctoken", vec![1, 2, 3]))),
+            Some(463)
+        );
+        let issued = sim.issue_tc_token("212611111111").await;
+        assert_eq!(verdict(&sim, a, Some(("tctoken", issued))), None);
+
+        let checks = sim.token_checks();
+        assert_eq!(checks.len(), 7);
+        assert!(checks.iter().all(|c| c.cold && c.to == "212611111111"));
+        assert_eq!(checks[0].token, PrivacyToken::None);
+    }
+
+    #[tokio::test]
+    async fn warm_contacts_unregistered_numbers_and_the_switch_need_no_token() {
+        let sim = WaSim::start().await;
+        sim.set_registered(&["212611111111"]);
+        sim.set_contact_warm("+212 611 111 111");
+        assert_eq!(verdict(&sim, "212611111111@s.whatsapp.net", None), None);
+        sim.set_contact_cold("212611111111");
+        assert_eq!(
+            verdict(&sim, "212611111111@s.whatsapp.net", None),
+            Some(463)
+        );
+        assert_eq!(verdict(&sim, "212699999999@s.whatsapp.net", None), None);
+        sim.require_privacy_tokens(false);
+        assert_eq!(verdict(&sim, "212611111111@s.whatsapp.net", None), None);
+    }
+
+    #[tokio::test]
+    async fn a_lid_migrated_account_must_address_contacts_by_lid() {
+        let sim = WaSim::start().await;
+        sim.set_registered(&["212611111111"]);
+        sim.require_privacy_tokens(false);
+        sim.set_lid_migrated(true);
+        assert_eq!(
+            verdict(&sim, "212611111111@s.whatsapp.net", None),
+            Some(400)
+        );
+        let lid = format!("{}@lid", WaSim::lid_of("212611111111"));
+        assert_eq!(verdict(&sim, &lid, None), None);
+        sim.set_lid_migrated(false);
+        assert_eq!(verdict(&sim, "212611111111@s.whatsapp.net", None), None);
+    }
+}

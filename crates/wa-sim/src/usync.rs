@@ -97,7 +97,8 @@ pub(crate) fn usync(shared: &Shared, own: Option<(String, u32)>, iq: &Node) -> O
             children.push(NodeBuilder::new("contact").attr("type", kind).build());
         }
         // The real server gives every account a LID and says it when asked.
-        if wants_lid && (registered.contains(&phone) || own.as_ref().is_some_and(|o| o.0 == phone)) {
+        if wants_lid && (registered.contains(&phone) || own.as_ref().is_some_and(|o| o.0 == phone))
+        {
             children.push(
                 NodeBuilder::new("lid")
                     .attr("val", format!("{}@lid", lid_for(&phone)))

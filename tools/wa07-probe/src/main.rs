@@ -124,7 +124,9 @@ async fn send(
         .client_stanzas()
         .into_iter()
         .rev()
-        .find(|n| n.tag == "message" && n.attrs.get("id").map(|v| v.to_string_value()) == Some(id.clone()))
+        .find(|n| {
+            n.tag == "message" && n.attrs.get("id").map(|v| v.to_string_value()) == Some(id.clone())
+        })
         .and_then(|n| n.attrs.get("to").map(|v| v.to_string_value()));
     let check = sim.token_checks().into_iter().find(|c| c.message_id == id);
     println!(
@@ -177,7 +179,12 @@ async fn fresh(sim: &WaSim, client: &Client, rx: &mut Events) -> bool {
     // `regular_high` (the salt) syncs in the background after `Connected`: no wait here, the
     // first send shows whether the salt made it in time.
 
-    let (a, b, c3, d) = ("212611111111", "212622222222", "212633333333", "212644444444");
+    let (a, b, c3, d) = (
+        "212611111111",
+        "212622222222",
+        "212633333333",
+        "212644444444",
+    );
     // Tokens are required by default: every registered number is cold.
     sim.set_registered(&[a, b, c3, d]);
 
@@ -185,7 +192,10 @@ async fn fresh(sim: &WaSim, client: &Client, rx: &mut Events) -> bool {
     let r = send(client, sim, rx, "COLD (cstoken expected)", a, "bonjour").await;
     ok &= r == Ok(None);
     let got = sim.wait_for_received(1, Duration::from_secs(5)).await;
-    println!("SIM RECEIVED: {:?}", got.map(|g| g.into_iter().map(|r| (r.to, r.text)).collect::<Vec<_>>()));
+    println!(
+        "SIM RECEIVED: {:?}",
+        got.map(|g| g.into_iter().map(|r| (r.to, r.text)).collect::<Vec<_>>())
+    );
     let check = sim.token_checks().last().cloned();
     ok &= check.as_ref().is_some_and(|c| {
         c.cold && c.accepted && c.token == PrivacyToken::CsToken(sim.expected_cs_token(a))
@@ -201,20 +211,32 @@ async fn fresh(sim: &WaSim, client: &Client, rx: &mut Events) -> bool {
     let token = sim.issue_tc_token(c3).await;
     let acked = sim
         .wait_for_stanza(Duration::from_secs(5), |n| {
-            n.tag == "ack" && n.attrs.get("class").map(|v| v.to_string_value()).as_deref() == Some("notification")
+            n.tag == "ack"
+                && n.attrs.get("class").map(|v| v.to_string_value()).as_deref()
+                    == Some("notification")
         })
         .await;
-    println!("tctoken issued ({} bytes), notification acked: {}", token.len(), acked.is_some());
+    println!(
+        "tctoken issued ({} bytes), notification acked: {}",
+        token.len(),
+        acked.is_some()
+    );
     let r = send(client, sim, rx, "TCTOKEN", c3, "avec tctoken").await;
     ok &= r == Ok(None);
-    ok &= sim.token_checks().last().is_some_and(|c| c.token == PrivacyToken::TcToken(token.clone()));
+    ok &= sim
+        .token_checks()
+        .last()
+        .is_some_and(|c| c.token == PrivacyToken::TcToken(token.clone()));
 
     // 4. A contact who wrote first is warm.
     sim.send_text_from(d, "salut").await;
     let _ = until(rx, 5, |e| matches!(e, Event::Messages(_))).await;
     let r = send(client, sim, rx, "WARM", d, "réponse").await;
     ok &= r == Ok(None);
-    ok &= sim.token_checks().last().is_some_and(|c| !c.cold && c.accepted);
+    ok &= sim
+        .token_checks()
+        .last()
+        .is_some_and(|c| !c.cold && c.accepted);
 
     // 5. Reach-out time lock: inactive, then active until a date.
     let lock = client.mex().fetch_reachout_timelock().await;
@@ -235,13 +257,32 @@ async fn fresh(sim: &WaSim, client: &Client, rx: &mut Events) -> bool {
     // 6. The account becomes LID-migrated: the client still addresses by phone until it reads
     //    the AB props again (next connection): 400; after a reconnection, by LID: accepted.
     sim.set_lid_migrated(true);
-    let r = send(client, sim, rx, "LID-MIGRATED, client not told yet", a, "par numéro").await;
+    let r = send(
+        client,
+        sim,
+        rx,
+        "LID-MIGRATED, client not told yet",
+        a,
+        "par numéro",
+    )
+    .await;
     ok &= r == Ok(Some("400".into()));
     sim.drop_connection().await;
     let c2 = until(rx, 20, |e| matches!(e, Event::Connected(_))).await;
-    println!("RECONNECT (IK, XX-fallback): connected={c2} connections={}", sim.connections());
+    println!(
+        "RECONNECT (IK, XX-fallback): connected={c2} connections={}",
+        sim.connections()
+    );
     ok &= c2;
-    let r = send(client, sim, rx, "LID-MIGRATED, after reconnection", a, "par LID").await;
+    let r = send(
+        client,
+        sim,
+        rx,
+        "LID-MIGRATED, after reconnection",
+        a,
+        "par LID",
+    )
+    .await;
     ok &= r == Ok(None);
     let got = sim.wait_for_received(2, Duration::from_secs(5)).await;
     ok &= got.is_some();
@@ -266,7 +307,15 @@ async fn fixture(sim: &WaSim, client: &Client, rx: &mut Events) -> bool {
     sim.set_registered(&["212611111111"]);
     if std::env::var_os("PROBE_KEY_SHARE").is_none() {
         // No key shared, so no salt: a first message to a cold contact goes without a token.
-        let r = send(client, sim, rx, "COLD without salt", "212611111111", "bonjour").await;
+        let r = send(
+            client,
+            sim,
+            rx,
+            "COLD without salt",
+            "212611111111",
+            "bonjour",
+        )
+        .await;
         ok &= r == Ok(Some("463".into()));
     } else {
         // The share's `server_sync` has the client fetch `regular_high` again: the salt.
@@ -300,7 +349,11 @@ async fn main() {
     };
     println!(
         "mode={mode} chain={chain:?} signature checks={} test root key={:02x?}",
-        if cfg!(feature = "skip-cert-verify") { "skipped" } else { "on" },
+        if cfg!(feature = "skip-cert-verify") {
+            "skipped"
+        } else {
+            "on"
+        },
         &WaSim::test_root_public_key()[..4]
     );
     let sim = WaSim::start_with_cert_chain(chain).await;
