@@ -548,10 +548,15 @@ impl Conn<'_> {
                                         .build()])
                                     .build()
                             }
-                            _ => NodeBuilder::new("collection")
-                                .attr("name", name)
-                                .attr("version", version)
-                                .build(),
+                            _ => {
+                                if name == crate::appstate::NCT_SALT_COLLECTION && version == "0" {
+                                    self.shared.state().privacy.salt_owed = true;
+                                }
+                                NodeBuilder::new("collection")
+                                    .attr("name", name)
+                                    .attr("version", version)
+                                    .build()
+                            }
                         }
                     })
                     .collect();

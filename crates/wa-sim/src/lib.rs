@@ -69,7 +69,8 @@
 //!   shares its app-state key by itself once the companion uploaded its pre-keys
 //!   ([`WaSim::set_auto_key_share`]); whatsapp-rust 0.7 waits for it (up to 10 s) before
 //!   `Connected`. [`WaSim::share_app_state_key`] shares it on demand (e.g. for a session linked
-//!   elsewhere) and announces the salt with a `server_sync` notification.
+//!   elsewhere) and, to a client that already synced `regular_high` without it, announces the
+//!   salt with a `server_sync` notification.
 //! * **Restrictions**: the reach-out time-lock MEX query (`w:mex`, doc id `23983697327930364`,
 //!   whatsapp-rust 0.7's `fetch_reachout_timelock`) answers [`WaSim::set_reachout_timelock`]:
 //!   `is_active` (false by default), with `time_enforcement_ends` (Unix seconds, as a string) and

@@ -150,8 +150,9 @@ pub(crate) async fn message_from(
 }
 
 /// The account's phone sharing its app-state key with the linked companion, then the server's
-/// `server_sync` for `regular_high` when `announce` (not needed right after a linking: the
-/// client's first sync waits for the key): the message id and the stanzas (not sent). See
+/// `server_sync` for `regular_high` when `announce` and a client already synced it without the
+/// salt (not after a linking: the client's first sync waits for the key; announcing it then
+/// only races that sync): the message id and the stanzas (not sent). See
 /// [`WaSim::share_app_state_key`].
 pub(crate) async fn app_state_key_share(shared: &Shared, announce: bool) -> (String, Vec<Node>) {
     use wa_rs_proto::whatsapp::message::{
@@ -197,9 +198,8 @@ pub(crate) async fn app_state_key_share(shared: &Shared, announce: bool) -> (Str
         ..Default::default()
     };
     let (id, share) = message_from(shared, &own, &message, "protocol").await;
-    // The phone then writes the account's `nct_salt_sync` to app state: the server tells
-    // the companion that `regular_high` moved on (a client that already synced it with no
-    // key fetches it again and gets the salt; see `appstate.rs`).
+    // The server tells a companion that synced `regular_high` before it could read the salt
+    // that the collection moved on: it fetches it again and gets the salt (see `appstate.rs`).
     let node = NodeBuilder::new("notification")
         .attr("from", "s.whatsapp.net")
         .attr("type", "server_sync")
@@ -212,7 +212,7 @@ pub(crate) async fn app_state_key_share(shared: &Shared, announce: bool) -> (Str
         .build();
     (
         id,
-        if announce {
+        if announce && std::mem::take(&mut shared.state().privacy.salt_owed) {
             vec![share, node]
         } else {
             vec![share]

@@ -88,6 +88,9 @@ pub(crate) struct PrivacyState {
     pub(crate) checks: Vec<TokenCheck>,
     /// How many times the `nct_salt_sync` patch was served.
     pub(crate) salt_served: usize,
+    /// A client synced `regular_high` from version 0 before any key was shared (so without the
+    /// salt): the next key share announces it with `server_sync`.
+    pub(crate) salt_owed: bool,
 }
 
 impl Default for PrivacyState {
@@ -100,6 +103,7 @@ impl Default for PrivacyState {
             lid_migrated: false,
             checks: Vec::new(),
             salt_served: 0,
+            salt_owed: false,
         }
     }
 }

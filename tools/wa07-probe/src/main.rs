@@ -317,9 +317,26 @@ async fn fixture(sim: &WaSim, client: &Client, rx: &mut Events) -> bool {
         )
         .await;
         ok &= r == Ok(Some("463".into()));
+        // The phone shares its key now: `server_sync`, the client fetches `regular_high` again.
+        sim.share_app_state_key().await;
+        let served = sim.wait_for_nct_salt_served(Duration::from_secs(5)).await;
+        println!("salt served after the late key share: {served}");
+        ok &= served;
+        let r = send(
+            client,
+            sim,
+            rx,
+            "COLD after the late key share",
+            "212611111111",
+            "encore",
+        )
+        .await;
+        ok &= r == Ok(None);
     } else {
-        // The share's `server_sync` has the client fetch `regular_high` again: the salt.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Shared before the client's first sync, which then gets the salt.
+        let served = sim.wait_for_nct_salt_served(Duration::from_secs(5)).await;
+        println!("salt served: {served}");
+        ok &= served;
         let r = send(client, sim, rx, "COLD with salt", "212611111111", "bonjour").await;
         ok &= r == Ok(None);
     }
