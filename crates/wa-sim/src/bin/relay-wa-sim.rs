@@ -2,7 +2,8 @@
 //! written in Rust (the desktop end-to-end test drives it from Python). It starts the
 //! simulator on 127.0.0.1, prints `url ws://127.0.0.1:PORT/ws/chat`, then obeys one command per
 //! line on stdin and answers each with exactly one line on stdout: `ok …`, a JSON value, or
-//! `error: …`. End of input stops it.
+//! `error: …`. End of input stops it. With `--broken-cert-chain` its certificate chain certifies
+//! another key than the server's (`CertChain::LeafKeyMismatch`): every client refuses it.
 //!
 //! ```text
 //! status                  {"connected":…,"logged_in":…,"linked_phone":…,"connections":…}
@@ -27,12 +28,18 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use relay_wa_sim::{ReachoutTimelock, ReceivedText, WaSim};
+use relay_wa_sim::{CertChain, ReachoutTimelock, ReceivedText, WaSim};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let sim = WaSim::start().await;
+    // `--broken-cert-chain`: a chain every client refuses, even one that skips the signatures.
+    let chain = if std::env::args().any(|a| a == "--broken-cert-chain") {
+        CertChain::LeafKeyMismatch
+    } else {
+        CertChain::TestRootSigned
+    };
+    let sim = WaSim::start_with_cert_chain(chain).await;
     let mut out = tokio::io::stdout();
     say(&mut out, &format!("url {}", sim.url())).await?;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
