@@ -1,12 +1,13 @@
 //! The server's side of app-state sync (syncd) for the one record the simulator holds: the
-//! account's `nct_salt_sync` setting in the `regular_high` collection.
+//! account's `nct_salt_sync` setting (WhatsApp: in `regular_high`; here in `critical_block`, see
+//! [`NCT_SALT_COLLECTION`]).
 //!
 //! The real server stores every collection as encrypted mutations the account's devices wrote;
 //! the phone writes `nct_salt_sync` (`SyncActionValue.nctSaltSyncAction.salt`, field 80) and a
 //! companion reads it back. whatsapp-rust 0.7 takes its `nct_salt` from there
 //! (`client/app_state.rs`, `dispatch_app_state_mutation`) or from a history sync, which the relay
 //! skips. The simulator plays the phone and the server at once: once the phone shared its
-//! app-state key ([`crate::WaSim::share_app_state_key`]), a sync of `regular_high` from version 0
+//! app-state key ([`crate::WaSim::share_app_state_key`]), a sync of that collection from version 0
 //! is answered with one patch (version 1) holding that mutation, encrypted and MAC'd as WhatsApp
 //! Web does (AES-256-CBC value, HMAC-SHA256 index, HMAC-SHA512 value MAC, LTHash snapshot MAC,
 //! patch MAC; `wa_rs_core::appstate` has the same primitives as 0.7's `wacore-appstate`).
@@ -20,8 +21,12 @@ use wa_rs_core::appstate::keys::expand_app_state_keys;
 use wa_rs_core::libsignal::crypto::aes_256_cbc_encrypt_into;
 use wa_rs_proto::whatsapp as wa;
 
-/// The collection WhatsApp keeps `nct_salt_sync` in.
-pub(crate) const NCT_SALT_COLLECTION: &str = "regular_high";
+/// The collection the simulator serves `nct_salt_sync` in. WhatsApp keeps it in `regular_high`,
+/// which whatsapp-rust 0.7 syncs in the background right after `Connected`: a test's first send
+/// would race the salt (seen: 463 on the first message of a freshly linked client). Served in
+/// `critical_block`, which 0.7 syncs before `Connected`, the salt is there once `Connected` is;
+/// the client applies `nct_salt_sync` from any collection.
+pub(crate) const NCT_SALT_COLLECTION: &str = "critical_block";
 
 /// `SyncActionValue { timestamp, nctSaltSyncAction { salt } }`, encoded by hand: wa-rs-proto
 /// 0.2 predates field 80.

@@ -515,7 +515,7 @@ impl Conn<'_> {
             ("privacy", _) => Reply::one(result(vec![NodeBuilder::new("privacy").build()])),
             // App state: the account has no chats, contacts or settings to sync, so every
             // collection asked for is answered at the version asked, with no patches — except
-            // `regular_high` from version 0 once the phone shared its app-state key: one patch
+            // `critical_block` (WhatsApp: `regular_high`, see `appstate.rs`) from version 0 once the phone shared its app-state key: one patch
             // with the account's `nct_salt_sync` (see `appstate.rs`). whatsapp-rust 0.7
             // announces `Connected` only once the critical collections have synced; wa-rs 0.2.0
             // reads the same answer.

@@ -64,12 +64,12 @@
 //!   and `client-props`) gets 400 for a message addressed by phone number. The AB props answer
 //!   turns on the client's token sending.
 //! * **App state** (`appstate.rs`): the sync IQ is answered with each collection at the version
-//!   asked, no patches, except `regular_high` from version 0 once the phone shared its key: one
+//!   asked, no patches, except `critical_block` from version 0 once the phone shared its key: one
 //!   patch with the account's `nct_salt_sync` ([`WaSim::nct_salt`]). After each linking the phone
 //!   shares its app-state key by itself once the companion uploaded its pre-keys
 //!   ([`WaSim::set_auto_key_share`]); whatsapp-rust 0.7 waits for it (up to 10 s) before
 //!   `Connected`. [`WaSim::share_app_state_key`] shares it on demand (e.g. for a session linked
-//!   elsewhere) and, to a client that already synced `regular_high` without it, announces the
+//!   elsewhere) and, to a client that already synced that collection without it, announces the
 //!   salt with a `server_sync` notification.
 //! * **Restrictions**: the reach-out time-lock MEX query (`w:mex`, doc id `23983697327930364`,
 //!   whatsapp-rust 0.7's `fetch_reachout_timelock`) answers [`WaSim::set_reachout_timelock`]:

@@ -150,7 +150,7 @@ pub(crate) async fn message_from(
 }
 
 /// The account's phone sharing its app-state key with the linked companion, then the server's
-/// `server_sync` for `regular_high` when `announce` and a client already synced it without the
+/// `server_sync` for the salt's collection when `announce` and a client already synced it without the
 /// salt (not after a linking: the client's first sync waits for the key; announcing it then
 /// only races that sync): the message id and the stanzas (not sent). See
 /// [`WaSim::share_app_state_key`].
@@ -198,7 +198,7 @@ pub(crate) async fn app_state_key_share(shared: &Shared, announce: bool) -> (Str
         ..Default::default()
     };
     let (id, share) = message_from(shared, &own, &message, "protocol").await;
-    // The server tells a companion that synced `regular_high` before it could read the salt
+    // The server tells a companion that synced the salt's collection before it could read the salt
     // that the collection moved on: it fetches it again and gets the salt (see `appstate.rs`).
     let node = NodeBuilder::new("notification")
         .attr("from", "s.whatsapp.net")
@@ -223,8 +223,8 @@ pub(crate) async fn app_state_key_share(shared: &Shared, announce: bool) -> (Str
 impl WaSim {
     /// Whether the account's phone shares its app-state key by itself once a newly linked
     /// companion uploaded its pre-keys (on by default, as a real phone does after linking; the
-    /// share arrives as a message with no text, then a `server_sync` for `regular_high` that
-    /// leads whatsapp-rust 0.7 to the account's `nct_salt`). Off: only
+    /// share arrives as a message with no text; whatsapp-rust 0.7's first app-state sync then
+    /// gets the account's `nct_salt`, before `Connected`). Off: only
     /// [`WaSim::share_app_state_key`] shares it.
     pub fn set_auto_key_share(&self, on: bool) {
         self.shared.state().auto_key_share = on;

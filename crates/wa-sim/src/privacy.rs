@@ -88,7 +88,7 @@ pub(crate) struct PrivacyState {
     pub(crate) checks: Vec<TokenCheck>,
     /// How many times the `nct_salt_sync` patch was served.
     pub(crate) salt_served: usize,
-    /// A client synced `regular_high` from version 0 before any key was shared (so without the
+    /// A client synced the salt's collection from version 0 before any key was shared (so without the
     /// salt): the next key share announces it with `server_sync`.
     pub(crate) salt_owed: bool,
 }
@@ -261,9 +261,8 @@ impl WaSim {
     }
 
     /// Waits until the server answered an app-state sync with the `nct_salt_sync` patch (the
-    /// client applies it as it reads the answer; whatsapp-rust 0.7 syncs `regular_high` in the
-    /// background right after `Connected`, so a send at that very moment may still lack the
-    /// salt, as against the real server). False on timeout.
+    /// client applies it as it reads the answer, before `Connected` after a linking; after a
+    /// late [`WaSim::share_app_state_key`] this is what to wait for). False on timeout.
     pub async fn wait_for_nct_salt_served(&self, timeout: std::time::Duration) -> bool {
         self.wait_until(timeout, |st| (st.privacy.salt_served > 0).then_some(()))
             .await
