@@ -176,7 +176,7 @@ async fn fresh(sim: &WaSim, client: &Client, rx: &mut Events) -> bool {
         sim.connections()
     );
     ok &= c;
-    // `regular_high` (the salt) syncs in the background after `Connected`: no wait here, the
+    // The salt came with the first app-state sync, before `Connected`: no wait here, the
     // first send shows whether the salt made it in time.
 
     let (a, b, c3, d) = (
@@ -317,7 +317,7 @@ async fn fixture(sim: &WaSim, client: &Client, rx: &mut Events) -> bool {
         )
         .await;
         ok &= r == Ok(Some("463".into()));
-        // The phone shares its key now: `server_sync`, the client fetches `regular_high` again.
+        // The phone shares its key now: `server_sync`, the client syncs again.
         sim.share_app_state_key().await;
         let served = sim.wait_for_nct_salt_served(Duration::from_secs(5)).await;
         println!("salt served after the late key share: {served}");
