@@ -17,7 +17,8 @@ use wa_rs_proto::whatsapp as wa;
 
 use crate::handshake::{FrameCipher, ServerHandshake, Step};
 use crate::pair_code::{self, LinkCodeRequest};
-use crate::signal::{PeerBundle, SimDevice};
+use crate::privacy::phone_of;
+use crate::signal::PeerBundle;
 use crate::{
     Account, Cmd, CompanionDevice, ConnHandle, PairCodeRequest, ReceivedText, Session, Shared,
     lid_for, now_secs, unpad,
@@ -70,7 +71,7 @@ fn reachout_json(lock: &crate::ReachoutTimelock) -> Vec<u8> {
     .into_bytes()
 }
 
-fn bytes_of(node: Option<&Node>) -> Option<&[u8]> {
+pub(crate) fn bytes_of(node: Option<&Node>) -> Option<&[u8]> {
     match node?.content.as_ref()? {
         NodeContent::Bytes(b) => Some(b),
         NodeContent::String(s) => Some(s.as_bytes()),
@@ -78,7 +79,7 @@ fn bytes_of(node: Option<&Node>) -> Option<&[u8]> {
     }
 }
 
-fn attr(node: &Node, key: &str) -> Option<String> {
+pub(crate) fn attr(node: &Node, key: &str) -> Option<String> {
     node.attrs.get(key).map(|v| v.to_string_value())
 }
 
@@ -403,13 +404,32 @@ impl Conn<'_> {
             "iq" => self.handle_iq(&node).await,
             "message" => self.handle_message(&node).await,
             "ack" => {
-                let key = |n: &Node| (n.tag.clone(), attr(n, "id"), attr(n, "type"));
-                let acked = (
-                    attr(&node, "class").unwrap_or_default(),
-                    attr(&node, "id"),
-                    attr(&node, "type"),
-                );
-                self.shared.state().unacked.retain(|n| key(n) != acked);
+                let class = attr(&node, "class").unwrap_or_default();
+                let id = attr(&node, "id");
+                let typ = attr(&node, "type");
+                // An ack that names no `type` (whatsapp-rust 0.7 acking a `type="protocol"`
+                // message) still confirms the stanza with that id.
+                self.shared.state().unacked.retain(|n| {
+                    !(n.tag == class
+                        && attr(n, "id") == id
+                        && (typ.is_none() || attr(n, "type") == typ))
+                });
+                Reply::default()
+            }
+            // whatsapp-rust 0.7 confirms a 1:1 message with its `<receipt>` (delivery, or
+            // `peer_msg`/`sender` for the account's own phone), not an `<ack>`, as WhatsApp Web
+            // does: the server stops redelivering it then.
+            "receipt" => {
+                let mut ids: Vec<String> = attr(&node, "id").into_iter().collect();
+                if let Some(list) = node.get_optional_child("list") {
+                    ids.extend(
+                        list.get_children_by_tag("item")
+                            .filter_map(|i| attr(i, "id")),
+                    );
+                }
+                self.shared.state().unacked.retain(|n| {
+                    n.tag != "message" || !attr(n, "id").is_some_and(|id| ids.contains(&id))
+                });
                 Reply::default()
             }
             _ => Reply::default(),
@@ -459,42 +479,85 @@ impl Conn<'_> {
                 ]))
             }
             ("encrypt", "key") => {
-                let users = self.prekey_bundles(&children[0]).await;
+                let users = crate::usync::prekey_bundles(self.shared, &children[0]).await;
                 Reply::one(result(vec![
                     NodeBuilder::new("list").children(users).build(),
                 ]))
             }
             ("encrypt", "registration") => {
                 self.store_upload(node);
-                Reply::one(result(Vec::new()))
+                let mut nodes = vec![result(Vec::new())];
+                // Right after a linking the phone shares its app-state key, encrypted from the
+                // pre-keys the companion has just uploaded (see `WaSim::set_auto_key_share`).
+                let due = self.own().filter(|own| {
+                    let mut st = self.shared.state();
+                    st.auto_key_share && st.key_share_due.remove(own)
+                });
+                if due.is_some() {
+                    let (_, share) = crate::phone::app_state_key_share(self.shared, false).await;
+                    self.shared.state().unacked.extend(share.iter().cloned());
+                    nodes.extend(share);
+                }
+                Reply {
+                    delay: None,
+                    nodes,
+                    close: false,
+                }
             }
             ("usync", _) => {
-                let usync = self.usync(node).await;
+                let usync = crate::usync::usync(self.shared, self.own(), node);
                 Reply::one(result(usync.into_iter().collect()))
             }
-            ("abt", "props") => Reply::one(result(vec![
-                NodeBuilder::new("props")
-                    .attr("protocol", "1")
-                    .attr("hash", "sim")
-                    .attr("refresh", "86400")
-                    .build(),
-            ])),
+            ("abt", "props") => {
+                let migrated = self.shared.state().privacy.lid_migrated;
+                Reply::one(result(vec![crate::privacy::ab_props(migrated)]))
+            }
             ("privacy", _) => Reply::one(result(vec![NodeBuilder::new("privacy").build()])),
             // App state: the account has no chats, contacts or settings to sync, so every
-            // collection asked for is answered at the version asked, with no patches.
-            // whatsapp-rust 0.7 announces `Connected` only once the critical collections
-            // have synced; wa-rs 0.2.0 reads the same answer.
+            // collection asked for is answered at the version asked, with no patches — except
+            // `critical_block` (WhatsApp: `regular_high`, see `appstate.rs`) from version 0 once the phone shared its app-state key: one patch
+            // with the account's `nct_salt_sync` (see `appstate.rs`). whatsapp-rust 0.7
+            // announces `Connected` only once the critical collections have synced; wa-rs 0.2.0
+            // reads the same answer.
             ("w:sync:app:state", "sync") => {
+                let (key, salt) = {
+                    let st = self.shared.state();
+                    (st.app_state_key.clone(), st.privacy.nct_salt.clone())
+                };
                 let collections: Vec<Node> = children[0]
                     .children()
                     .unwrap_or_default()
                     .iter()
                     .filter(|c| c.tag == "collection")
                     .map(|c| {
-                        NodeBuilder::new("collection")
-                            .attr("name", attr(c, "name").unwrap_or_default())
-                            .attr("version", attr(c, "version").unwrap_or_else(|| "0".into()))
-                            .build()
+                        let name = attr(c, "name").unwrap_or_default();
+                        let version = attr(c, "version").unwrap_or_else(|| "0".into());
+                        match &key {
+                            Some((key_id, key_data))
+                                if name == crate::appstate::NCT_SALT_COLLECTION
+                                    && version == "0" =>
+                            {
+                                let patch =
+                                    crate::appstate::nct_salt_patch(key_id, key_data, &salt);
+                                self.shared.state().privacy.salt_served += 1;
+                                NodeBuilder::new("collection")
+                                    .attr("name", name)
+                                    .attr("version", "1")
+                                    .children([NodeBuilder::new("patches")
+                                        .children([NodeBuilder::new("patch").bytes(patch).build()])
+                                        .build()])
+                                    .build()
+                            }
+                            _ => {
+                                if name == crate::appstate::NCT_SALT_COLLECTION && version == "0" {
+                                    self.shared.state().privacy.salt_owed = true;
+                                }
+                                NodeBuilder::new("collection")
+                                    .attr("name", name)
+                                    .attr("version", version)
+                                    .build()
+                            }
+                        }
                     })
                     .collect();
                 Reply::one(result(vec![
@@ -610,9 +673,13 @@ impl Conn<'_> {
                         .insert(request.pairing_ref, false);
                     return Reply::one(result);
                 };
-                let success =
-                    crate::pair_success(self.shared, &request.phone, bundle, &finished.adv_secret)
-                        .await;
+                let success = crate::pairing::pair_success(
+                    self.shared,
+                    &request.phone,
+                    bundle,
+                    &finished.adv_secret,
+                )
+                .await;
                 let mut st = self.shared.state();
                 st.link_code = None;
                 st.link_code_results.insert(request.pairing_ref, true);
@@ -639,6 +706,8 @@ impl Conn<'_> {
             },
         );
         st.removed.remove(&(pending.phone.clone(), pending.device));
+        st.key_share_due
+            .insert((pending.phone.clone(), pending.device));
         st.companions
             .insert((pending.phone, pending.device), pending.bundle);
         // wa-rs marks the disconnect as expected only after it has sent `pair-device-sign`
@@ -690,109 +759,6 @@ impl Conn<'_> {
         self.shared.state().companions.insert(key, bundle);
     }
 
-    async fn prekey_bundles(&mut self, key: &Node) -> Vec<Node> {
-        let registered = self.shared.state().registered.clone();
-        let mut phones = self.shared.phones.lock().await;
-        let mut users = Vec::new();
-        for user in key.get_children_by_tag("user") {
-            let Some(jid_attr) = attr(user, "jid") else {
-                continue;
-            };
-            let jid: Option<Jid> = jid_attr.parse().ok();
-            match jid {
-                Some(jid) if jid.device == 0 && registered.contains(&jid.user) => {
-                    let dev = phones
-                        .entry(jid.user.clone())
-                        .or_insert_with(SimDevice::new);
-                    users.push(dev.bundle_node(&jid_attr));
-                }
-                _ => users.push(
-                    NodeBuilder::new("user")
-                        .attr("jid", jid_attr)
-                        .children([NodeBuilder::new("error")
-                            .attr("code", "404")
-                            .attr("text", "item-not-found")
-                            .build()])
-                        .build(),
-                ),
-            }
-        }
-        users
-    }
-
-    async fn usync(&mut self, iq: &Node) -> Option<Node> {
-        let usync = iq.get_optional_child("usync")?;
-        let query = usync.get_optional_child("query")?;
-        let list = usync.get_optional_child("list")?;
-        let wants_devices = query.get_optional_child("devices").is_some();
-        let (registered, own) = {
-            let st = self.shared.state();
-            let own = self
-                .own()
-                .filter(|(phone, _)| st.accounts.contains_key(phone));
-            (st.registered.clone(), own)
-        };
-        let mut users = Vec::new();
-        for user in list.get_children_by_tag("user") {
-            let phone: String = match attr(user, "jid").and_then(|j| j.parse::<Jid>().ok()) {
-                Some(jid) => jid.user,
-                None => match bytes_of(user.get_optional_child("contact")) {
-                    Some(b) => String::from_utf8_lossy(b)
-                        .chars()
-                        .filter(char::is_ascii_digit)
-                        .collect(),
-                    None => continue,
-                },
-            };
-            let jid = format!("{phone}@s.whatsapp.net");
-            let mut children = Vec::new();
-            if wants_devices {
-                let devices: Vec<Node> = match &own {
-                    Some((own_phone, own_device)) if *own_phone == phone => vec![
-                        NodeBuilder::new("device")
-                            .attr("id", own_device.to_string())
-                            .attr("key-index", "1")
-                            .build(),
-                    ],
-                    _ if registered.contains(&phone) => {
-                        vec![NodeBuilder::new("device").attr("id", "0").build()]
-                    }
-                    _ => Vec::new(),
-                };
-                let mut dl = NodeBuilder::new("device-list").attr("hash", "2:sim");
-                if !devices.is_empty() {
-                    dl = dl.children(devices);
-                }
-                children.push(NodeBuilder::new("devices").children([dl.build()]).build());
-            }
-            if query.get_optional_child("contact").is_some() {
-                let kind = if registered.contains(&phone) {
-                    "in"
-                } else {
-                    "out"
-                };
-                children.push(NodeBuilder::new("contact").attr("type", kind).build());
-            }
-            let mut b = NodeBuilder::new("user").attr("jid", jid);
-            if !children.is_empty() {
-                b = b.children(children);
-            }
-            users.push(b.build());
-        }
-        let mut attrs: Vec<(String, String)> = Vec::new();
-        for key in ["sid", "mode", "context", "index", "last"] {
-            if let Some(v) = attr(usync, key) {
-                attrs.push((key.to_string(), v));
-            }
-        }
-        Some(
-            NodeBuilder::new("usync")
-                .attrs(attrs)
-                .children([NodeBuilder::new("list").children(users).build()])
-                .build(),
-        )
-    }
-
     async fn handle_message(&mut self, node: &Node) -> Reply {
         let id = attr(node, "id").unwrap_or_default();
         let to = attr(node, "to").unwrap_or_default();
@@ -829,10 +795,13 @@ impl Conn<'_> {
             }
         }
 
-        let nack = to
-            .parse::<Jid>()
-            .ok()
-            .and_then(|jid| self.shared.state().nack_to.get(&jid.user).copied());
+        let nack = to.parse::<Jid>().ok().and_then(|jid| {
+            let mut st = self.shared.state();
+            st.nack_to
+                .get(&phone_of(&jid))
+                .copied()
+                .or_else(|| crate::privacy::check_message(&mut st, node, &id, &jid))
+        });
         if let Some(code) = nack {
             self.shared.state().nacked.push((id.clone(), code));
             let mut ack = NodeBuilder::new("ack")
@@ -849,7 +818,7 @@ impl Conn<'_> {
         {
             let mut phones = self.shared.phones.lock().await;
             for (jid, enc_type, ct) in encs {
-                let Some(dev) = phones.get_mut(&jid.user).filter(|_| jid.device == 0) else {
+                let Some(dev) = phones.get_mut(&phone_of(&jid)).filter(|_| jid.device == 0) else {
                     continue;
                 };
                 match dev.decrypt(&sender, &enc_type, &ct).await {
@@ -860,7 +829,7 @@ impl Conn<'_> {
                                 .or_else(|| m.extended_text_message.and_then(|e| e.text))
                         });
                         if let Some(text) = text {
-                            texts.push((jid.user.clone(), text));
+                            texts.push((phone_of(&jid), text));
                         }
                     }
                     Err(e) => {

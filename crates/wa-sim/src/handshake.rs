@@ -18,7 +18,7 @@ use prost::Message as _;
 use wa_rs_binary::consts::{NOISE_START_PATTERN, WA_CONN_HEADER};
 use wa_rs_binary::node::Node;
 use wa_rs_core::framing::{FrameDecoder, encode_frame};
-use wa_rs_core::libsignal::protocol::KeyPair;
+use wa_rs_core::libsignal::protocol::{KeyPair, PrivateKey};
 use wa_rs_core::noise::{NoiseCipher, NoiseHandshake};
 use wa_rs_proto::whatsapp::cert_chain::{NoiseCertificate, noise_certificate};
 use wa_rs_proto::whatsapp::{self as wa, CertChain, HandshakeMessage};
@@ -26,22 +26,50 @@ use wa_rs_proto::whatsapp::{self as wa, CertChain, HandshakeMessage};
 /// whatsapp-rust 0.7's `NOISE_PATTERN_XXFALLBACK` (longer than 32 bytes, so hashed at init).
 const XX_FALLBACK_PATTERN: &str = "Noise_XXfallback_25519_AESGCM_SHA256";
 
+/// The private half of the simulator's test root key (XEdDSA over Curve25519), a constant so
+/// every simulator signs with the same root and a test can name it. Not WhatsApp's: a client that
+/// verifies the chain against WhatsApp's root key (`wacore_noise::WA_CERT_PUB_KEY`) refuses it.
+const TEST_ROOT_PRIVATE: [u8; 32] = *b"relay-wa-sim test root key #0001";
+
+/// The public half of [`TEST_ROOT_PRIVATE`].
+pub(crate) fn test_root_public_key() -> [u8; 32] {
+    test_root()
+        .public_key
+        .public_key_bytes()
+        .try_into()
+        .expect("a Curve25519 public key is 32 bytes")
+}
+
+fn test_root() -> KeyPair {
+    let private = PrivateKey::deserialize(&TEST_ROOT_PRIVATE).expect("32-byte test root key");
+    let public = private.public_key().expect("test root public key");
+    KeyPair::new(public, private)
+}
+
 /// The server's long-term Noise key and the certificate chain that vouches for it.
 ///
-/// wa-rs 0.2.0 only checks the chain structurally: the intermediate's `issuer_serial` is 0, its
-/// key is 32 bytes, the leaf's `issuer_serial` equals the intermediate's `serial`, and the leaf's
-/// key equals the static key sent in the handshake. Signatures are not verified; they are made
-/// here with throw-away root and intermediate keys anyway, so the chain is well formed.
+/// The real server's chain is `root (WhatsApp's key, built into clients) → intermediate (serial
+/// N, issuer serial 0, its own key) → leaf (issuer serial N, key = the server's Noise static
+/// key)`, each certificate's `details` XEdDSA-signed by its issuer. The simulator builds the same
+/// shape with its own test root ([`test_root_public_key`]): the intermediate is really signed by
+/// the test root and the leaf by the intermediate, so only the root differs from WhatsApp's.
+///
+/// What each client checks: wa-rs 0.2.0 only the structure (intermediate issuer serial 0 and a
+/// 32-byte key, leaf issuer serial = intermediate serial, leaf key = static key); whatsapp-rust
+/// 0.7 the structure and both signatures against WhatsApp's root, so it refuses this chain unless
+/// built with `danger-skip-cert-chain-verify` (which skips the signatures only, never the
+/// structure). [`crate::CertChain::LeafKeyMismatch`] breaks the structure so that even such a
+/// build refuses it.
 pub(crate) struct ServerIdentity {
     static_kp: KeyPair,
     cert_chain: Vec<u8>,
 }
 
 impl ServerIdentity {
-    pub(crate) fn generate() -> Self {
+    pub(crate) fn generate(kind: crate::CertChain) -> Self {
         let mut rng = rand::rng();
         let static_kp = KeyPair::generate(&mut rng);
-        let root = KeyPair::generate(&mut rng);
+        let root = test_root();
         let intermediate = KeyPair::generate(&mut rng);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -56,10 +84,18 @@ impl ServerIdentity {
             not_after: Some(now + 365 * 86_400),
         }
         .encode_to_vec();
+        let leaf_key = match kind {
+            crate::CertChain::TestRootSigned => static_kp.public_key.public_key_bytes().to_vec(),
+            // Some other key than the one the server proves it holds in the handshake.
+            crate::CertChain::LeafKeyMismatch => KeyPair::generate(&mut rng)
+                .public_key
+                .public_key_bytes()
+                .to_vec(),
+        };
         let leaf_details = noise_certificate::Details {
             serial: Some(2),
             issuer_serial: Some(1),
-            key: Some(static_kp.public_key.public_key_bytes().to_vec()),
+            key: Some(leaf_key),
             not_before: Some(now - 3600),
             not_after: Some(now + 30 * 86_400),
         }
@@ -262,5 +298,67 @@ impl FrameCipher {
         self.read_counter = self.read_counter.wrapping_add(1);
         let unpacked = wa_rs_binary::util::unpack(&plain)?;
         Ok(wa_rs_binary::marshal::unmarshal_ref(unpacked.as_ref())?.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wa_rs_core::libsignal::protocol::PublicKey;
+
+    fn details(cert: &NoiseCertificate) -> noise_certificate::Details {
+        noise_certificate::Details::decode(cert.details.as_deref().expect("details"))
+            .expect("certificate details")
+    }
+
+    /// The checks whatsapp-rust 0.7 makes (`wacore-noise`, `verify_server_cert`), with the test
+    /// root in place of WhatsApp's: whether the chain vouches for `static_key`.
+    fn verifies(chain: &[u8], root: &[u8; 32], static_key: &[u8]) -> bool {
+        let chain = CertChain::decode(chain).expect("CertChain");
+        let (Some(intermediate), Some(leaf)) = (chain.intermediate, chain.leaf) else {
+            return false;
+        };
+        let (i, l) = (details(&intermediate), details(&leaf));
+        let signed = |key: &[u8], cert: &NoiseCertificate| {
+            PublicKey::from_djb_public_key_bytes(key).is_ok_and(|k| {
+                k.verify_signature(
+                    cert.details.as_deref().unwrap_or_default(),
+                    cert.signature.as_deref().unwrap_or_default(),
+                )
+            })
+        };
+        i.issuer_serial == Some(0)
+            && signed(root, &intermediate)
+            && l.issuer_serial == i.serial
+            && l.key.as_deref() == Some(static_key)
+            && signed(i.key.as_deref().unwrap_or_default(), &leaf)
+    }
+
+    #[test]
+    fn the_chain_is_really_signed_by_the_test_root_and_only_by_it() {
+        let id = ServerIdentity::generate(crate::CertChain::TestRootSigned);
+        let static_key = id.static_kp.public_key.public_key_bytes().to_vec();
+        assert!(verifies(
+            &id.cert_chain,
+            &test_root_public_key(),
+            &static_key
+        ));
+        let other_root: [u8; 32] = KeyPair::generate(&mut rand::rng())
+            .public_key
+            .public_key_bytes()
+            .try_into()
+            .expect("32 bytes");
+        assert!(!verifies(&id.cert_chain, &other_root, &static_key));
+    }
+
+    #[test]
+    fn the_broken_chain_certifies_another_key_than_the_servers() {
+        let id = ServerIdentity::generate(crate::CertChain::LeafKeyMismatch);
+        let static_key = id.static_kp.public_key.public_key_bytes().to_vec();
+        assert!(!verifies(
+            &id.cert_chain,
+            &test_root_public_key(),
+            &static_key
+        ));
     }
 }

@@ -1,13 +1,15 @@
-//! A loopback WhatsApp Web server for tests: the real `wa-rs` 0.2.0 client connects to it over
-//! `ws://127.0.0.1:PORT/ws/chat`, completes the Noise handshake, links with a simulated phone,
+//! A loopback WhatsApp Web server for tests: the real client (whatsapp-rust 0.7; wa-rs 0.2.0
+//! still works where noted) connects to it over `ws://127.0.0.1:PORT/ws/chat`, completes the Noise handshake, links with a simulated phone,
 //! logs in, looks numbers up and sends end-to-end encrypted messages that the simulator decrypts
 //! as the recipients' phones would.
 //!
 //! # What it implements
 //!
 //! * **Handshake**: the server side of Noise XX (`Noise_XX_25519_AESGCM_SHA256`, prologue
-//!   `WA 6 3`), with a certificate chain wa-rs accepts (it checks serials and the leaf key only),
-//!   then frames `len24 | AES-256-GCM(counter IV)` over `wa_rs_binary::marshal(node)`. A Noise
+//!   `WA 6 3`), with a certificate chain really signed by a test root key
+//!   ([`WaSim::test_root_public_key`]; [`CertChain`], `handshake.rs`): whatsapp-rust 0.7 refuses
+//!   it unless built with `danger-skip-cert-chain-verify`, and refuses
+//!   [`CertChain::LeafKeyMismatch`] even then; wa-rs 0.2.0 checks the structure only. Then frames `len24 | AES-256-GCM(counter IV)` over `wa_rs_binary::marshal(node)`. A Noise
 //!   IK hello (whatsapp-rust 0.7 reconnecting with the static key it cached) is declined with an
 //!   XX-shaped answer under `Noise_XXfallback_25519_AESGCM_SHA256`, as after a key rotation.
 //! * **Linking**: a client without a session (its `ClientPayload` carries `devicePairingData`) gets
@@ -39,7 +41,7 @@
 //!   at every later login; a ban answers logins with `<failure reason="402">` until it expires.
 //! * **Numbers**: `usync` contact queries answer one `<user jid=…>` per number, with
 //!   `<contact type="in"/>` for the numbers given to [`WaSim::set_registered`], `type="out"` for
-//!   the others. The `jid` attribute travels as a JID value, as from the real server — and
+//!   the others, and `<lid val=…/>` (each number's LID, [`WaSim::lid_of`]) when asked (`usync.rs`). The `jid` attribute travels as a JID value, as from the real server — and
 //!   wa-rs 0.2.0's `contacts().is_on_whatsapp()` reads it with `optional_string`, so it returns an
 //!   empty list for every query; read the same answer with `optional_jid` (see
 //!   `tests/it/usync.rs`).
@@ -47,20 +49,38 @@
 //!   signed pre-key and one-time pre-keys. Device-list queries list it (and, for the account's
 //!   own number, only the linked companion — no primary phone, so no device-sent copies), pre-key
 //!   fetches hand out a fresh bundle, and every `<message>` is decrypted with libsignal as that
-//!   phone, its text recorded ([`WaSim::received`]) and acknowledged with `<ack class="message">`.
+//!   phone, its text recorded ([`WaSim::received`]) and acknowledged with `<ack class="message"
+//!   id=… from=… t=…>` (whatsapp-rust 0.7: `Event::ServerAck { error: None, .. }`, what `sent`
+//!   waits for). Messages may be addressed by phone number or LID.
 //!   Unregistered numbers have no devices: wa-rs then sends a message with no recipients, and
 //!   still returns `Ok(id)`. [`WaSim::nack_messages_to`] makes the server refuse a recipient's
 //!   messages with `<ack class="message" error=CODE>` (463, 400, 479…), undelivered and recorded
 //!   ([`WaSim::nacked`]); whatsapp-rust 0.7 reports it as `Event::ServerAck { error, .. }`.
-//! * **App state**: the sync IQ is answered with each collection at the version asked, no
-//!   patches; [`WaSim::share_app_state_key`] has the account's own phone share a sync key, which
-//!   whatsapp-rust 0.7 waits for (up to 10 s) before `Connected`.
+//!   The real server's ack also carries a participant hash (`phash`); not modelled.
+//! * **Privacy tokens and LIDs** (`privacy.rs`): a message to a cold contact (the default for
+//!   every registered number) needs a valid `<cstoken>` or an issued `<tctoken>`, else 463
+//!   ([`WaSim::require_privacy_tokens`], [`WaSim::set_contact_warm`], [`WaSim::issue_tc_token`],
+//!   [`WaSim::token_checks`]); an account LID-migrated with [`WaSim::set_lid_migrated`] (AB prop
+//!   and `client-props`) gets 400 for a message addressed by phone number. The AB props answer
+//!   turns on the client's token sending.
+//! * **App state** (`appstate.rs`): the sync IQ is answered with each collection at the version
+//!   asked, no patches, except `critical_block` from version 0 once the phone shared its key: one
+//!   patch with the account's `nct_salt_sync` ([`WaSim::nct_salt`]). After each linking the phone
+//!   shares its app-state key by itself once the companion uploaded its pre-keys
+//!   ([`WaSim::set_auto_key_share`]); whatsapp-rust 0.7 waits for it (up to 10 s) before
+//!   `Connected`. [`WaSim::share_app_state_key`] shares it on demand (e.g. for a session linked
+//!   elsewhere) and, to a client that already synced that collection without it, announces the
+//!   salt with a `server_sync` notification.
 //! * **Restrictions**: the reach-out time-lock MEX query (`w:mex`, doc id `23983697327930364`,
-//!   whatsapp-rust 0.7's `fetch_reachout_timelock`) answers [`WaSim::set_reachout_timelock`].
+//!   whatsapp-rust 0.7's `fetch_reachout_timelock`) answers [`WaSim::set_reachout_timelock`]:
+//!   `is_active` (false by default), with `time_enforcement_ends` (Unix seconds, as a string) and
+//!   `enforcement_type` when set. The real server also locks by itself after repeated 463s; the
+//!   simulator only when told.
 //! * **Typing**: `<chatstate>` stanzas are only logged, like every client stanza, with the time
 //!   they were read ([`WaSim::client_stanzas_timed`]).
 //! * **Receipts and replies**: [`WaSim::send_receipt`] and [`WaSim::send_text_from`]; they are
-//!   kept until the client acknowledges them (`<ack class=… id=… [type=…]>`) and sent again after
+//!   kept until the client confirms them (`<ack class=… id=… [type=…]>`, or for a message
+//!   whatsapp-rust 0.7's `<receipt>`) and sent again after
 //!   each `<success>`, like the real server's offline queue: one caught by a disconnect may
 //!   arrive twice.
 //!
@@ -90,9 +110,9 @@
 //! The `relay-wa-sim` binary (`src/bin/relay-wa-sim.rs`) runs it as a process driven by stdin
 //! lines, for the desktop end-to-end test written in Python (`tests/e2e/test_whatsapp.py`).
 //!
-//! Not modelled: LID addressing (no `lid` in usync answers), groups, media, app-state data,
-//! history sync, retry receipts, the HMAC of `pair-success` after a QR scan (the server cannot
-//! know the QR's secret; wa-rs 0.2.0 does not check it). `companion_reg_refresh` is sent on
+//! Not modelled: groups, media, app-state data beyond the salt, history sync, retry receipts,
+//! `key-index-list` in device lists (whatsapp-rust 0.7 then skips the account's other companions,
+//! which the simulator does not have anyway). `companion_reg_refresh` is sent on
 //! request ([`WaSim::companion_reg_refresh`]), never by itself.
 //!
 //! # Example
@@ -119,11 +139,15 @@
 // test that drives it, with the message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod appstate;
 mod conn;
 mod handshake;
 mod pair_code;
 mod pairing;
+mod phone;
+mod privacy;
 mod signal;
+mod usync;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -134,13 +158,29 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 use wa_rs_binary::builder::NodeBuilder;
-use wa_rs_binary::jid::Jid;
 use wa_rs_binary::node::Node;
 
 pub use wa_rs_binary::node::Node as Stanza;
 
 use handshake::ServerIdentity;
 use signal::{PeerBundle, SimDevice};
+
+pub use privacy::{PrivacyToken, TokenCheck};
+
+/// Which certificate chain the simulator's Noise handshake presents (see `handshake.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CertChain {
+    /// Well formed and really signed: the intermediate by the simulator's test root key
+    /// ([`WaSim::test_root_public_key`]), the leaf (the server's static key) by the intermediate.
+    /// whatsapp-rust 0.7 refuses it (the root is not WhatsApp's) unless built with
+    /// `danger-skip-cert-chain-verify`; wa-rs 0.2.0 accepts it.
+    #[default]
+    TestRootSigned,
+    /// Signed the same way, but the leaf certifies another key than the static key the server
+    /// uses in the handshake: a structural fault that every client refuses, even one built with
+    /// `danger-skip-cert-chain-verify` (that feature skips the signature checks only).
+    LeafKeyMismatch,
+}
 
 /// A text the client sent, decrypted by the recipient's simulated phone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,6 +342,14 @@ pub(crate) struct State {
     pub(crate) nacked: Vec<(String, u16)>,
     /// The account's reach-out time lock, as the MEX query answers it.
     pub(crate) reachout: ReachoutTimelock,
+    /// Privacy tokens, LIDs and the account's LID migration (see `privacy.rs`).
+    pub(crate) privacy: privacy::PrivacyState,
+    /// The app-state sync key the account's phone shared, if any: (key id, key data).
+    pub(crate) app_state_key: Option<(Vec<u8>, [u8; 32])>,
+    /// Whether the phone shares its app-state key by itself after each linking.
+    pub(crate) auto_key_share: bool,
+    /// Companions just linked whose phone shares the key once they uploaded their pre-keys.
+    pub(crate) key_share_due: HashSet<(String, u32)>,
 }
 
 /// The account's reach-out time lock (WhatsApp forbids starting new chats while active), as the
@@ -367,69 +415,21 @@ pub(crate) fn unpad(plain: &[u8]) -> Option<&[u8]> {
     Some(&plain[..plain.len() - n])
 }
 
-/// The ADV secret, the 4th field of a linking QR code (the server never sees it otherwise).
-fn adv_secret_of(qr: &str) -> Option<[u8; 32]> {
-    use base64::Engine as _;
-    let field = qr.split(',').nth(3)?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(field)
-        .ok()?;
-    bytes.try_into().ok()
-}
-
-/// The `pair-success` IQ the phone `phone` sends to link the companion whose keys are
-/// `bundle`, its device identity signed with the phone's identity key and HMAC'd with
-/// `hmac_key`; the pairing is pending until the client answers `pair-device-sign`.
-pub(crate) async fn pair_success(
-    shared: &Shared,
-    phone: &str,
-    bundle: PeerBundle,
-    hmac_key: &[u8; 32],
-) -> Node {
-    let identity = {
-        let mut phones = shared.phones.lock().await;
-        phones
-            .entry(phone.to_string())
-            .or_insert_with(SimDevice::new)
-            .identity()
-            .clone()
-    };
-    let key_index = 1;
-    let device_identity =
-        pairing::signed_device_identity(&identity, &bundle.identity, key_index, hmac_key);
-    let (id, device) = {
-        let mut st = shared.state();
-        let device = st.accounts.get(phone).map_or(2, |a| a.device + 1);
-        let id = st.next_id("pair-");
-        st.pending_pairs.insert(
-            id.clone(),
-            PendingPair {
-                phone: phone.to_string(),
-                device,
-                bundle,
-            },
-        );
-        (id, device)
-    };
-    let lid = lid_for(phone);
-    pairing::pair_success_iq(
-        &id,
-        device_identity,
-        key_index,
-        &format!("{phone}:{device}@s.whatsapp.net"),
-        &format!("{lid}:{device}@lid"),
-    )
-}
-
 impl WaSim {
-    /// Starts a simulator on `127.0.0.1` with a random free port.
+    /// Starts a simulator on `127.0.0.1` with a random free port, presenting a certificate
+    /// chain signed with the test root key ([`CertChain::TestRootSigned`]).
     pub async fn start() -> Self {
+        Self::start_with_cert_chain(CertChain::TestRootSigned).await
+    }
+
+    /// [`WaSim::start`] presenting the certificate chain `chain` in every handshake.
+    pub async fn start_with_cert_chain(chain: CertChain) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared {
-            identity: ServerIdentity::generate(),
+            identity: ServerIdentity::generate(chain),
             state: Mutex::new(State {
                 connections: 0,
                 next_id: 0,
@@ -454,6 +454,10 @@ impl WaSim {
                 nack_to: HashMap::new(),
                 nacked: Vec::new(),
                 reachout: ReachoutTimelock::default(),
+                privacy: privacy::PrivacyState::default(),
+                app_state_key: None,
+                auto_key_share: true,
+                key_share_due: HashSet::new(),
             }),
             phones: tokio::sync::Mutex::new(HashMap::new()),
             changed: watch::channel(0).0,
@@ -477,6 +481,13 @@ impl WaSim {
             addr,
             accept,
         }
+    }
+
+    /// The public half of the test root key (Curve25519, 32 bytes) that signs the intermediate
+    /// certificate of every simulator's chain; the same for all simulators. WhatsApp's root key
+    /// is another one, so a client that verifies the chain refuses this server.
+    pub fn test_root_public_key() -> [u8; 32] {
+        handshake::test_root_public_key()
     }
 
     /// `ws://127.0.0.1:PORT/ws/chat`, for `TokioWebSocketTransportFactory::with_url`.
@@ -538,7 +549,7 @@ impl WaSim {
     /// refused with `hmac-mismatch`). False if no unlinked client is connected or the code is
     /// not one.
     pub async fn scan_qr_code(&self, phone: &str, qr: &str) -> bool {
-        match adv_secret_of(qr) {
+        match pairing::adv_secret_of(qr) {
             Some(key) => self.scan_with_key(phone, &key).await,
             None => false,
         }
@@ -557,7 +568,7 @@ impl WaSim {
                 _ => return false,
             }
         };
-        let node = pair_success(&self.shared, &phone, bundle, hmac_key).await;
+        let node = pairing::pair_success(&self.shared, &phone, bundle, hmac_key).await;
         let (done, wait) = oneshot::channel();
         if tx.send(Cmd::Send(vec![node], done)).is_ok() {
             let _ = wait.await;
@@ -902,7 +913,7 @@ impl WaSim {
         self.shared.state().log.clone()
     }
 
-    async fn wait_until<T>(
+    pub(crate) async fn wait_until<T>(
         &self,
         timeout: Duration,
         mut check: impl FnMut(&State) -> Option<T>,
@@ -921,158 +932,5 @@ impl WaSim {
         .await
         .ok()
         .flatten()
-    }
-
-    /// Sends a receipt for a received message, from its recipient. Queued while the client
-    /// is offline. Panics if `message_id` was never received.
-    pub async fn send_receipt(&self, message_id: &str, kind: ReceiptKind) {
-        let to = self
-            .shared
-            .state()
-            .received
-            .iter()
-            .find(|r| r.message_id == message_id)
-            .map(|r| r.to.clone())
-            .unwrap_or_else(|| panic!("send_receipt: message {message_id} was not received"));
-        let mut b = NodeBuilder::new("receipt")
-            .attr("from", format!("{to}@s.whatsapp.net"))
-            .attr("id", message_id)
-            .attr("t", now_secs().to_string());
-        match kind {
-            ReceiptKind::Delivery => {}
-            ReceiptKind::Read => b = b.attr("type", "read"),
-            ReceiptKind::Played => b = b.attr("type", "played"),
-        }
-        self.deliver(b.build()).await;
-    }
-
-    /// A carrier (`phone`, digits) writes `text` to the linked account: encrypted by that
-    /// phone's Signal session with the companion (or from the pre-keys the companion uploaded).
-    /// Queued while the client is offline. Returns the message id. Panics if nothing is
-    /// linked, or if the companion never uploaded pre-keys and never wrote to `phone`.
-    pub async fn send_text_from(&self, phone: &str, text: &str) -> String {
-        let message = wa_rs_proto::whatsapp::Message {
-            conversation: Some(text.to_string()),
-            ..Default::default()
-        };
-        self.send_message_from(phone, &message, "text").await
-    }
-
-    /// `message`, end-to-end encrypted from the phone `phone` to the linked companion, as a
-    /// `<message type=TYPE>`; returns its id.
-    async fn send_message_from(
-        &self,
-        phone: &str,
-        message: &wa_rs_proto::whatsapp::Message,
-        typ: &str,
-    ) -> String {
-        let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
-        let (companion, bundle) = {
-            let st = self.shared.state();
-            let account = st
-                .accounts
-                .values()
-                .next()
-                .expect("send_text_from: no linked account");
-            let key = (account.phone.clone(), account.device);
-            (
-                Jid::pn_device(account.phone.clone(), account.device as u16),
-                st.companions.get(&key).cloned(),
-            )
-        };
-        let plain = pad(prost::Message::encode_to_vec(message));
-        let (enc_type, ciphertext) = {
-            let mut phones = self.shared.phones.lock().await;
-            let dev = phones.entry(phone.clone()).or_insert_with(SimDevice::new);
-            dev.encrypt(&companion, bundle.as_ref(), &plain)
-                .await
-                .expect("send_text_from: encrypt")
-        };
-        if enc_type == "pkmsg" {
-            // The one-time pre-key is used up.
-            let mut st = self.shared.state();
-            if let Some(b) = st
-                .companions
-                .get_mut(&(companion.user.clone(), u32::from(companion.device)))
-                && !b.prekeys.is_empty()
-            {
-                b.prekeys.remove(0);
-            }
-        }
-        let id = message_id();
-        let node = NodeBuilder::new("message")
-            .attr("from", format!("{phone}@s.whatsapp.net"))
-            .attr("id", id.as_str())
-            .attr("type", typ)
-            .attr("t", now_secs().to_string())
-            .attr("notify", format!("+{phone}"))
-            .children([NodeBuilder::new("enc")
-                .attr("v", "2")
-                .attr("type", enc_type)
-                .bytes(ciphertext)
-                .build()])
-            .build();
-        self.deliver(node).await;
-        id
-    }
-
-    /// The account's own phone shares an app-state sync key with the linked companion (a
-    /// `protocolMessage` APP_STATE_SYNC_KEY_SHARE, end-to-end encrypted from the phone, as after
-    /// a real linking). whatsapp-rust 0.7 waits up to 10 s for it before its initial app-state
-    /// sync, so tests call this right after the login to reach `Connected` at once. Returns the
-    /// message's id.
-    pub async fn share_app_state_key(&self) -> String {
-        use wa_rs_proto::whatsapp::message::{
-            AppStateSyncKey, AppStateSyncKeyData, AppStateSyncKeyFingerprint, AppStateSyncKeyId,
-            AppStateSyncKeyShare, ProtocolMessage, protocol_message,
-        };
-        let own = {
-            let st = self.shared.state();
-            st.accounts
-                .values()
-                .next()
-                .expect("share_app_state_key: no linked account")
-                .phone
-                .clone()
-        };
-        let key = AppStateSyncKey {
-            key_id: Some(AppStateSyncKeyId {
-                key_id: Some(vec![0, 0, 0, 1, 0, 1]),
-            }),
-            key_data: Some(AppStateSyncKeyData {
-                key_data: Some(rand::random::<[u8; 32]>().to_vec()),
-                fingerprint: Some(AppStateSyncKeyFingerprint {
-                    raw_id: Some(rand::random()),
-                    current_index: Some(1),
-                    device_indexes: vec![0, 1],
-                }),
-                timestamp: Some(i64::try_from(now_secs() * 1000).unwrap_or(i64::MAX)),
-            }),
-        };
-        let message = wa_rs_proto::whatsapp::Message {
-            protocol_message: Some(Box::new(ProtocolMessage {
-                r#type: Some(protocol_message::Type::AppStateSyncKeyShare as i32),
-                app_state_sync_key_share: Some(AppStateSyncKeyShare { keys: vec![key] }),
-                ..Default::default()
-            })),
-            ..Default::default()
-        };
-        self.send_message_from(&own, &message, "protocol").await
-    }
-
-    /// Sends to the logged-in client (if any) and keeps the stanza until the client acks it.
-    async fn deliver(&self, node: Node) {
-        let tx = {
-            let mut st = self.shared.state();
-            st.unacked.push(node.clone());
-            match st.current.as_ref().filter(|c| c.logged_in) {
-                Some(c) => c.tx.clone(),
-                None => return,
-            }
-        };
-        let (done, wait) = oneshot::channel();
-        if tx.send(Cmd::Send(vec![node], done)).is_ok() {
-            let _ = wait.await;
-        }
     }
 }

@@ -6,6 +6,8 @@
 //! `accountSignature` = XEdDSA over `[6, 0] ++ details ++ companion identity public key` with
 //! `accountSignatureKey`. `details` is an `ADVDeviceIdentity` whose `keyIndex` is echoed back.
 
+use crate::signal::{PeerBundle, SimDevice};
+use crate::{PendingPair, Shared, lid_for};
 use hmac::{Hmac, Mac};
 use prost::Message as _;
 use rand::Rng;
@@ -100,7 +102,11 @@ pub(crate) fn pair_success_iq(
     key_index: u32,
     device_jid: &str,
     device_lid: &str,
+    lid_migrated: bool,
 ) -> Node {
+    // `ClientPairingProps { isChatDbLidMigrated = 1 }`: the phone tells a new companion that the
+    // account's 1:1 chats are on LIDs (whatsapp-rust 0.7 persists it at pairing).
+    let client_props = vec![0x08, u8::from(lid_migrated)];
     NodeBuilder::new("iq")
         .attrs([
             ("from", SERVER_JID),
@@ -114,6 +120,7 @@ pub(crate) fn pair_success_iq(
                     .attr("key-index", key_index.to_string())
                     .bytes(device_identity)
                     .build(),
+                NodeBuilder::new("client-props").bytes(client_props).build(),
                 NodeBuilder::new("platform").attr("name", "android").build(),
                 NodeBuilder::new("device")
                     .attr("jid", device_jid)
@@ -122,4 +129,59 @@ pub(crate) fn pair_success_iq(
             ])
             .build()])
         .build()
+}
+
+/// The ADV secret, the 4th field of a linking QR code (the server never sees it otherwise).
+pub(crate) fn adv_secret_of(qr: &str) -> Option<[u8; 32]> {
+    use base64::Engine as _;
+    let field = qr.split(',').nth(3)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(field)
+        .ok()?;
+    bytes.try_into().ok()
+}
+
+/// The `pair-success` IQ the phone `phone` sends to link the companion whose keys are
+/// `bundle`, its device identity signed with the phone's identity key and HMAC'd with
+/// `hmac_key`; the pairing is pending until the client answers `pair-device-sign`.
+pub(crate) async fn pair_success(
+    shared: &Shared,
+    phone: &str,
+    bundle: PeerBundle,
+    hmac_key: &[u8; 32],
+) -> Node {
+    let identity = {
+        let mut phones = shared.phones.lock().await;
+        phones
+            .entry(phone.to_string())
+            .or_insert_with(SimDevice::new)
+            .identity()
+            .clone()
+    };
+    let key_index = 1;
+    let device_identity = signed_device_identity(&identity, &bundle.identity, key_index, hmac_key);
+    let (id, device) = {
+        let mut st = shared.state();
+        let device = st.accounts.get(phone).map_or(2, |a| a.device + 1);
+        let id = st.next_id("pair-");
+        st.pending_pairs.insert(
+            id.clone(),
+            PendingPair {
+                phone: phone.to_string(),
+                device,
+                bundle,
+            },
+        );
+        (id, device)
+    };
+    let lid = lid_for(phone);
+    let lid_migrated = shared.state().privacy.lid_migrated;
+    pair_success_iq(
+        &id,
+        device_identity,
+        key_index,
+        &format!("{phone}:{device}@s.whatsapp.net"),
+        &format!("{lid}:{device}@lid"),
+        lid_migrated,
+    )
 }

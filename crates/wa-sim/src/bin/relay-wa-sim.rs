@@ -2,7 +2,8 @@
 //! written in Rust (the desktop end-to-end test drives it from Python). It starts the
 //! simulator on 127.0.0.1, prints `url ws://127.0.0.1:PORT/ws/chat`, then obeys one command per
 //! line on stdin and answers each with exactly one line on stdout: `ok …`, a JSON value, or
-//! `error: …`. End of input stops it.
+//! `error: …`. End of input stops it. With `--broken-cert-chain` its certificate chain certifies
+//! another key than the server's (`CertChain::LeafKeyMismatch`): every client refuses it.
 //!
 //! ```text
 //! status                  {"connected":…,"logged_in":…,"linked_phone":…,"connections":…}
@@ -15,18 +16,30 @@
 //! received                every text the carriers' phones decrypted, as a JSON array
 //! wait_received N SECS    waits for N texts, then as `received` (error on timeout)
 //! wait_login SECS         waits for a logged-in client
+//! tokens on|off           first messages to cold contacts need a privacy token (on at start)
+//! warm PHONE | cold PHONE the contact wrote to the account (no token needed) / never did
+//! lid_migrated on|off     the account's 1:1 chats are on LIDs (read at the client's next login)
+//! nack PHONE CODE|off     refuse messages to PHONE with `<ack error=CODE>` / accept them again
+//! nacked                  every refused message, as a JSON array of {"id":…,"code":…}
+//! timelock off | timelock until SECS   the reach-out time lock: inactive / active until then
 //! quit
 //! ```
 
 use std::time::Duration;
 
 use anyhow::Context;
-use relay_wa_sim::{ReceivedText, WaSim};
+use relay_wa_sim::{CertChain, ReachoutTimelock, ReceivedText, WaSim};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let sim = WaSim::start().await;
+    // `--broken-cert-chain`: a chain every client refuses, even one that skips the signatures.
+    let chain = if std::env::args().any(|a| a == "--broken-cert-chain") {
+        CertChain::LeafKeyMismatch
+    } else {
+        CertChain::TestRootSigned
+    };
+    let sim = WaSim::start_with_cert_chain(chain).await;
     let mut out = tokio::io::stdout();
     say(&mut out, &format!("url {}", sim.url())).await?;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
@@ -137,7 +150,71 @@ async fn obey(sim: &WaSim, command: &str, args: &[&str]) -> String {
             }
             Err(_) => "error: wait_login SECS, un nombre".into(),
         },
+        ("tokens", [switch]) => match on_off(switch) {
+            Some(on) => {
+                sim.require_privacy_tokens(on);
+                "ok".into()
+            }
+            None => "error: tokens on|off".into(),
+        },
+        ("warm", [phone]) => {
+            sim.set_contact_warm(phone);
+            "ok".into()
+        }
+        ("cold", [phone]) => {
+            sim.set_contact_cold(phone);
+            "ok".into()
+        }
+        ("lid_migrated", [switch]) => match on_off(switch) {
+            Some(on) => {
+                sim.set_lid_migrated(on);
+                "ok".into()
+            }
+            None => "error: lid_migrated on|off".into(),
+        },
+        ("nack", [phone, code]) => match (*code, code.parse()) {
+            ("off", _) => {
+                sim.nack_messages_to(phone, None);
+                "ok".into()
+            }
+            (_, Ok(code)) => {
+                sim.nack_messages_to(phone, Some(code));
+                "ok".into()
+            }
+            _ => "error: nack PHONE CODE|off".into(),
+        },
+        ("nacked", []) => {
+            let items: Vec<String> = sim
+                .nacked()
+                .iter()
+                .map(|(id, code)| format!(r#"{{"id":{},"code":{code}}}"#, json_string(id)))
+                .collect();
+            format!("[{}]", items.join(","))
+        }
+        ("timelock", ["off"]) => {
+            sim.set_reachout_timelock(ReachoutTimelock::default());
+            "ok".into()
+        }
+        ("timelock", ["until", secs]) => match secs.parse() {
+            Ok(ends) => {
+                sim.set_reachout_timelock(ReachoutTimelock {
+                    is_active: true,
+                    ends_at: Some(ends),
+                    enforcement_type: Some("REACHOUT_TIMELOCK".into()),
+                });
+                "ok".into()
+            }
+            Err(_) => "error: timelock until SECS (secondes Unix)".into(),
+        },
         _ => format!("error: commande inconnue ou arguments incorrects : {command} {args:?}"),
+    }
+}
+
+fn on_off(word: &str) -> Option<bool> {
+    match word {
+        "on" => Some(true),
+        "off" => Some(false),
+        _ => None,
     }
 }
 
