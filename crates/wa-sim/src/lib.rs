@@ -555,6 +555,12 @@ impl WaSim {
         }
     }
 
+    /// [`WaSim::scan_qr_code`] given only the code's ADV secret (as a test reads it from the
+    /// client's session file, when the QR code is drawn where the test cannot read it).
+    pub async fn scan_qr_with_secret(&self, phone: &str, secret: &[u8; 32]) -> bool {
+        self.scan_with_key(phone, secret).await
+    }
+
     async fn scan_with_key(&self, phone: &str, hmac_key: &[u8; 32]) -> bool {
         let phone: String = phone.chars().filter(char::is_ascii_digit).collect();
         let (tx, bundle) = {

@@ -48,7 +48,13 @@ async fn login_links_once_then_serve_sends_through_that_session() {
         .is_some(),
         "login took the QR refs"
     );
-    sim.scan_qr(ACCOUNT).await;
+    // The QR code is drawn in the terminal: the phone's secret is read from the session file.
+    let secret = relay_test_support::whatsapp_session::qr_secret(
+        &world.data_dir().join("whatsapp-session.db"),
+    )
+    .await
+    .expect("the session file holds the QR code's secret");
+    assert!(sim.scan_qr_with_secret(ACCOUNT, &secret).await, "scanned");
     let output = tokio::task::spawn_blocking(move || login.wait_with_output())
         .await
         .expect("join")

@@ -166,7 +166,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (store, order) = broadcasting(dir.path()).await;
         let in_flight = store
-            .claim_next(None, NOW)
+            .claim_next(None, NOW, None)
             .await
             .expect("claim")
             .expect("a delivery");
@@ -185,7 +185,7 @@ mod tests {
         );
         assert!(
             store
-                .claim_next(None, NOW + 2)
+                .claim_next(None, NOW + 2, None)
                 .await
                 .expect("claim")
                 .is_none(),
@@ -214,7 +214,7 @@ mod tests {
         assert_eq!(store.next_due_at().await.expect("due"), None);
         assert!(
             store
-                .claim_next(None, NOW + 10_000)
+                .claim_next(None, NOW + 10_000, None)
                 .await
                 .expect("claim")
                 .is_none()
@@ -265,7 +265,7 @@ mod tests {
             .await
             .expect("second notice");
         assert_eq!(again.cancelled, 0, "staff's forced batch is left alone");
-        let claim = store.claim_next(None, NOW + 4).await.expect("claim");
+        let claim = store.claim_next(None, NOW + 4, None).await.expect("claim");
         assert!(claim.is_some(), "the forced batch is sent");
     }
 

@@ -27,3 +27,4 @@ mod tidy;
 mod twilio;
 mod webhook_intake;
 mod whatsapp_web;
+mod whatsapp_web_server;

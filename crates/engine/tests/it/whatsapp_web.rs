@@ -13,10 +13,10 @@ use relay_wa_sim::{CompanionDevice, PairCodeRefused, ReceiptKind, WaSim};
 use crate::helpers::*;
 
 /// CamionBack's own number, as the phone that scans the QR code.
-const ACCOUNT: &str = "212664373534";
-const LIMIT: Duration = Duration::from_secs(20);
+pub(crate) const ACCOUNT: &str = "212664373534";
+pub(crate) const LIMIT: Duration = Duration::from_secs(20);
 
-fn web_settings(sim: &WaSim) -> Vec<(&'static str, String)> {
+pub(crate) fn web_settings(sim: &WaSim) -> Vec<(&'static str, String)> {
     vec![
         ("RELAY_CHANNEL", "whatsapp-web".into()),
         ("WHATSAPP_WEB_URL", sim.url()),
@@ -27,14 +27,14 @@ fn web_settings(sim: &WaSim) -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn world_with(sim: &WaSim) -> TestApp {
+pub(crate) async fn world_with(sim: &WaSim) -> TestApp {
     let settings = web_settings(sim);
     let overrides: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     world(&overrides).await
 }
 
 /// Waits until the connection state matches, and returns it.
-async fn wait_state(
+pub(crate) async fn wait_state(
     app: &TestApp,
     what: &str,
     check: impl Fn(&ConnectionState) -> bool,
@@ -54,13 +54,26 @@ async fn wait_state(
     }
 }
 
+/// The phone scans the QR code the relay shows now (whatsapp-rust checks the phone's HMAC
+/// made with the code's secret).
+pub(crate) async fn scan(app: &TestApp, sim: &WaSim) {
+    let shown = wait_state(app, "qr", |s| matches!(s, ConnectionState::Qr { .. })).await;
+    let ConnectionState::Qr { code, .. } = shown else {
+        unreachable!()
+    };
+    assert!(
+        sim.scan_qr_code(ACCOUNT, &code).await,
+        "the phone scanned {code}"
+    );
+}
+
 /// A relay linked to the simulated phone, with the three usual validated carriers.
-async fn linked_app(sim: &WaSim) -> TestApp {
+pub(crate) async fn linked_app(sim: &WaSim) -> TestApp {
     let app = world_with(sim).await;
     add_usual_carriers(&app.camionback);
     let app = app.start().await;
     wait_state(&app, "qr", |s| matches!(s, ConnectionState::Qr { .. })).await;
-    sim.scan_qr(ACCOUNT).await;
+    scan(&app, sim).await;
     wait_state(&app, "connected", ConnectionState::is_connected).await;
     app
 }
@@ -77,7 +90,7 @@ async fn the_qr_code_is_scanned_once_and_every_restart_connects_without_it() {
     assert!(!code.is_empty());
     assert!(expires_at > chrono::Utc::now(), "the QR code has time left");
 
-    sim.scan_qr(ACCOUNT).await;
+    scan(&app, &sim).await;
     let connected = wait_state(&app, "connected", ConnectionState::is_connected).await;
     assert_eq!(
         connected,
@@ -114,7 +127,7 @@ async fn the_qr_code_is_scanned_once_and_every_restart_connects_without_it() {
 }
 
 /// Every connection state the app goes through until it is connected.
-async fn states_until_connected(app: &TestApp) -> Vec<ConnectionState> {
+pub(crate) async fn states_until_connected(app: &TestApp) -> Vec<ConnectionState> {
     let mut states = app.engine().whatsapp().expect("channel").state();
     let mut seen = vec![states.borrow().clone()];
     tokio::time::timeout(LIMIT, async {
@@ -269,15 +282,17 @@ async fn a_companion_reg_refresh_rotates_the_secret_in_the_qr_code_and_linking_s
     let ConnectionState::Qr { code: after, .. } = after else {
         unreachable!()
     };
-    let (ref_before, secret_before) = before.rsplit_once(',').expect("qr payload");
-    let (ref_after, secret_after) = after.rsplit_once(',').expect("qr payload");
+    // `ref,noise key,identity key,adv secret,platform`
+    let before: Vec<&str> = before.split(',').collect();
+    let after: Vec<&str> = after.split(',').collect();
     assert_eq!(
-        ref_before, ref_after,
+        (&before[..3], &before[4..]),
+        (&after[..3], &after[4..]),
         "same ref and keys, only the secret changes"
     );
-    assert_ne!(secret_before, secret_after);
+    assert_ne!(before[3], after[3]);
 
-    sim.scan_qr(ACCOUNT).await;
+    scan(&app, &sim).await;
     wait_state(&app, "connected", ConnectionState::is_connected).await;
 }
 
@@ -297,7 +312,7 @@ async fn when_the_qr_codes_run_out_new_ones_are_offered_on_request() {
         matches!(s, ConnectionState::Qr { .. })
     })
     .await;
-    sim.scan_qr(ACCOUNT).await;
+    scan(&app, &sim).await;
     wait_state(&app, "connected", ConnectionState::is_connected).await;
 }
 
@@ -385,7 +400,7 @@ async fn with_typing_on_each_message_follows_a_typing_indicator_as_long_as_the_t
     add_usual_carriers(&app.camionback);
     let app = app.start().await;
     wait_state(&app, "qr", |s| matches!(s, ConnectionState::Qr { .. })).await;
-    sim.scan_qr(ACCOUNT).await;
+    scan(&app, &sim).await;
     wait_state(&app, "connected", ConnectionState::is_connected).await;
 
     let short = "Sable";

@@ -83,6 +83,20 @@ async fn obey(sim: &WaSim, command: &str, args: &[&str]) -> String {
                 "error: aucun client non relié n'est connecté".into()
             }
         }
+        // The QR code's ADV secret (base64), as the e2e test reads it from the session file:
+        // whatsapp-rust 0.7 checks the phone's HMAC made with it.
+        ("scan", [phone, secret]) => {
+            use base64::Engine as _;
+            let secret = base64::engine::general_purpose::STANDARD
+                .decode(secret)
+                .ok()
+                .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
+            match secret {
+                Some(secret) if sim.scan_qr_with_secret(phone, &secret).await => "ok".into(),
+                Some(_) => "error: aucun client non relié n'est connecté".into(),
+                None => "error: secret ADV illisible (base64 de 32 octets attendu)".into(),
+            }
+        }
         ("rotate", []) => {
             if sim.rotate_qr().await {
                 "ok".into()

@@ -3,7 +3,8 @@
 use std::time::{Duration, Instant};
 
 use relay_wa_sim::WaSim;
-use wa_rs::types::events::{ConnectFailureReason, Event, TempBanReason};
+use whatsapp_rust::prelude::Event;
+use whatsapp_rust::types::events::{ConnectFailureReason, TempBanReason};
 
 use crate::common::{init_log, linked_bot, name, start_bot};
 
@@ -13,8 +14,7 @@ const SHORT: Duration = Duration::from_secs(5);
 async fn run_loop_ends(bot: &mut crate::common::TestBot) {
     tokio::time::timeout(SHORT, &mut bot.handle)
         .await
-        .expect("run loop ended")
-        .expect("no panic");
+        .expect("run loop ended");
 }
 
 /// A dropped socket: `Disconnected`, then an immediate reconnect and `Connected` again.
@@ -58,16 +58,13 @@ async fn removed_device_is_logged_out() {
     let e = bot
         .wait_event(SHORT, |e| matches!(e, Event::LoggedOut(_)))
         .await;
-    let Event::LoggedOut(out) = e else {
+    let Event::LoggedOut(out) = &*e else {
         unreachable!()
     };
     assert!(!out.on_connect);
     assert_eq!(out.reason, ConnectFailureReason::LoggedOut);
     run_loop_ends(&mut bot).await;
-    assert!(
-        bot.client.get_pn().await.is_some(),
-        "credentials are not wiped"
-    );
+    assert!(bot.client.pn().is_some(), "credentials are not wiped");
     drop(bot);
 
     let mut again = start_bot(&sim, &db).await;
@@ -76,7 +73,7 @@ async fn removed_device_is_logged_out() {
             matches!(e, Event::LoggedOut(_) | Event::Connected(_))
         })
         .await;
-    let Event::LoggedOut(out) = e else {
+    let Event::LoggedOut(out) = &*e else {
         panic!("expected LoggedOut, got {}", name(&e))
     };
     assert!(out.on_connect);
@@ -114,7 +111,7 @@ async fn temporary_ban() {
     let e = bot
         .wait_event(SHORT, |e| matches!(e, Event::TemporaryBan(_)))
         .await;
-    let Event::TemporaryBan(ban) = e else {
+    let Event::TemporaryBan(ban) = &*e else {
         unreachable!()
     };
     assert_eq!(ban.code, TempBanReason::SentToTooManyPeople);
@@ -128,17 +125,21 @@ async fn temporary_ban() {
             matches!(e, Event::TemporaryBan(_) | Event::Connected(_))
         })
         .await;
-    let Event::TemporaryBan(ban) = e else {
+    let Event::TemporaryBan(ban) = &*e else {
         panic!("expected TemporaryBan, got {}", name(&e))
     };
-    assert!(ban.expire.num_seconds() > 3590);
+    assert!(ban.expire.num_seconds() > 3590, "{:?}", ban.expire);
     run_loop_ends(&mut again).await;
 }
 
-/// Half-open socket: the client still believes it is connected, IQs go unanswered, nothing
-/// reconnects. A later drop brings normal service back.
+/// Half-open socket: at first the client still believes it is connected and IQs go
+/// unanswered. wa-rs 0.2.0 stayed there for good (its keepalive counted a timed-out ping as a
+/// success); whatsapp-rust 0.7's keepalive sees no data for 20 s after a send, declares the
+/// socket dead and reconnects by itself (a keepalive tick comes every 15–30 s and its ping
+/// waits 20 s, so this takes from 20 s to over a minute: 29–75 s measured), and normal service
+/// is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn silent_server_leaves_a_half_open_socket() {
+async fn silent_server_is_detected_and_the_client_reconnects() {
     init_log();
     let sim = WaSim::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -146,22 +147,30 @@ async fn silent_server_leaves_a_half_open_socket() {
     let before = sim.connections();
 
     sim.go_silent().await;
+    let t = Instant::now();
     let iq = tokio::time::timeout(Duration::from_secs(2), bot.client.fetch_props()).await;
     assert!(iq.is_err(), "the IQ hangs");
     assert!(bot.client.is_connected());
     assert!(sim.is_connected());
     assert_eq!(sim.connections(), before);
-    let events: Vec<String> = bot
-        .drain_events(Duration::from_millis(300))
-        .await
-        .iter()
-        .map(name)
-        .collect();
-    assert!(events.is_empty(), "no event: {events:?}");
 
-    sim.drop_connection().await;
-    bot.wait_event(SHORT, |e| matches!(e, Event::Connected(_)))
-        .await;
-    bot.client.fetch_props().await.expect("answered again");
+    // Bounded by the keepalive's schedule: a tick every 15–30 s, one skipped while data came in
+    // less than 15 s before, a ping that waits 20 s, then the dead-socket check.
+    bot.wait_event(Duration::from_secs(150), |e| {
+        matches!(e, Event::Connected(_))
+    })
+    .await;
+    println!(
+        "dead socket detected and Connected again after {:?}",
+        t.elapsed()
+    );
+    assert!(
+        sim.connections() > before,
+        "the client reconnected by itself"
+    );
+    tokio::time::timeout(SHORT, bot.client.fetch_props())
+        .await
+        .expect("answered again")
+        .expect("props");
     bot.stop().await;
 }

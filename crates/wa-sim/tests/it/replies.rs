@@ -3,26 +3,27 @@
 use std::time::Duration;
 
 use relay_wa_sim::WaSim;
-use wa_rs::Jid;
-use wa_rs::proto_helpers::MessageExt;
-use wa_rs::types::events::Event;
-use wa_rs::wa_rs_proto::whatsapp as wa;
+use whatsapp_rust::prelude::{Event, Jid, wa};
 
-use crate::common::{init_log, linked_bot};
+use crate::common::{init_log, linked_bot, text_of};
 
 const A: &str = "212611111111";
 const B: &str = "212622222222";
 
+/// Sender, text and `is_from_me` of the next message with a text, as one `Messages` batch of
+/// one (live traffic).
 async fn next_message(bot: &mut crate::common::TestBot) -> (String, String, bool) {
     let e = bot
-        .wait_event(Duration::from_secs(5), |e| matches!(e, Event::Message(..)))
+        .wait_event(Duration::from_secs(5), |e| text_of(e).is_some())
         .await;
-    let Event::Message(msg, info) = e else {
+    let Event::Messages(batch) = &*e else {
         unreachable!()
     };
+    assert_eq!(batch.messages.len(), 1, "live messages come one by one");
+    let info = &batch.messages[0].info;
     (
-        info.source.sender.user.clone(),
-        msg.text_content().unwrap_or_default().to_string(),
+        info.source.sender.user.to_string(),
+        text_of(&e).expect("a text"),
         info.source.is_from_me,
     )
 }
@@ -83,7 +84,8 @@ async fn carriers_reply_to_the_linked_account() {
 }
 
 /// The account's own phone shares an app-state key (what whatsapp-rust 0.7 waits for before
-/// `Connected`): the companion decrypts it and answers it like any message from the phone.
+/// `Connected` after a link; `linked_bot` sends one then, this is a second one, later): the
+/// companion decrypts it and answers it like any message from the phone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_phone_shares_an_app_state_key_the_companion_takes() {
     init_log();

@@ -8,10 +8,10 @@ use std::time::Duration;
 use relay_domain::DeliveryStatus;
 use tokio::sync::mpsc;
 use whatsapp_rust::Jid;
-use whatsapp_rust::wacore_binary::JidExt;
 use whatsapp_rust::prelude::{Event, EventHandler, MessageExt};
 use whatsapp_rust::wacore::types::events::ConnectFailureReason;
 use whatsapp_rust::wacore::types::presence::ReceiptType;
+use whatsapp_rust::wacore_binary::JidExt;
 
 use super::acks::{PendingAcks, ServerAnswer};
 

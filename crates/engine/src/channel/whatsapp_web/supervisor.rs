@@ -37,6 +37,8 @@ const PAIR_CODE_SOCKET_WAIT: Duration = Duration::from_secs(30);
 /// While WhatsApp restricts the account without saying until when, how often to ask again.
 const RESTRICTION_RECHECK: Duration = Duration::from_secs(15 * 60);
 const UNLINK_DEADLINE: Duration = Duration::from_secs(10);
+/// How long the reach-out time lock question may take; unanswered, nothing changes.
+const RESTRICTION_CHECK_DEADLINE: Duration = Duration::from_secs(10);
 
 /// One session file and the client over it.
 pub(super) struct Session {
@@ -157,7 +159,29 @@ pub(super) async fn run(
     cancel: CancellationToken,
 ) {
     let mut restarts = restart_backoff();
+    // Set when the client was ended for good (a half-open socket, QR codes run out): the next
+    // connection needs a new client over the same session file.
+    let mut stopped = false;
     loop {
+        if std::mem::take(&mut stopped) {
+            session.stop(None).await;
+            match Session::open(&shared.settings, events_tx.clone(), shared.acks.clone()).await {
+                Ok(fresh) => {
+                    session = fresh;
+                    shared.set_client(session.client());
+                }
+                Err(err) => {
+                    tracing::error!("WhatsApp : session illisible : {err}");
+                    stopped = true;
+                    if !sleep_before_restart(&shared, &mut restarts, &cancel, Some(err.to_string()))
+                        .await
+                    {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        }
         let linked = session.linked();
         if !matches!(
             *shared.state.borrow(),
@@ -205,7 +229,14 @@ pub(super) async fn run(
                 _ = watchdog.tick(), if shared.state.borrow().is_connected() => {
                     if !alive(&session.client, every.min(WATCHDOG_DEADLINE)).await {
                         tracing::warn!("WhatsApp : pas de réponse au ping, connexion à moitié ouverte : reconnexion");
-                        let _ = tokio::time::timeout(STOP_GRACE, session.client.reconnect()).await;
+                        // Said at once: closing a socket nobody answers on takes a while.
+                        shared.set_state(ConnectionState::Reconnecting {
+                            attempt: 1,
+                            next_in: Duration::ZERO,
+                        });
+                        session.stop(handle.take()).await;
+                        stopped = true;
+                        break;
                     }
                 }
                 _ = restriction_ends(&shared) => {
@@ -278,6 +309,9 @@ pub(super) async fn run(
                 if !wait_for_command(&mut commands, &cancel).await {
                     return;
                 }
+                // The client closed itself for good when its codes ran out: the next round
+                // runs on a new one over the same (still unlinked) session file.
+                stopped = true;
             }
             Ending::Unexplained => {
                 let failure = session.probe.take();
@@ -412,14 +446,29 @@ async fn restriction_ends(shared: &Shared) {
 /// Asks WhatsApp whether the account may start new conversations, and sets the state from
 /// the answer. An unanswered question changes nothing.
 pub(super) async fn check_restriction(shared: &Shared, client: &Client) {
-    let lock = match client.mex().fetch_reachout_timelock().await {
-        Ok(lock) => lock,
-        Err(err) => {
+    let answer = tokio::time::timeout(
+        RESTRICTION_CHECK_DEADLINE,
+        client.mex().fetch_reachout_timelock(),
+    )
+    .await;
+    let lock = match answer {
+        Ok(Ok(lock)) => lock,
+        Ok(Err(err)) => {
             tracing::warn!("WhatsApp : état des restrictions du compte inconnu : {err}");
             return;
         }
+        Err(_) => {
+            tracing::warn!(
+                "WhatsApp : état des restrictions du compte inconnu : pas de réponse en {} s",
+                RESTRICTION_CHECK_DEADLINE.as_secs()
+            );
+            return;
+        }
     };
-    let phone = client.pn().map(|jid| jid.user.to_string()).unwrap_or_default();
+    let phone = client
+        .pn()
+        .map(|jid| jid.user.to_string())
+        .unwrap_or_default();
     if lock.is_active == Some(true) {
         let until = lock
             .time_enforcement_ends
@@ -521,6 +570,8 @@ pub(super) async fn request_pair_code(
         .wait_for_socket(PAIR_CODE_SOCKET_WAIT)
         .await
         .map_err(|_| WhatsAppWebError::PairCode("WhatsApp ne répond pas".into()))?;
+    // Staff asked for a new code: the one on screen (mistyped, or never typed) is withdrawn.
+    client.cancel_pair_code().await;
     let options = PairCodeOptions {
         phone_number: digits,
         // Only shown in the phone's "enter the code" notification, and WhatsApp refuses (400)
@@ -549,7 +600,7 @@ async fn alive(client: &Client, deadline: Duration) -> bool {
 }
 
 async fn on_event(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     session: &Session,
     event: WaEvent,
     restarts: &mut ExponentialBackoff,
@@ -578,8 +629,10 @@ async fn on_event(
                 .unwrap_or_default();
             *restarts = restart_backoff();
             shared.set_state(ConnectionState::Connected { phone });
-            // A restriction outlives a reconnection: ask before the first send.
-            check_restriction(shared, &session.client).await;
+            // A restriction outlives a reconnection: asked now, beside the loop, which must
+            // keep watching the socket while WhatsApp answers.
+            let (shared, client) = (shared.clone(), session.client());
+            tokio::spawn(async move { check_restriction(&shared, &client).await });
         }
         WaEvent::Disconnected => {}
         WaEvent::LoggedOut => return Some(Ending::LoggedOut),

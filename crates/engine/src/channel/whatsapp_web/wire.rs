@@ -62,8 +62,7 @@ impl ConnectProbe {
 fn network_reason(err: &anyhow::Error) -> String {
     let text = format!("{err:#}");
     let lower = text.to_lowercase();
-    let kind = if lower.contains("lookup") || lower.contains("resolve") || lower.contains("dns")
-    {
+    let kind = if lower.contains("lookup") || lower.contains("resolve") || lower.contains("dns") {
         "nom du serveur introuvable (DNS)"
     } else if lower.contains("refused") {
         "serveur injoignable (connexion refusée)"
@@ -102,7 +101,8 @@ impl TransportFactory for ObservedTransportFactory {
         let (transport, events) = match self.inner.create_transport().await {
             Ok(opened) => opened,
             Err(err) => {
-                self.probe.record(WireFailure::Network(network_reason(&err)));
+                self.probe
+                    .record(WireFailure::Network(network_reason(&err)));
                 return Err(err);
             }
         };
@@ -187,7 +187,8 @@ impl HttpClient for ObservedHttpClient {
             }
             Ok(response) => Ok(response),
             Err(err) => {
-                self.probe.record(WireFailure::Version(network_reason(&err)));
+                self.probe
+                    .record(WireFailure::Version(network_reason(&err)));
                 Err(err)
             }
         }
@@ -202,7 +203,8 @@ mod tests {
     fn a_websocket_that_would_not_open_is_named_in_french() {
         let refused = anyhow::anyhow!("IO error: Connection refused (os error 111)");
         assert!(network_reason(&refused).starts_with("serveur injoignable (connexion refusée)"));
-        let dns = anyhow::anyhow!("failed to lookup address information: Name or service not known");
+        let dns =
+            anyhow::anyhow!("failed to lookup address information: Name or service not known");
         assert!(network_reason(&dns).starts_with("nom du serveur introuvable (DNS)"));
     }
 }
