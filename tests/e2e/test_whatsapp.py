@@ -14,12 +14,14 @@ Standard library only; the WebDriver client and helpers are test_desktop.py's.
 """
 
 import argparse
+import base64
 import hashlib
 import hmac
 import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -112,6 +114,17 @@ def qr_markup(session):
     return session.script("const q = document.querySelector('#wa-qr svg'); return q ? q.outerHTML : null;")
 
 
+def qr_secret(work):
+    """The ADV secret of the QR code on screen, as the phone reads it off the code: here from
+    the client's session file (whatsapp-rust checks the phone's HMAC made with it)."""
+    con = sqlite3.connect(os.path.join(work, "data", "whatsapp-session.db"), timeout=5)
+    try:
+        (secret,) = con.execute("SELECT adv_secret_key FROM device LIMIT 1").fetchone()
+    finally:
+        con.close()
+    return base64.b64encode(secret).decode()
+
+
 def run(args, work):
     checks = Checks()
     fakes, server = fake_services.start(carriers=CARRIERS, failing=0)
@@ -163,7 +176,7 @@ def run(args, work):
         checks.ok(f"rotation : nouveau QR code affiché, compte à rebours reparti ({lower} s → {after} s)")
 
         # CamionBack's phone scans it.
-        sim.ask(f"scan {ACCOUNT}")
+        sim.ask(f"scan {ACCOUNT} {qr_secret(work)}")
         wait_for("the linked number", lambda: session.text("#wa-status") == f"✅ Connecté (+{ACCOUNT})",
                  timeout=30)
         assert session.find("#wa-qr") == [], "the QR code is gone once linked"
@@ -195,7 +208,7 @@ def run(args, work):
         capture(args.screenshots, "connexion-whatsapp-deconnecte")
 
         # Linked again, then staff unlink it themselves with « Déconnecter » (asked twice).
-        sim.ask(f"scan {ACCOUNT}")
+        sim.ask(f"scan {ACCOUNT} {qr_secret(work)}")
         wait_for("linked again", lambda: session.text("#wa-status") == f"✅ Connecté (+{ACCOUNT})",
                  timeout=30)
         session.click("#wa-unlink")
