@@ -283,3 +283,29 @@ async fn a_time_lock_found_before_a_broadcast_holds_every_delivery_untried_until
         "{rows:?}"
     );
 }
+
+#[tokio::test]
+async fn on_an_account_whose_chats_moved_to_lids_each_carrier_is_reached_by_lid() {
+    let sim = WaSim::start().await;
+    sim.set_registered(&CARRIERS);
+    // The account is LID-migrated: a message addressed by phone number would be refused (400).
+    sim.set_lid_migrated(true);
+    let app = linked_app(&sim).await;
+
+    app.post_order(order(35)).await;
+    let rows = app.wait_for_broadcast(35).await;
+
+    assert!(
+        rows.iter().all(|r| r.status == DeliveryStatus::Sent),
+        "{rows:?}"
+    );
+    assert!(
+        sim.nacked().is_empty(),
+        "nothing refused: {:?}",
+        sim.nacked()
+    );
+    assert_eq!(
+        sim.wait_for_received(3, LIMIT).await.map(|r| r.len()),
+        Some(3)
+    );
+}
