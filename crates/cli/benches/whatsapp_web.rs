@@ -252,6 +252,7 @@ async fn serve_peak_rss(report: &mut Report) {
 
     // The relay logs where it listens; the rest of its log is drained and the tail kept.
     let (addr_tx, addr_rx) = std::sync::mpsc::channel::<SocketAddr>();
+    let (connected_tx, connected_rx) = std::sync::mpsc::channel::<()>();
     let tail = Arc::new(Mutex::new(Vec::<String>::new()));
     let stderr = child.stderr.take().expect("stderr piped");
     let reader_tail = tail.clone();
@@ -266,6 +267,9 @@ async fn serve_peak_rss(report: &mut Report) {
                     .and_then(|addr| addr.parse().ok())
             {
                 let _ = addr_tx.send(addr);
+            }
+            if line.contains("WhatsApp : connecté") {
+                let _ = connected_tx.send(());
             }
             let mut tail = reader_tail.lock().expect("tail");
             tail.push(line);
@@ -286,6 +290,15 @@ async fn serve_peak_rss(report: &mut Report) {
             )
         });
     let start_up = started.elapsed();
+    // The order is posted once the session is up, so the window measures the broadcast, not
+    // the connection (part 1 measures that).
+    let connected = tokio::task::spawn_blocking(move || {
+        connected_rx.recv_timeout(Duration::from_secs(60)).is_ok()
+    })
+    .await
+    .expect("join");
+    assert!(connected, "serve never connected to the simulator");
+    let connect = started.elapsed();
     let (hwm_start, rss_start) = memory_kb(pid).expect("/proc status");
 
     // Sampled often so the peak RSS is seen too, not only the kernel's high-water mark.
@@ -345,7 +358,7 @@ async fn serve_peak_rss(report: &mut Report) {
         format!("{:.1} MB", mb(hwm_end)),
     );
     report.info(
-        "3. serve VmHWM / VmRSS after start-up",
+        "3. serve VmHWM / VmRSS once connected",
         format!("{:.1} / {:.1} MB", mb(hwm_start), mb(rss_start)),
     );
     report.info(
@@ -359,6 +372,10 @@ async fn serve_peak_rss(report: &mut Report) {
     report.info(
         "3. serve start-up (incl. sync of 10,000)",
         format!("{:.2} s", start_up.as_secs_f64()),
+    );
+    report.info(
+        "3. serve start -> WhatsApp connected",
+        format!("{:.2} s", connect.as_secs_f64()),
     );
     report.info(
         "3. messages at the sim / window",
