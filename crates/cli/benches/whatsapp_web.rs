@@ -113,7 +113,10 @@ async fn connect_to_ready(report: &mut Report, sim: &WaSim, dir: &Path) {
             s.is_connected() || matches!(s, ConnectionState::Qr { .. } | ConnectionState::Unlinked)
         })
         .await;
-        assert!(state.is_connected(), "a restart needs no QR code: {state:?}");
+        assert!(
+            state.is_connected(),
+            "a restart needs no QR code: {state:?}"
+        );
         ready.push(ms(started.elapsed()));
         engine.shutdown().await;
     }
