@@ -348,6 +348,10 @@ async fn serve_peak_rss(report: &mut Report) {
             break Some(status);
         }
         if Instant::now() > deadline {
+            println!(
+                "  serve still running 15 s after SIGTERM; its last log lines:\n{}",
+                tail.lock().expect("tail").join("\n")
+            );
             let _ = child.kill();
             let _ = child.wait();
             break None;

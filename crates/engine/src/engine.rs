@@ -105,6 +105,7 @@ pub fn whatsapp_web_settings(settings: &Settings) -> WhatsAppWebSettings {
         session_path: settings.whatsapp_session_path(),
         typing: settings.whatsapp_web.typing,
         send_timeout: settings.dispatch.send_timeout,
+        min_gap: settings.dispatch.throttle,
         version: settings.whatsapp_web.version,
         watchdog_every: settings.whatsapp_web.watchdog_every,
     }

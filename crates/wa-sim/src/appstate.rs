@@ -42,6 +42,24 @@ fn nct_salt_action_value(salt: &[u8], timestamp_ms: i64) -> Vec<u8> {
     value
 }
 
+/// `SyncActionValue { timestamp, pushNameSetting { name } }`: the account's name, which the phone
+/// writes at linking. Without it whatsapp-rust 0.7 treats every later login as a fresh link and
+/// waits 10 s for a key share before `Connected`.
+fn push_name_action_value(name: &str, timestamp_ms: i64) -> Vec<u8> {
+    use prost::encoding::{WireType, encode_key, encode_varint};
+    let mut inner = Vec::new();
+    prost::encoding::string::encode(1, &name.to_string(), &mut inner);
+    let mut value = Vec::new();
+    prost::encoding::int64::encode(1, &timestamp_ms, &mut value);
+    encode_key(7, WireType::LengthDelimited, &mut value);
+    encode_varint(inner.len() as u64, &mut value);
+    value.extend_from_slice(&inner);
+    value
+}
+
+/// The push name the simulated phone gives its account.
+pub(crate) const PUSH_NAME: &str = "CamionBack";
+
 /// `SyncActionData { index, value, padding, version }`, `value` already encoded.
 fn sync_action_data(index: &[u8], value: &[u8], version: i32) -> Vec<u8> {
     use prost::encoding::{WireType, encode_key, encode_varint};
@@ -63,46 +81,60 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
 }
 
 /// The encoded `SyncdPatch` (version 1, from an empty collection) that sets the account's
-/// `nct_salt_sync` to `salt`, under the app-state key (`key_id`, `key_data`).
+/// `nct_salt_sync` to `salt` and its push name ([`PUSH_NAME`]), under the app-state key
+/// (`key_id`, `key_data`).
 pub(crate) fn nct_salt_patch(key_id: &[u8], key_data: &[u8; 32], salt: &[u8]) -> Vec<u8> {
     let keys = expand_app_state_keys(key_data);
-    let index = br#"["nct_salt_sync"]"#;
     let timestamp_ms = i64::try_from(crate::now_secs() * 1000).unwrap_or(i64::MAX);
-    let plain = sync_action_data(index, &nct_salt_action_value(salt, timestamp_ms), 1);
-    let iv: [u8; 16] = rand::random();
-    let mut ciphertext = Vec::new();
-    aes_256_cbc_encrypt_into(&plain, &keys.value_encryption, &iv, &mut ciphertext)
-        .expect("AES-256-CBC with a 32-byte key");
-    let mut value_blob = iv.to_vec();
-    value_blob.extend_from_slice(&ciphertext);
-    let value_mac = generate_content_mac(
-        wa::syncd_mutation::SyncdOperation::Set,
-        &value_blob,
-        key_id,
-        &keys.value_mac,
-    );
-    value_blob.extend_from_slice(&value_mac);
-    let mutation = wa::SyncdMutation {
-        operation: Some(wa::syncd_mutation::SyncdOperation::Set as i32),
-        record: Some(wa::SyncdRecord {
-            index: Some(wa::SyncdIndex {
-                blob: Some(hmac_sha256(&keys.index, index)),
+    let mutations: Vec<wa::SyncdMutation> = [
+        (
+            &br#"["nct_salt_sync"]"#[..],
+            nct_salt_action_value(salt, timestamp_ms),
+        ),
+        (
+            &br#"["setting_pushName"]"#[..],
+            push_name_action_value(PUSH_NAME, timestamp_ms),
+        ),
+    ]
+    .into_iter()
+    .map(|(index, value)| {
+        let plain = sync_action_data(index, &value, 1);
+        let iv: [u8; 16] = rand::random();
+        let mut ciphertext = Vec::new();
+        aes_256_cbc_encrypt_into(&plain, &keys.value_encryption, &iv, &mut ciphertext)
+            .expect("AES-256-CBC with a 32-byte key");
+        let mut value_blob = iv.to_vec();
+        value_blob.extend_from_slice(&ciphertext);
+        let value_mac = generate_content_mac(
+            wa::syncd_mutation::SyncdOperation::Set,
+            &value_blob,
+            key_id,
+            &keys.value_mac,
+        );
+        value_blob.extend_from_slice(&value_mac);
+        wa::SyncdMutation {
+            operation: Some(wa::syncd_mutation::SyncdOperation::Set as i32),
+            record: Some(wa::SyncdRecord {
+                index: Some(wa::SyncdIndex {
+                    blob: Some(hmac_sha256(&keys.index, index)),
+                }),
+                value: Some(wa::SyncdValue {
+                    blob: Some(value_blob),
+                }),
+                key_id: Some(wa::KeyId {
+                    id: Some(key_id.to_vec()),
+                }),
             }),
-            value: Some(wa::SyncdValue {
-                blob: Some(value_blob),
-            }),
-            key_id: Some(wa::KeyId {
-                id: Some(key_id.to_vec()),
-            }),
-        }),
-    };
+        }
+    })
+    .collect();
     let mut state = HashState::default();
-    let (_, applied) = state.update_hash(std::slice::from_ref(&mutation), |_, _| Ok(None));
-    applied.expect("a SET on an empty collection");
+    let (_, applied) = state.update_hash(&mutations, |_, _| Ok(None));
+    applied.expect("SETs on an empty collection");
     state.version = 1;
     let mut patch = wa::SyncdPatch {
         version: Some(wa::SyncdVersion { version: Some(1) }),
-        mutations: vec![mutation],
+        mutations,
         snapshot_mac: Some(state.generate_snapshot_mac(NCT_SALT_COLLECTION, &keys.snapshot_mac)),
         key_id: Some(wa::KeyId {
             id: Some(key_id.to_vec()),
@@ -166,8 +198,9 @@ mod tests {
             NCT_SALT_COLLECTION,
         )
         .expect("index, value, snapshot and patch MACs verify");
-        assert_eq!(applied.mutations.len(), 1);
+        assert_eq!(applied.mutations.len(), 2);
         assert_eq!(applied.mutations[0].index, vec!["nct_salt_sync"]);
+        assert_eq!(applied.mutations[1].index, vec!["setting_pushName"]);
         assert_eq!(applied.state.version, 1);
 
         let blob = patch.mutations[0]

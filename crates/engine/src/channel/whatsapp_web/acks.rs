@@ -51,6 +51,17 @@ impl PendingAcks {
     }
 }
 
+impl PendingAcks {
+    /// The connection is gone: no answer will come on it. Each waiting send learns it now (a
+    /// transient failure, retried with the same id, which WhatsApp takes once) instead of at its
+    /// timeout, so a shutdown or a reconnection is not held up by it.
+    pub(super) fn abandon_all(&self) {
+        if let Ok(mut waiting) = self.waiting.lock() {
+            waiting.clear();
+        }
+    }
+}
+
 impl AckWaiter<'_> {
     /// The server's answer, or `None` when the connection went away first.
     pub(super) async fn answer(&mut self) -> Option<ServerAnswer> {
@@ -83,6 +94,14 @@ mod tests {
             second.answer().await,
             Some(ServerAnswer::Refused { code: "463".into() })
         );
+    }
+
+    #[tokio::test]
+    async fn a_lost_connection_answers_every_waiting_send_at_once() {
+        let acks = PendingAcks::default();
+        let mut waiting = acks.expect("3EB0AAA");
+        acks.abandon_all();
+        assert_eq!(waiting.answer().await, None);
     }
 
     #[tokio::test]

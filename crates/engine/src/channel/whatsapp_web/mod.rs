@@ -49,6 +49,10 @@ pub struct WhatsAppWebSettings {
     /// A typing indicator before each send.
     pub typing: bool,
     pub send_timeout: Duration,
+    /// The throttle, kept between two messages as WhatsApp's server sees them: the dispatcher
+    /// spaces the starts of sends, and the first send of a broadcast spends longer before its
+    /// message leaves (the number check), which would bring the second one closer.
+    pub min_gap: Duration,
     /// Pins the WhatsApp Web version instead of discovering it online at each connect.
     pub version: Option<(u32, u32, u32)>,
     /// How often a live connection is pinged to catch a half-open socket.
@@ -98,6 +102,10 @@ struct Shared {
     acks: Arc<acks::PendingAcks>,
     /// When the reach-out time lock was last asked for.
     restriction_checked: Mutex<Option<Instant>>,
+    /// Told when a connection ends: the sends on it stop waiting.
+    connection_lost: tokio::sync::Notify,
+    /// When the last message went to WhatsApp (see `WhatsAppWebSettings::min_gap`).
+    last_written: tokio::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Shared {
@@ -145,6 +153,8 @@ impl WhatsAppWeb {
             settings,
             acks,
             restriction_checked: Mutex::new(None),
+            last_written: tokio::sync::Mutex::new(None),
+            connection_lost: tokio::sync::Notify::new(),
         });
         tracker.spawn(supervisor::run(
             shared.clone(),
@@ -332,6 +342,28 @@ impl Channel for WhatsAppWeb {
     }
 
     async fn send(&self, message: OutgoingMessage<'_>) -> Result<Accepted, SendError> {
+        // A send on a connection that goes away (a drop, the shutdown) ends now, to be retried
+        // with the same id, rather than at its timeout: the client's requests on a closed
+        // connection may never answer.
+        let lost = self.shared.connection_lost.notified();
+        tokio::pin!(lost);
+        lost.as_mut().enable();
+        tokio::select! {
+            sent = self.send_on_this_connection(message) => sent,
+            _ = lost => Err(SendError::Transient {
+                reason: "connexion WhatsApp perdue pendant l'envoi".to_string(),
+                code: None,
+                retry_after: None,
+            }),
+        }
+    }
+}
+
+impl WhatsAppWeb {
+    async fn send_on_this_connection(
+        &self,
+        message: OutgoingMessage<'_>,
+    ) -> Result<Accepted, SendError> {
         let state = self.shared.state.borrow().clone();
         if !state.can_send() {
             return Err(offline(&state));
@@ -370,6 +402,13 @@ impl Channel for WhatsAppWeb {
             .map(str::to_string)
             .unwrap_or_else(|| client.generate_message_id());
         let mut waiter = self.shared.acks.expect(&id);
+        {
+            let mut last = self.shared.last_written.lock().await;
+            if let Some(at) = *last {
+                tokio::time::sleep_until(at + self.shared.settings.min_gap).await;
+            }
+            *last = Some(tokio::time::Instant::now());
+        }
         let answered = tokio::time::timeout(self.shared.settings.send_timeout, async {
             client
                 .send_message_with_options(

@@ -203,6 +203,9 @@ pub(super) async fn run(
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => {
+                    // A send waiting for its ack is recorded (to retry) rather than held.
+                    shared.acks.abandon_all();
+                    shared.connection_lost.notify_waiters();
                     session.stop(handle).await;
                     return;
                 }
@@ -249,6 +252,9 @@ pub(super) async fn run(
                 } => break,
             }
         }
+        // Acks for this connection are never coming now.
+        shared.acks.abandon_all();
+        shared.connection_lost.notify_waiters();
         // Events dispatched just before the loop ended still count.
         while let Ok(event) = events.try_recv() {
             came_up |= matches!(event, WaEvent::Connected | WaEvent::Qr { .. });
